@@ -1,0 +1,136 @@
+"""Build throughput: gandata vs a plain decode-and-resize loop, and memory.
+
+Builds N 512-px JPEGs to 64 px with gandata and with a baseline written like
+StyleGAN's dataset_tool (full decode, center crop, Lanczos resize, one image
+at a time) using the same number of processes, and prints images/s and the
+ratio. Then prints the speed-up from 1 to 2 workers, and the peak memory of
+synthetic builds of 10k and 40k images (it must not grow with image bytes).
+
+    python benchmarks/build_throughput.py [--images 1200] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+
+def make_jpegs(root: Path, count: int, size: int = 512) -> list[Path]:
+    """Photo-like JPEGs: smooth colour fields, shapes and grain."""
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = root / f"class{i % 4}" / f"img{i:05d}.jpg"
+        paths.append(path)
+        if path.exists():
+            continue
+        path.parent.mkdir(exist_ok=True)
+        rng = np.random.default_rng(i)
+        small = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+        img = Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC)
+        draw = ImageDraw.Draw(img)
+        for _ in range(6):
+            x0, y0 = rng.integers(0, size - 64, 2)
+            w, h = rng.integers(32, 256, 2)
+            draw.ellipse([x0, y0, x0 + w, y0 + h], fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+        img = img.filter(ImageFilter.GaussianBlur(1.5))
+        grain = rng.normal(0, 6, (size, size, 3))
+        arr = np.clip(np.asarray(img, np.float32) + grain, 0, 255).astype(np.uint8)
+        Image.fromarray(arr).save(path, quality=90)
+    return paths
+
+
+def baseline_one(path: Path, size: int = 64) -> np.ndarray:
+    """What dataset_tool does per image: full decode, center crop, Lanczos."""
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    s = min(w, h)
+    img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    return np.asarray(img.resize((size, size), Image.Resampling.LANCZOS))
+
+
+def run_baseline(paths: list[Path], workers: int) -> float:
+    t0 = time.perf_counter()
+    if workers <= 1:
+        out = [baseline_one(p) for p in paths]
+    else:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            out = pool.map(baseline_one, paths, chunksize=32)
+    np.stack(out)
+    return len(paths) / (time.perf_counter() - t0)
+
+
+def run_gandata(src: Path, out: Path, workers: int) -> float:
+    from gandata.config import BuildConfig, ImageConfig, SourceSpec
+    from gandata.pipeline import build
+
+    shutil.rmtree(out, ignore_errors=True)
+    config = BuildConfig(sources=(SourceSpec(str(src)),), output=str(out), image=ImageConfig(size_px=64), workers=workers)
+    t0 = time.perf_counter()
+    summary = build(config)
+    seconds = time.perf_counter() - t0
+    assert summary.num_samples > 0
+    return summary.num_samples / seconds
+
+
+def peak_rss_of_build(count: int, workdir: Path) -> float:
+    """Peak RSS (MiB) of the largest process of a synthetic build of ``count`` images."""
+    out = workdir / f"mem-{count}"
+    shutil.rmtree(out, ignore_errors=True)
+    code = (
+        "import resource, sys;"
+        "from gandata.config import BuildConfig, ImageConfig, SourceSpec;"
+        "from gandata.pipeline import build;"
+        f"build(BuildConfig(sources=(SourceSpec('synth:shapes?count={count}'),), output={str(out)!r}, image=ImageConfig(size_px=64), workers=2));"
+        "me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
+        "print(me, kids)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    parent_kib, child_kib = (int(x) for x in result.stdout.split())
+    shutil.rmtree(out, ignore_errors=True)
+    return parent_kib / 1024, child_kib / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=1200)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "gandata-bench"))
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    work = Path(args.workdir)
+    src = work / "jpegs"
+    paths = make_jpegs(src, args.images)
+    print(f"{len(paths)} JPEGs of 512x512 -> 64x64, {args.workers} worker(s), {os.cpu_count()} cores")
+
+    base = run_baseline(paths, args.workers)
+    ours = run_gandata(src, work / "out", args.workers)
+    print(f"baseline (full decode + Lanczos, {args.workers} proc): {base:8.1f} images/s")
+    print(f"gandata build ({args.workers} workers):               {ours:8.1f} images/s")
+    print(f"ratio gandata / baseline: {ours / base:.2f}x (target >= 3x)")
+
+    one = run_gandata(src, work / "out", 1)
+    two = run_gandata(src, work / "out", 2)
+    print(f"gandata 1 worker: {one:.1f} images/s, 2 workers: {two:.1f} images/s, speed-up {two / one:.2f}x (target >= 1.7x)")
+
+    if not args.skip_memory:
+        for count in (10_000, 40_000):
+            parent, child = peak_rss_of_build(count, work)
+            print(f"synthetic build of {count:>6} images: peak RSS parent {parent:7.1f} MiB, largest worker {child:7.1f} MiB")
+        print("(pixels of 40k images at 64 px are 469 MiB: a parent that held them would show it)")
+
+
+if __name__ == "__main__":
+    main()

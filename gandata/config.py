@@ -1,0 +1,275 @@
+"""Build configuration: frozen dataclasses, validated once, saved in the manifest.
+
+The CLI and config files (TOML, or YAML when PyYAML is installed) both end up
+here: ``load_config_file`` reads a file into a plain mapping, CLI flags are
+merged over it, and ``build_config_from_mapping`` validates the result into a
+``BuildConfig``. Errors name the option (``--size``/``image.size``) at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from gandata.errors import ConfigError
+
+RESIZE_MODES = ("crop", "pad", "stretch")
+NORMALIZATIONS = ("minus1-1", "zero-1", "center", "standardize")
+DTYPES = ("uint8", "float16", "float32")
+DEFAULT_OUTPUT = "gandata-out"
+DEFAULT_SOURCE = "synth:shapes"
+
+
+def parse_color(value: Any, option: str) -> tuple[int, int, int]:
+    """Parse a colour given as 'black', 'white', '#rrggbb', 'r,g,b' or a list."""
+    named = {"black": (0, 0, 0), "white": (255, 255, 255), "gray": (128, 128, 128), "grey": (128, 128, 128)}
+    if isinstance(value, (list, tuple)):
+        parts = list(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if text in named:
+            return named[text]
+        if text.startswith("#") and len(text) == 7:
+            try:
+                return tuple(int(text[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+            except ValueError:
+                raise ConfigError(f"{option}: {value!r} is not a colour") from None
+        parts = text.split(",")
+    else:
+        raise ConfigError(f"{option}: {value!r} is not a colour")
+    try:
+        rgb = tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{option}: {value!r} is not a colour (use black, white, #rrggbb or r,g,b)") from None
+    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+        raise ConfigError(f"{option}: {value!r} is not a colour (three values 0-255)")
+    return rgb  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source of the build: its URI and the per-source options."""
+
+    uri: str
+    # Folder/archive labels from a CSV (path,label) instead of subfolders.
+    labels: str | None = None
+    # Scheme-specific options (``key=value``), also accepted in the URI query.
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"uri": self.uri}
+        if self.labels is not None:
+            out["labels"] = self.labels
+        if self.params:
+            out["params"] = dict(self.params)
+        return out
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """How every image is decoded and fitted to the target size."""
+
+    size_px: int = 64
+    channels: int = 3
+    resize: str = "crop"
+    # Pad colour for --resize pad, and background for alpha compositing.
+    fill: tuple[int, int, int] = (0, 0, 0)
+    background: tuple[int, int, int] = (0, 0, 0)
+    # Images whose shorter side is below this are rejected as too_small.
+    min_size_px: int = 16
+    # Upscaling beyond this factor is rejected as too_small; below it, counted.
+    max_upscale: float = 4.0
+    # Decompression-bomb limit: images with more pixels are rejected unopened.
+    max_pixels: int = 90_000_000
+    # Allow JPEG DCT-domain reduced decoding when the target is much smaller.
+    draft: bool = True
+
+    def validate(self) -> None:
+        if self.size_px < 4 or self.size_px > 4096:
+            raise ConfigError(f"--size: {self.size_px} is out of range (4..4096)")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"--channels: {self.channels} must be 1 or 3")
+        if self.resize not in RESIZE_MODES:
+            raise ConfigError(f"--resize: {self.resize!r} must be one of {', '.join(RESIZE_MODES)}")
+        if self.min_size_px < 1:
+            raise ConfigError(f"--min-size: {self.min_size_px} must be at least 1")
+        if self.max_upscale < 1.0:
+            raise ConfigError(f"--max-upscale: {self.max_upscale} must be at least 1.0")
+        if self.max_pixels < 1:
+            raise ConfigError(f"--max-pixels: {self.max_pixels} must be positive")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """How the planned dataset is stored."""
+
+    normalize: str = "minus1-1"
+    dtype: str = "uint8"
+    shard_size: int = 4096
+
+    def validate(self) -> None:
+        if self.normalize not in NORMALIZATIONS:
+            raise ConfigError(f"--normalize: {self.normalize!r} must be one of {', '.join(NORMALIZATIONS)}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"--dtype: {self.dtype!r} must be one of {', '.join(DTYPES)}")
+        if self.shard_size < 1:
+            raise ConfigError(f"--shard-size: {self.shard_size} must be at least 1")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """The whole resolved configuration of one build."""
+
+    sources: tuple[SourceSpec, ...] = (SourceSpec(DEFAULT_SOURCE),)
+    output: str = DEFAULT_OUTPUT
+    image: ImageConfig = field(default_factory=ImageConfig)
+    out: OutputConfig = field(default_factory=OutputConfig)
+    seed: int = 0
+    # Remove exact duplicates (same decoded pixels) in the plan step.
+    dedup: bool = True
+    # 0 means one worker per core.
+    workers: int = 0
+    executor: str = "process"
+    keep_staging: bool = False
+    overwrite: bool = False
+    allow_private_network: bool = False
+
+    def validate(self) -> None:
+        if not self.sources:
+            raise ConfigError("sources: at least one source is needed")
+        self.image.validate()
+        self.out.validate()
+        if self.workers < 0:
+            raise ConfigError(f"--workers: {self.workers} must be 0 (all cores) or more")
+        if self.executor not in ("serial", "process"):
+            raise ConfigError(f"--executor: {self.executor!r} must be 'serial' or 'process'")
+
+    @property
+    def resolved_workers(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+    def to_json(self) -> dict[str, Any]:
+        """The resolved config as JSON-ready data (saved in the manifest)."""
+        data = dataclasses.asdict(self)
+        data["sources"] = [s.to_json() for s in self.sources]
+        return json.loads(json.dumps(data))
+
+
+# Keys of the config file and where they go. Section names mirror the CLI.
+_IMAGE_KEYS = {
+    "size": "size_px",
+    "channels": "channels",
+    "resize": "resize",
+    "fill": "fill",
+    "background": "background",
+    "min_size": "min_size_px",
+    "max_upscale": "max_upscale",
+    "max_pixels": "max_pixels",
+    "draft": "draft",
+}
+_OUT_KEYS = {"normalize": "normalize", "dtype": "dtype", "shard_size": "shard_size"}
+_TOP_KEYS = {
+    "output", "seed", "dedup", "workers", "executor", "keep_staging", "overwrite",
+    "allow_private_network", "sources", "image", "format",
+}
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML (or YAML, when PyYAML is installed) build config file."""
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {p}: {exc.strerror or exc}") from None
+    suffix = p.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        try:
+            import yaml  # type: ignore[import-untyped]
+        except ImportError:
+            raise ConfigError(f"--config: {p} is YAML but PyYAML is not installed (pip install pyyaml), or use TOML") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--config: {p} is not valid YAML: {exc}") from None
+    else:
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib  # type: ignore[no-redef]
+        try:
+            data = tomllib.loads(text.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--config: {p} is not valid TOML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config: {p} must hold a table of options")
+    return data
+
+
+def _source_from(value: Any, index: int) -> SourceSpec:
+    if isinstance(value, str):
+        return SourceSpec(uri=value)
+    if isinstance(value, Mapping):
+        if "uri" not in value:
+            raise ConfigError(f"sources[{index}]: needs a 'uri'")
+        extra = {k: str(v) for k, v in value.items() if k not in ("uri", "labels", "params")}
+        params = {str(k): str(v) for k, v in dict(value.get("params", {})).items()}
+        params.update(extra)
+        return SourceSpec(uri=str(value["uri"]), labels=value.get("labels"), params=params)
+    raise ConfigError(f"sources[{index}]: must be a URI string or a table with 'uri'")
+
+
+def _section(data: Mapping[str, Any], name: str, keys: Mapping[str, str]) -> dict[str, Any]:
+    section = data.get(name, {}) or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{name}: must be a table")
+    out = {}
+    for key, value in section.items():
+        norm = key.replace("-", "_")
+        if norm not in keys:
+            raise ConfigError(f"{name}.{key}: unknown option (known: {', '.join(sorted(keys))})")
+        out[keys[norm]] = value
+    return out
+
+
+def build_config_from_mapping(data: Mapping[str, Any]) -> BuildConfig:
+    """Validate a mapping (config file merged with CLI flags) into a BuildConfig."""
+    for key in data:
+        if key.replace("-", "_") not in _TOP_KEYS:
+            raise ConfigError(f"{key}: unknown option (known: {', '.join(sorted(_TOP_KEYS))})")
+    image_kwargs = _section(data, "image", _IMAGE_KEYS)
+    for colour in ("fill", "background"):
+        if colour in image_kwargs:
+            image_kwargs[colour] = parse_color(image_kwargs[colour], f"image.{colour}")
+    out_kwargs = _section(data, "format", _OUT_KEYS)
+    try:
+        image = ImageConfig(**image_kwargs)
+        out = OutputConfig(**out_kwargs)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+    raw_sources = data.get("sources") or [DEFAULT_SOURCE]
+    if isinstance(raw_sources, (str, Mapping)):
+        raw_sources = [raw_sources]
+    sources = tuple(_source_from(v, i) for i, v in enumerate(raw_sources))
+    top = {k.replace("-", "_"): v for k, v in data.items() if k not in ("sources", "image", "format")}
+    _check_types(top)
+    config = BuildConfig(sources=sources, image=image, out=out, **top)
+    _check_types(dataclasses.asdict(image), prefix="image.")
+    config.validate()
+    return config
+
+
+def _check_types(values: Mapping[str, Any], prefix: str = "") -> None:
+    """Catch wrong types from config files early with the option's name."""
+    expected = {
+        "seed": int, "workers": int, "size_px": int, "channels": int, "min_size_px": int,
+        "max_pixels": int, "max_upscale": (int, float), "output": str,
+        "dedup": bool, "keep_staging": bool, "overwrite": bool, "draft": bool,
+    }
+    for key, value in values.items():
+        want = expected.get(key)
+        if want is not None and (not isinstance(value, want) or (want is int and isinstance(value, bool))):
+            raise ConfigError(f"{prefix}{key}: {value!r} has the wrong type")

@@ -1,0 +1,110 @@
+"""Ingest: one source partition -> one staged partition.
+
+Runs in worker processes. Each sample is decoded, oriented, converted and
+fitted to the target size (``gandata.transform.prepare_image``); its exact
+content hash and pixel sums are computed here, so that the global plan step
+only ever reads small metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gandata.config import ImageConfig
+from gandata.decode import ImageRejected
+from gandata.errors import BuildError, GandataError
+from gandata.records import Rejection, Sample
+from gandata.sources.base import Partition, Source
+from gandata.staging import StagedRow, is_complete, write_partition
+from gandata.transform import prepare_image
+
+
+@dataclass(frozen=True)
+class IngestTask:
+    """Everything a worker needs to stage one partition."""
+
+    source: Source
+    source_index: int
+    partition: Partition
+    image: ImageConfig
+    part_dir: str
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    part_dir: str
+    num_staged: int
+    num_rejected: int
+    reused: bool
+
+
+def content_hash(pixels: np.ndarray) -> bytes:
+    """A 128-bit hash of the staged pixels (shape included): exact duplicates
+    are images whose decoded, fitted pixels are equal."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr(pixels.shape).encode())
+    h.update(np.ascontiguousarray(pixels).data)
+    return h.digest()
+
+
+def ingest_partition(task: IngestTask) -> IngestResult:
+    """Stage one partition, or reuse it when a previous run completed it."""
+    part_dir = Path(task.part_dir)
+    if is_complete(part_dir):
+        return IngestResult(task.part_dir, -1, -1, reused=True)
+    size, channels = task.image.size_px, task.image.channels
+    images: list[np.ndarray] = []
+    rows: list[StagedRow] = []
+    rejections: list[Rejection] = []
+    try:
+        for item in task.source.read(task.partition):
+            if isinstance(item, Rejection):
+                if not item.source:
+                    item.source = task.source.uri
+                rejections.append(item)
+                continue
+            staged = _stage_sample(item, task.image)
+            if isinstance(staged, Rejection):
+                staged.source = task.source.uri
+                rejections.append(staged)
+                continue
+            pixels, row = staged
+            images.append(pixels)
+            rows.append(row)
+    except GandataError:
+        raise
+    except Exception as exc:  # a bug or an unusable source: name the partition
+        raise BuildError(
+            f"source {task.source.uri}: ingest of partition {task.partition.index} "
+            f"({task.partition.description or 'no description'}) failed: {exc!r}\n{traceback.format_exc()}"
+        ) from None
+    stacked = np.stack(images) if images else np.zeros((0, size, size, channels), np.uint8)
+    write_partition(part_dir, stacked, rows, rejections)
+    return IngestResult(task.part_dir, len(rows), len(rejections), reused=False)
+
+
+def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, StagedRow] | Rejection:
+    try:
+        prepared = prepare_image(sample.data, sample.array, image)
+    except ImageRejected as exc:
+        return Rejection(key=sample.key, locator=sample.locator, reason=exc.reason, detail=f"{sample.key}: {exc.detail}")
+    pixels = prepared.pixels
+    flat = pixels.reshape(-1, pixels.shape[-1]).astype(np.float64)
+    row = StagedRow(
+        key=sample.key,
+        locator=sample.locator,
+        label=sample.label,
+        original_width=prepared.original_width,
+        original_height=prepared.original_height,
+        upscale=float(prepared.upscale),
+        content_hash=content_hash(pixels),
+        channel_sum=(flat.sum(axis=0) / 255.0).tolist(),
+        channel_sumsq=((flat / 255.0) ** 2).sum(axis=0).tolist(),
+        provenance=dict(sample.provenance),
+    )
+    return pixels, row

@@ -1,0 +1,195 @@
+"""The global plan step: decides which staged samples go where.
+
+This is the one place that sees the whole dataset, and it only ever touches
+small per-sample metadata (never pixels): exact-duplicate removal, label ids,
+the seeded shuffle, shard assignment and the dataset statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from gandata.config import BuildConfig
+from gandata.records import Rejection
+from gandata.staging import read_meta
+
+UNLABELED = -1
+
+
+@dataclass
+class StagedTable:
+    """All staged samples, in (source, partition, row) order."""
+
+    table: pa.Table  # meta columns + part, row, source_index
+    part_dirs: list[str]
+    source_uris: list[str]
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    def column(self, name: str) -> np.ndarray:
+        return self.table.column(name).to_numpy(zero_copy_only=False)
+
+    def keys(self) -> list[str]:
+        return self.table.column("key").to_pylist()
+
+
+@dataclass
+class ShardPlan:
+    index: int
+    split: str
+    entries: np.ndarray  # indices into Plan.entries arrays
+
+
+@dataclass
+class Plan:
+    """The outcome of the plan step: what the write pass produces."""
+
+    classes: list[str]
+    # One element per output sample, in output order.
+    rows: np.ndarray  # index into the staged table
+    labels: np.ndarray  # int64 label id, -1 when unlabeled
+    splits: np.ndarray  # split name per entry (object array)
+    shards: list[ShardPlan]
+    rejections: list[Rejection]
+    mean: list[float]
+    std: list[float]
+    # Filled by later stages (class balancing): per-entry extras.
+    weights: np.ndarray | None = None
+    derived_from: np.ndarray | None = None  # staged row of the original, -1 for originals
+    augmentation: list[str | None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_staged(part_dirs: Sequence[str], source_indices: Sequence[int], source_uris: Sequence[str]) -> StagedTable:
+    """Concatenate the metadata of every staged partition."""
+    tables = []
+    for part, (part_dir, src) in enumerate(zip(part_dirs, source_indices)):
+        meta = read_meta(Path(part_dir))
+        n = meta.num_rows
+        meta = meta.append_column("part", pa.array(np.full(n, part, np.int32)))
+        meta = meta.append_column("row", pa.array(np.arange(n, dtype=np.int32)))
+        meta = meta.append_column("source_index", pa.array(np.full(n, src, np.int32)))
+        tables.append(meta)
+    if tables:
+        table = pa.concat_tables(tables, promote_options="default")
+    else:
+        table = pa.table({"key": pa.array([], pa.string())})
+    return StagedTable(table=table, part_dirs=list(part_dirs), source_uris=list(source_uris))
+
+
+def resolve_classes(found: Sequence[str | None], declared: Sequence[Sequence[str] | None]) -> list[str]:
+    """Class names in label-id order: names a source declares keep its order
+    (so hf/CIFAR label ids survive); other names found are sorted after them."""
+    ordered: list[str] = []
+    seen: set[str] = set()
+    for names in declared:
+        for name in names or ():
+            if name not in seen:
+                ordered.append(name)
+                seen.add(name)
+    rest = sorted({n for n in found if n is not None and n not in seen})
+    return ordered + rest
+
+
+def find_exact_duplicates(staged: StagedTable) -> tuple[np.ndarray, list[Rejection]]:
+    """Keep the first sample by (source, key) of each group of identical
+    pixels; return the kept mask and one rejection per other member."""
+    n = staged.num_rows
+    keep = np.ones(n, dtype=bool)
+    if n == 0:
+        return keep, []
+    keys = staged.keys()
+    sources = staged.column("source_index")
+    hashes = staged.table.column("content_hash").to_pylist()
+    locators = staged.table.column("locator").to_pylist()
+    order = sorted(range(n), key=lambda i: (int(sources[i]), keys[i]))
+    first: dict[bytes, int] = {}
+    rejections = []
+    for i in order:
+        h = hashes[i]
+        kept = first.setdefault(h, i)
+        if kept != i:
+            keep[i] = False
+            rejections.append(
+                Rejection(
+                    key=keys[i],
+                    locator=locators[i],
+                    reason="duplicate",
+                    detail=f"{keys[i]}: same pixels as {keys[kept]}",
+                    source=staged.source_uris[int(sources[i])],
+                    kept_key=keys[kept],
+                )
+            )
+    return keep, rejections
+
+
+def label_ids(staged: StagedTable, classes: Sequence[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(classes)}
+    return np.array([index.get(name, UNLABELED) if name is not None else UNLABELED for name in staged.table.column("label").to_pylist()], dtype=np.int64)
+
+
+def channel_stats(staged: StagedTable, rows: np.ndarray, size_px: int) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the final dataset on the [0, 1] scale,
+    from the per-sample sums computed at ingest (no pixel pass)."""
+    if len(rows) == 0:
+        return [], []
+    sums = np.array(staged.table.column("channel_sum").to_pylist(), dtype=np.float64)[rows]
+    sumsq = np.array(staged.table.column("channel_sumsq").to_pylist(), dtype=np.float64)[rows]
+    count = len(rows) * size_px * size_px
+    mean = sums.sum(axis=0) / count
+    var = np.maximum(sumsq.sum(axis=0) / count - mean**2, 0.0)
+    return [float(m) for m in mean], [float(math.sqrt(v)) for v in var]
+
+
+def assign_shards(splits: np.ndarray, shard_size: int) -> list[ShardPlan]:
+    """Cut each split's entries (already in output order) into shards."""
+    shards: list[ShardPlan] = []
+    for split in _split_order(splits):
+        idx = np.flatnonzero(splits == split)
+        for start in range(0, len(idx), shard_size):
+            shards.append(ShardPlan(index=len(shards), split=split, entries=idx[start : start + shard_size]))
+    return shards
+
+
+def _split_order(splits: np.ndarray) -> list[str]:
+    names = set(splits.tolist())
+    ordered = [s for s in ("train", "val", "test") if s in names]
+    return ordered + sorted(names - set(ordered))
+
+
+def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequence[Sequence[str] | None]) -> Plan:
+    """Run the global step: dedup, labels, shuffle, shards and statistics."""
+    rejections: list[Rejection] = []
+    keep = np.ones(staged.num_rows, dtype=bool)
+    if config.dedup:
+        keep, dup_rejections = find_exact_duplicates(staged)
+        rejections.extend(dup_rejections)
+    found = staged.table.column("label").to_pylist() if staged.num_rows else []
+    classes = resolve_classes(found, declared_classes)
+    all_labels = label_ids(staged, classes) if staged.num_rows else np.zeros(0, np.int64)
+    kept_rows = np.flatnonzero(keep)
+    # The seeded shuffle makes shards class-mixed and independent of worker
+    # count: it depends only on the staged order, which is deterministic.
+    rng = np.random.default_rng(config.seed)
+    rows = kept_rows[rng.permutation(len(kept_rows))] if len(kept_rows) else kept_rows
+    labels = all_labels[rows]
+    splits = np.full(len(rows), "train", dtype=object)
+    mean, std = channel_stats(staged, rows, config.image.size_px)
+    return Plan(
+        classes=classes,
+        rows=rows.astype(np.int64),
+        labels=labels,
+        splits=splits,
+        shards=assign_shards(splits, config.out.shard_size),
+        rejections=rejections,
+        mean=mean,
+        std=std,
+    )

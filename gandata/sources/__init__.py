@@ -1,0 +1,65 @@
+"""Source registry: URI scheme -> factory.
+
+Factories are named as ``"module:function"`` strings and imported on first use,
+so that listing the schemes (for ``--help``) never imports heavy optional
+dependencies such as ``datasets``. A URI without a known scheme is a local
+path: an archive when its name says so, otherwise a folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from gandata.config import SourceSpec
+from gandata.errors import SourceError
+from gandata.sources.base import Partition, Source, SourceContext
+
+__all__ = ["Partition", "Source", "SourceContext", "SCHEMES", "open_source", "scheme_of", "register"]
+
+SourceFactory = Callable[[str, SourceSpec, SourceContext], Source]
+
+# scheme -> ("module:function", one-line help shown by `gandata build --help`)
+SCHEMES: dict[str, tuple[str, str]] = {
+    "synth": ("gandata.sources.synth:open_synth", "synth:shapes[?count=N&size=PX&seed=S&imbalance=R&classes=a,b] procedural shapes (the default)"),
+    "folder": ("gandata.sources.folder:open_folder", "folder:PATH or just PATH: ImageFolder tree (class = first-level subfolder), or --labels CSV"),
+    "file": ("gandata.sources.folder:open_folder", "file:PATH: same as folder:PATH"),
+    "zip": ("gandata.sources.archive:open_archive", "zip:FILE or FILE.zip: a zip archive, same label convention, read without extracting"),
+    "tar": ("gandata.sources.archive:open_archive", "tar:FILE or FILE.tar[.gz|.bz2|.xz]/.tgz: a tar archive, same label convention"),
+}
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+def register(scheme: str, factory: str, help_text: str) -> None:
+    """Register a source kind: ``factory`` is ``"module:function"``."""
+    SCHEMES[scheme] = (factory, help_text)
+
+
+def scheme_of(uri: str) -> str:
+    """The registered scheme a URI names, or 'folder'/'zip'/'tar' for a bare path."""
+    head, sep, _ = uri.partition(":")
+    if sep and head in SCHEMES:
+        return head
+    lower = uri.lower().rstrip("/")
+    if lower.endswith(".zip"):
+        return "zip"
+    if lower.endswith(ARCHIVE_SUFFIXES):
+        return "tar"
+    return "folder"
+
+
+def _load_factory(scheme: str) -> SourceFactory:
+    target, _ = SCHEMES[scheme]
+    module_name, _, func_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SourceError(f"source kind {scheme!r} needs a package that is not installed: {exc}") from None
+    return getattr(module, func_name)
+
+
+def open_source(spec: SourceSpec, ctx: SourceContext) -> Source:
+    """Construct the source a spec names; raises SourceError for a bad URI."""
+    scheme = scheme_of(spec.uri)
+    return _load_factory(scheme)(spec.uri, spec, ctx)

@@ -1,0 +1,107 @@
+"""The staging area: ingested images at the target size, plus their metadata.
+
+Each ingest partition becomes one directory ``part-SSS-PPPPPP`` holding
+
+- ``images.npy``: uint8 ``[n, H, W, C]``, read back memory-mapped so the plan
+  and write passes never hold more than one shard's pixels;
+- ``meta.parquet``: one row per staged image (key, locator, label, original
+  size, exact-content hash, per-channel pixel sums, provenance as JSON);
+- ``rejected.jsonl``: the inputs of this partition that were refused.
+
+A partition directory is written under a temporary name and renamed when
+complete, so its presence means it is whole: a re-run reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gandata.records import Rejection
+
+IMAGES_FILE = "images.npy"
+META_FILE = "meta.parquet"
+REJECTED_FILE = "rejected.jsonl"
+
+
+def partition_dir_name(source_index: int, partition_index: int) -> str:
+    return f"part-{source_index:03d}-{partition_index:06d}"
+
+
+@dataclass
+class StagedRow:
+    """Metadata of one staged image (one row of meta.parquet)."""
+
+    key: str
+    locator: str
+    label: str | None
+    original_width: int
+    original_height: int
+    upscale: float
+    content_hash: bytes
+    channel_sum: list[float]
+    channel_sumsq: list[float]
+    provenance: dict[str, Any]
+    # Scores computed at ingest by cleaning checks; name -> value.
+    scores: dict[str, float] | None = None
+
+
+def write_partition(part_dir: Path, images: np.ndarray, rows: list[StagedRow], rejections: Iterable[Rejection]) -> None:
+    """Write one partition atomically (temporary directory, then rename)."""
+    tmp = part_dir.with_name(f".tmp-{part_dir.name}-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    np.save(tmp / IMAGES_FILE, images, allow_pickle=False)
+    score_names = sorted({name for r in rows for name in (r.scores or {})})
+    columns: dict[str, Any] = {
+        "key": pa.array([r.key for r in rows], pa.string()),
+        "locator": pa.array([r.locator for r in rows], pa.string()),
+        "label": pa.array([r.label for r in rows], pa.string()),
+        "original_width": pa.array([r.original_width for r in rows], pa.int32()),
+        "original_height": pa.array([r.original_height for r in rows], pa.int32()),
+        "upscale": pa.array([r.upscale for r in rows], pa.float32()),
+        "content_hash": pa.array([r.content_hash for r in rows], pa.binary(16)),
+        "channel_sum": pa.array([r.channel_sum for r in rows], pa.list_(pa.float64())),
+        "channel_sumsq": pa.array([r.channel_sumsq for r in rows], pa.list_(pa.float64())),
+        "provenance": pa.array([json.dumps(r.provenance, sort_keys=True, default=str) for r in rows], pa.string()),
+    }
+    for name in score_names:
+        columns[f"score_{name}"] = pa.array([(r.scores or {}).get(name) for r in rows], pa.float32())
+    pq.write_table(pa.table(columns), tmp / META_FILE)
+    with open(tmp / REJECTED_FILE, "w", encoding="utf-8") as fh:
+        for rej in rejections:
+            fh.write(json.dumps(rej.to_json(), sort_keys=True) + "\n")
+    if part_dir.exists():  # a concurrent or earlier complete copy: keep it
+        shutil.rmtree(tmp)
+        return
+    os.rename(tmp, part_dir)
+
+
+def is_complete(part_dir: Path) -> bool:
+    return (part_dir / META_FILE).is_file() and (part_dir / IMAGES_FILE).is_file()
+
+
+def read_meta(part_dir: Path) -> pa.Table:
+    return pq.read_table(part_dir / META_FILE)
+
+
+def read_rejections(part_dir: Path) -> list[dict[str, Any]]:
+    path = part_dir / REJECTED_FILE
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def open_images(part_dir: Path) -> np.ndarray:
+    """The partition's images, memory-mapped (no pixels are read until used)."""
+    return np.load(part_dir / IMAGES_FILE, mmap_mode="r", allow_pickle=False)

@@ -1,0 +1,29 @@
+"""Shared fixtures: tiny datasets built with the real pipeline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "gandata"))
+
+
+@pytest.fixture(scope="session")
+def shapes_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic shapes dataset at 32 px (built once per session)."""
+    from gandata.config import BuildConfig, ImageConfig, OutputConfig, SourceSpec
+    from gandata.pipeline import build
+
+    out = tmp_path_factory.mktemp("shapes") / "ds"
+    build(
+        BuildConfig(
+            sources=(SourceSpec("synth:shapes?count=300"),),
+            output=str(out),
+            image=ImageConfig(size_px=32),
+            out=OutputConfig(shard_size=128),
+            workers=1,
+        )
+    )
+    return out
