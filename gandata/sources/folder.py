@@ -1,0 +1,416 @@
+"""Local folder source: an ImageFolder tree, or labels from a CSV.
+
+Layout (the torchvision ImageFolder convention)::
+
+    root/cats/a.png          -> label "cats"
+    root/cats/2019/b.jpg     -> label "cats" (deeper folders keep the first-level class)
+    root/c.png               -> unlabeled (label None)
+
+With a labels CSV (``SourceSpec.labels``, else ``SourceContext.labels_csv``)
+the folder names mean nothing: labels come from ``path,label`` rows (header
+optional; paths relative to the folder root with ``/`` separators) and files
+not listed are unlabeled.
+
+What ``read`` refuses, one record per listed entry:
+
+- hidden files and folders (name starts with ``.``): ``hidden``; a hidden
+  folder is not entered and gives one rejection for the whole folder;
+- a symbolic link to a file outside the root: ``unsafe_path``; a symbolic
+  link to a folder is not followed (loops): ``unsupported``; a dangling link:
+  ``corrupt``;
+- a file without an image extension whose first bytes do not look like an
+  image (``gandata.decode.looks_like_image``): ``unsupported``;
+- a file larger than ``MAX_FILE_BYTES``: ``too_large`` (not read);
+- a path listed in the labels CSV that does not exist: ``corrupt`` with the
+  detail "listed in the labels CSV but missing" -- the file was expected and
+  is not there, which is a data problem to report, not a reason to stop the
+  build; a CSV path that leaves the root (``..``, absolute): ``unsafe_path``.
+
+Files with an image extension are yielded as they are, even when empty: the
+decoder is the one that knows they are corrupt.
+
+This module also holds the helpers the archive source shares (extensions,
+limits, the labels CSV reader).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import posixpath
+import stat
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from gandata.config import SourceSpec
+from gandata.errors import SourceError
+from gandata.records import Rejection, Sample
+from gandata.sources.base import Partition, SourceContext
+
+# Extensions yielded without sniffing (lower case, with the dot).
+IMAGE_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".tif", ".tiff",
+    ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".ico", ".tga",
+})
+# Larger inputs are refused unread: no GAN training image needs more, and a
+# worker holding several such files at once could run out of memory.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+# Files (or archive members) per partition: small enough that a worker's
+# staged partition stays small, large enough that per-task overhead is noise.
+PARTITION_SIZE = 256
+# Bytes handed to looks_like_image for files without an image extension; every
+# supported format announces itself in its first few bytes.
+SNIFF_BYTES = 4096
+
+_CSV_PATH_COLUMNS = ("path", "file", "filename")
+_CSV_LABEL_COLUMNS = ("label", "class")
+
+
+# --------------------------------------------------------------------------
+# Helpers shared with the archive source
+# --------------------------------------------------------------------------
+
+
+def strip_scheme(uri: str, schemes: Sequence[str]) -> str:
+    """The path a URI names, without one of ``schemes`` (``folder:``,
+    ``file://`` ...)."""
+    for scheme in schemes:
+        prefix = scheme + ":"
+        if uri.startswith(prefix):
+            rest = uri[len(prefix):]
+            # file:///abs/path and file://./rel: drop the empty authority.
+            if rest.startswith("//"):
+                rest = rest[2:]
+            return rest
+    return uri
+
+
+def extension_of(name: str) -> str:
+    """The lower-case extension of a file name (``".png"``), or ``""``."""
+    base = name.rsplit("/", 1)[-1]
+    dot = base.rfind(".")
+    return base[dot:].lower() if dot > 0 else ""
+
+
+def has_image_extension(name: str) -> bool:
+    return extension_of(name) in IMAGE_EXTENSIONS
+
+
+def not_an_image_detail(name: str) -> str:
+    ext = extension_of(name)
+    what = f"extension {ext!r}" if ext else "no extension"
+    return f"not an image ({what}, and the content is not a known image format)"
+
+
+def sniff_image(head: bytes) -> bool:
+    """Whether the first bytes of a file look like an image."""
+    # Imported here: decode pulls in Pillow and numpy, which listing a source
+    # (in the parent process) never needs.
+    from gandata.decode import looks_like_image
+
+    return bool(looks_like_image(head))
+
+
+def label_from_layout(key: str) -> str | None:
+    """ImageFolder label of a relative POSIX path: its first-level folder."""
+    head, sep, _ = key.partition("/")
+    return head if sep else None
+
+
+def partition_chunks(items: Sequence, size: int, describe) -> list[Partition]:
+    """Cut ``items`` into partitions of ``size``; ``describe(chunk)`` names one."""
+    out = []
+    for index, start in enumerate(range(0, len(items), size)):
+        chunk = tuple(items[start:start + size])
+        out.append(Partition(index=index, items=chunk, description=describe(chunk)))
+    return out
+
+
+@dataclass
+class LabelsTable:
+    """A parsed labels CSV: normalised relative path -> label (None when the
+    label cell is empty), the rows whose path leaves the root, and a digest
+    of the file for fingerprints."""
+
+    path: str
+    labels: dict[str, str | None]
+    unsafe: tuple[str, ...]
+    digest: str
+
+
+def normalize_relative(path: str) -> str | None:
+    """A relative POSIX path without ``.`` and empty parts; None when it is
+    absolute, has a drive letter or climbs out with ``..``."""
+    if path.startswith("/") or (len(path) >= 2 and path[1] == ":" and path[0].isalpha()):
+        return None
+    norm = posixpath.normpath(path)
+    if norm == "." or norm == ".." or norm.startswith("../"):
+        return None
+    return norm
+
+
+# Per-process cache: workers read one partition after another, and parsing a
+# million-row CSV for each would dwarf the work. Keyed by (size, mtime_ns) so
+# an edited file is read again.
+_LABELS_CACHE: dict[str, tuple[tuple[int, int], LabelsTable]] = {}
+_LABELS_CACHE_MAX = 8
+
+
+def load_labels_csv(path: str, source: str) -> LabelsTable:
+    """Read a ``path,label`` CSV; SourceError naming the file when it cannot
+    be read or has no label column."""
+    where = f"source {source}: labels file {path}"
+    try:
+        st = os.stat(path)
+        stamp = (st.st_size, st.st_mtime_ns)
+        key = os.path.abspath(path)
+        cached = _LABELS_CACHE.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise SourceError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SourceError(f"{where}: is not UTF-8 text") from None
+    labels, unsafe = _parse_labels(text, where)
+    table = LabelsTable(path=path, labels=labels, unsafe=unsafe, digest=hashlib.sha256(raw).hexdigest())
+    if len(_LABELS_CACHE) >= _LABELS_CACHE_MAX:
+        _LABELS_CACHE.clear()
+    _LABELS_CACHE[key] = (stamp, table)
+    return table
+
+
+def _parse_labels(text: str, where: str) -> tuple[dict[str, str | None], tuple[str, ...]]:
+    reader = csv.reader(io.StringIO(text))
+    labels: dict[str, str | None] = {}
+    unsafe: list[str] = []
+    path_col, label_col = 0, 1
+    first = True
+    try:
+        for row in reader:
+            cells = [c.strip() for c in row]
+            if not any(cells):
+                continue
+            if first:
+                first = False
+                lowered = [c.lower() for c in cells]
+                # A header names at least one known column; a data row is a
+                # file path, which never is just "path" or "label".
+                if any(c in _CSV_PATH_COLUMNS or c in _CSV_LABEL_COLUMNS for c in lowered):
+                    path_col = next((lowered.index(c) for c in _CSV_PATH_COLUMNS if c in lowered), -1)
+                    label_col = next((lowered.index(c) for c in _CSV_LABEL_COLUMNS if c in lowered), -1)
+                    if label_col < 0:
+                        raise SourceError(f"{where}: no 'label' column in the header {','.join(cells)!r}")
+                    if path_col < 0:
+                        raise SourceError(f"{where}: no 'path' column in the header {','.join(cells)!r}")
+                    continue
+            line = reader.line_num
+            if len(cells) <= max(path_col, label_col):
+                raise SourceError(f"{where}: line {line} has no label column (expected path,label)")
+            rel, label = cells[path_col], cells[label_col] or None
+            if not rel:
+                raise SourceError(f"{where}: line {line} has an empty path")
+            norm = normalize_relative(rel)
+            if norm is None:
+                unsafe.append(rel)
+                continue
+            if norm in labels and labels[norm] != label:
+                raise SourceError(
+                    f"{where}: line {line} gives {rel!r} the label {label!r}, "
+                    f"but an earlier line gave it {labels[norm]!r}"
+                )
+            labels[norm] = label
+    except csv.Error as exc:
+        raise SourceError(f"{where}: line {reader.line_num} is not valid CSV ({exc})") from None
+    if first:
+        raise SourceError(f"{where}: has no rows")
+    return labels, tuple(dict.fromkeys(unsafe))
+
+
+def labels_path(spec: SourceSpec, ctx: SourceContext) -> str | None:
+    """The labels CSV of a folder-like source: the spec's, else the build's."""
+    return spec.labels if spec.labels is not None else ctx.labels_csv
+
+
+# --------------------------------------------------------------------------
+# The folder source
+# --------------------------------------------------------------------------
+
+
+def _inside(root_real: str, target: str) -> bool:
+    try:
+        return os.path.commonpath([root_real, target]) == root_real
+    except ValueError:  # Windows: another drive
+        return False
+
+
+@dataclass
+class FolderSource:
+    """Images in a local folder tree (see the module docstring)."""
+
+    uri: str
+    root: str
+    labels_csv: str | None = None
+    max_bytes: int = MAX_FILE_BYTES
+    partition_size: int = PARTITION_SIZE
+
+    def _check_root(self) -> None:
+        if not os.path.isdir(self.root):
+            hint = ""
+            if os.path.isfile(self.root):
+                hint = " (it is a file; use zip:/tar: for an archive)"
+            raise SourceError(f"source {self.root}: no such folder{hint}")
+
+    def _labels(self) -> LabelsTable | None:
+        if self.labels_csv is None:
+            return None
+        return load_labels_csv(self.labels_csv, self.uri)
+
+    def _listing(self, labels: LabelsTable | None) -> list[str]:
+        """Sorted relative paths of everything ``read`` reports on."""
+        self._check_root()
+        skip = None
+        if self.labels_csv is not None:
+            # A labels CSV kept inside the dataset folder is not an input.
+            skip = os.path.realpath(self.labels_csv)
+        found: list[str] = []
+        stack = [""]
+        while stack:
+            rel_dir = stack.pop()
+            full_dir = os.path.join(self.root, rel_dir) if rel_dir else self.root
+            try:
+                with os.scandir(full_dir) as it:
+                    entries = list(it)
+            except OSError as exc:
+                if not rel_dir:
+                    raise SourceError(f"source {self.root}: cannot list the folder ({exc.strerror or exc})") from None
+                found.append(rel_dir)  # read() reports it as unreadable
+                continue
+            for entry in entries:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                if entry.name.startswith("."):
+                    found.append(rel)  # hidden file, or hidden folder not entered
+                elif entry.is_symlink():
+                    found.append(rel)  # read() decides: inside the root or not
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(rel)
+                elif skip is not None and os.path.realpath(entry.path) == skip:
+                    continue
+                else:
+                    found.append(rel)
+        if labels is not None:
+            present = set(found)
+            for rel in labels.labels:
+                if rel not in present and not os.path.lexists(os.path.join(self.root, rel)):
+                    found.append(rel)
+            found.extend(labels.unsafe)
+        return sorted(set(found))
+
+    def partitions(self) -> Sequence[Partition]:
+        """Partitions of ``partition_size`` sorted relative paths."""
+        items = self._listing(self._labels())
+        return partition_chunks(
+            items, self.partition_size, lambda chunk: f"{self.root}: {chunk[0]} .. {chunk[-1]} ({len(chunk)} entries)"
+        )
+
+    def read(self, partition: Partition) -> Iterator[Sample | Rejection]:
+        """One Sample or Rejection per item of the partition."""
+        labels = self._labels()
+        root_real = os.path.realpath(self.root)
+        for rel in partition.items:
+            yield self._read_one(rel, labels, root_real)
+
+    def _reject(self, rel: str, reason: str, detail: str) -> Rejection:
+        return Rejection(key=rel, locator=os.path.join(self.root, rel), reason=reason, detail=detail, source=self.uri)
+
+    def _read_one(self, rel: str, labels: LabelsTable | None, root_real: str) -> Sample | Rejection:
+        full = os.path.join(self.root, rel)
+        if labels is not None and rel in labels.unsafe:
+            return self._reject(rel, "unsafe_path", f"listed in the labels CSV {labels.path} with a path outside the folder")
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            if labels is not None and rel in labels.labels:
+                return self._reject(rel, "corrupt", f"listed in the labels CSV {labels.path} but missing")
+            return self._reject(rel, "corrupt", "the file disappeared after the folder was listed")
+        except OSError as exc:
+            return self._reject(rel, "corrupt", f"cannot read it ({exc.strerror or exc})")
+        name = rel.rsplit("/", 1)[-1]
+        if name.startswith("."):
+            what = "hidden folder (not entered)" if stat.S_ISDIR(st.st_mode) else "hidden file"
+            return self._reject(rel, "hidden", what)
+        if stat.S_ISLNK(st.st_mode):
+            if not _inside(root_real, os.path.realpath(full)):
+                return self._reject(rel, "unsafe_path", "symbolic link to a file outside the folder")
+            try:
+                st = os.stat(full)
+            except OSError:
+                return self._reject(rel, "corrupt", "broken symbolic link")
+            if stat.S_ISDIR(st.st_mode):
+                # Following folder links could loop forever (a link to the root).
+                return self._reject(rel, "unsupported", "symbolic link to a folder (not followed)")
+        elif stat.S_ISDIR(st.st_mode):
+            return self._reject(rel, "unsupported", "folder that could not be listed")
+        if not stat.S_ISREG(st.st_mode):
+            # Opening a FIFO would block the worker forever.
+            return self._reject(rel, "unsupported", "not a regular file (device, FIFO or socket)")
+        if st.st_size > self.max_bytes:
+            return self._reject(rel, "too_large", f"{st.st_size} bytes, over the {self.max_bytes}-byte limit (not read)")
+        is_image_name = has_image_extension(name)
+        try:
+            with open(full, "rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+                if not is_image_name and not sniff_image(head):
+                    return self._reject(rel, "unsupported", not_an_image_detail(name))
+                # Read at most one byte past the limit: the file may have grown
+                # since it was stat'ed.
+                data = head + fh.read(self.max_bytes + 1 - len(head))
+        except OSError as exc:
+            return self._reject(rel, "corrupt", f"cannot read it ({exc.strerror or exc})")
+        if len(data) > self.max_bytes:
+            return self._reject(rel, "too_large", f"grew past the {self.max_bytes}-byte limit while being read")
+        label = (labels.labels.get(rel) if labels is not None else label_from_layout(rel))
+        return Sample(key=rel, locator=full, label=label, data=data, provenance={"origin": rel})
+
+    def class_names(self) -> list[str] | None:
+        """None: the pipeline sorts the class names it finds."""
+        return None
+
+    def fingerprint(self) -> str:
+        """sha256 over (relative path, size, mtime_ns) of every listed entry,
+        the labels CSV content and the size limit."""
+        labels = self._labels()
+        h = hashlib.sha256()
+        h.update(f"gandata.folder/1\0max_bytes={self.max_bytes}\0".encode())
+        h.update(f"labels={labels.digest if labels is not None else '-'}\0".encode())
+        for rel in self._listing(labels):
+            full = os.path.join(self.root, rel)
+            try:
+                st = os.stat(full)
+            except OSError:
+                try:
+                    st = os.lstat(full)
+                except OSError:
+                    st = None
+            size, mtime = (st.st_size, st.st_mtime_ns) if st is not None else (-1, -1)
+            # surrogateescape: undecodable file names must still hash.
+            h.update(f"{rel}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
+        return h.hexdigest()
+
+
+def open_folder(uri: str, spec: SourceSpec, ctx: SourceContext) -> FolderSource:
+    """The folder source for ``PATH``, ``folder:PATH`` or ``file:PATH``.
+
+    Raises SourceError when the path is not a folder or the labels CSV is
+    unusable, so that a bad source fails before any work starts.
+    """
+    root = strip_scheme(uri, ("folder", "file"))
+    source = FolderSource(uri=uri, root=root, labels_csv=labels_path(spec, ctx))
+    source._check_root()
+    source._labels()
+    return source
