@@ -31,9 +31,9 @@ REASONS: dict[str, str] = {
     "download_failed": "the download failed (HTTP status or network error in the detail)",
     "robots_disallowed": "robots.txt disallows fetching this URL",
     "noai": "the server forbids AI use (X-Robots-Tag or meta robots noai/noimageai)",
-    "too_large": "the download exceeded the size limit",
+    "too_large": "the file or download exceeded the size limit",
     "not_image": "the server returned something that is not an image",
-    "unsafe_path": "an archive entry with an absolute path or '..' (path traversal)",
+    "unsafe_path": "an absolute path, '..' or a link leaving the source root (path traversal)",
     "undersampled": "dropped by class balancing (undersampling)",
     "capped": "dropped by a source's max_samples cap",
 }

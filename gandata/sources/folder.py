@@ -274,10 +274,12 @@ class FolderSource:
     def _listing(self, labels: LabelsTable | None) -> list[str]:
         """Sorted relative paths of everything ``read`` reports on."""
         self._check_root()
-        skip = None
+        # A labels CSV kept inside the dataset folder is not an input. Only
+        # entries with its name are resolved: realpath costs a syscall per
+        # path component.
+        skip_name = skip_real = None
         if self.labels_csv is not None:
-            # A labels CSV kept inside the dataset folder is not an input.
-            skip = os.path.realpath(self.labels_csv)
+            skip_name, skip_real = os.path.basename(self.labels_csv), os.path.realpath(self.labels_csv)
         found: list[str] = []
         stack = [""]
         while stack:
@@ -299,7 +301,7 @@ class FolderSource:
                     found.append(rel)  # read() decides: inside the root or not
                 elif entry.is_dir(follow_symlinks=False):
                     stack.append(rel)
-                elif skip is not None and os.path.realpath(entry.path) == skip:
+                elif entry.name == skip_name and os.path.realpath(entry.path) == skip_real:
                     continue
                 else:
                     found.append(rel)

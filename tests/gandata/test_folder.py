@@ -1,0 +1,324 @@
+"""Tests of the local folder source (gandata.sources.folder)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import pickle
+
+import pytest
+from PIL import Image
+
+from gandata.config import SourceSpec
+from gandata.errors import SourceError
+from gandata.records import Rejection, Sample
+from gandata.sources.base import SourceContext
+from gandata.sources.folder import PARTITION_SIZE, FolderSource, open_folder
+
+
+def image_bytes(fmt: str = "PNG", color=(200, 30, 30), size=(8, 8)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+PNG = image_bytes("PNG")
+JPEG = image_bytes("JPEG", (10, 200, 10))
+
+
+def write(root, rel: str, data: bytes = PNG) -> str:
+    path = os.path.join(root, *rel.split("/"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def open_src(root, labels: str | None = None, ctx: SourceContext | None = None) -> FolderSource:
+    return open_folder(str(root), SourceSpec(uri=str(root), labels=labels), ctx or SourceContext())
+
+
+def read_all(src) -> dict[str, Sample | Rejection]:
+    out: dict[str, Sample | Rejection] = {}
+    for part in src.partitions():
+        records = list(src.read(part))
+        # Every item of a partition gives exactly one record.
+        assert len(records) == len(part.items)
+        for rec in records:
+            assert rec.key not in out, rec.key
+            out[rec.key] = rec
+    return out
+
+
+def samples(records) -> dict[str, Sample]:
+    return {k: r for k, r in records.items() if isinstance(r, Sample)}
+
+
+def rejections(records) -> dict[str, Rejection]:
+    return {k: r for k, r in records.items() if isinstance(r, Rejection)}
+
+
+def test_imagefolder_labels_nested_and_root(tmp_path):
+    write(tmp_path, "cats/a.png")
+    write(tmp_path, "cats/2019/summer/b.jpg", JPEG)
+    write(tmp_path, "dogs/c.png")
+    write(tmp_path, "loose.png")
+    src = open_src(tmp_path)
+    recs = read_all(src)
+    got = samples(recs)
+    assert {k: s.label for k, s in got.items()} == {
+        "cats/a.png": "cats",
+        "cats/2019/summer/b.jpg": "cats",
+        "dogs/c.png": "dogs",
+        "loose.png": None,
+    }
+    assert not rejections(recs)
+    s = got["cats/2019/summer/b.jpg"]
+    assert s.data == JPEG and s.array is None
+    assert s.locator == os.path.join(str(tmp_path), "cats/2019/summer/b.jpg")
+    assert s.provenance == {"origin": "cats/2019/summer/b.jpg"}
+    assert src.class_names() is None
+
+
+@pytest.mark.parametrize("prefix", ["folder:", "file:"])
+def test_uri_prefixes(tmp_path, prefix):
+    write(tmp_path, "cats/a.png")
+    uri = prefix + str(tmp_path)
+    src = open_folder(uri, SourceSpec(uri=uri), SourceContext())
+    assert src.uri == uri and src.root == str(tmp_path)
+    assert set(samples(read_all(src))) == {"cats/a.png"}
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_csv_labels(tmp_path, header):
+    data = tmp_path / "data"
+    write(data, "x/1.png")
+    write(data, "x/2.png")
+    write(data, "top.png")
+    write(data, "unlisted.png")
+    lines = ["x/1.png,zebra", "./x/2.png , lion", "top.png,zebra", "gone.png,lion", "blank.png,"]
+    if header:
+        lines.insert(0, "path,label")
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text("\n".join(lines) + "\n")
+    recs = read_all(open_src(data, labels=str(csv_path)))
+    got = samples(recs)
+    # Folder names mean nothing with a CSV; unlisted files are unlabeled.
+    assert {k: s.label for k, s in got.items()} == {
+        "x/1.png": "zebra", "x/2.png": "lion", "top.png": "zebra", "unlisted.png": None,
+    }
+    rej = rejections(recs)
+    assert set(rej) == {"gone.png", "blank.png"}
+    assert rej["gone.png"].reason == "corrupt" and "missing" in rej["gone.png"].detail
+
+
+def test_csv_from_context_header_order_and_inside_root(tmp_path):
+    write(tmp_path, "a.png")
+    write(tmp_path, "b.png")
+    csv_path = tmp_path / "labels.csv"  # kept inside the folder: not an input
+    csv_path.write_text("label,path\nsky,a.png\n")
+    src = open_src(tmp_path, ctx=SourceContext(labels_csv=str(csv_path)))
+    recs = read_all(src)
+    assert not rejections(recs)
+    assert {k: s.label for k, s in samples(recs).items()} == {"a.png": "sky", "b.png": None}
+
+
+def test_csv_path_outside_root_is_unsafe(tmp_path):
+    data = tmp_path / "data"
+    write(data, "a.png")
+    write(tmp_path, "secret.png")
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text("a.png,x\n../secret.png,y\n/etc/passwd,z\n")
+    recs = read_all(open_src(data, labels=str(csv_path)))
+    assert samples(recs).keys() == {"a.png"}
+    assert {k: r.reason for k, r in rejections(recs).items()} == {"../secret.png": "unsafe_path", "/etc/passwd": "unsafe_path"}
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("path,klass\na.png,x\n", "no 'label' column"),
+        ("a.png\nb.png\n", "no label column"),
+        ("filename,label\n", None),  # header only: fine, nothing labeled
+        ("a.png,x\na.png,y\n", "earlier line"),
+        ("", "no rows"),
+        (b"\xff\xfe\x00bad", "not UTF-8"),
+    ],
+)
+def test_bad_csv(tmp_path, content, message):
+    data = tmp_path / "data"
+    write(data, "a.png")
+    csv_path = tmp_path / "my-labels.csv"
+    if isinstance(content, bytes):
+        csv_path.write_bytes(content)
+    else:
+        csv_path.write_text(content)
+    if message is None:
+        assert samples(read_all(open_src(data, labels=str(csv_path))))["a.png"].label is None
+        return
+    with pytest.raises(SourceError, match=message) as err:
+        open_src(data, labels=str(csv_path))
+    assert "my-labels.csv" in str(err.value)
+
+
+def test_missing_csv(tmp_path):
+    write(tmp_path, "a.png")
+    with pytest.raises(SourceError, match="nope.csv"):
+        open_src(tmp_path, labels=str(tmp_path / "nope.csv"))
+
+
+def test_hidden_files_and_folders(tmp_path):
+    write(tmp_path, "cats/a.png")
+    write(tmp_path, "cats/.b.png")
+    write(tmp_path, ".DS_Store", b"junk")
+    for i in range(5):
+        write(tmp_path, f".git/objects/{i}.png")
+    write(tmp_path, "cats/.thumbs/deep/x.png")
+    recs = read_all(open_src(tmp_path))
+    assert samples(recs).keys() == {"cats/a.png"}
+    rej = rejections(recs)
+    # One rejection per hidden folder, none for the files inside it.
+    assert set(rej) == {"cats/.b.png", ".DS_Store", ".git", "cats/.thumbs"}
+    assert all(r.reason == "hidden" for r in rej.values())
+    assert "folder" in rej[".git"].detail
+
+
+def test_non_image_files_and_sniffing(tmp_path):
+    write(tmp_path, "cats/notes.txt", b"hello, these are notes")
+    write(tmp_path, "cats/README", b"no extension here")
+    write(tmp_path, "cats/photo.dat", PNG)  # an image behind a wrong extension
+    write(tmp_path, "cats/jpeg_no_ext", JPEG)
+    write(tmp_path, "cats/empty.png", b"")  # the decoder rejects it later
+    recs = read_all(open_src(tmp_path))
+    got = samples(recs)
+    assert got.keys() == {"cats/photo.dat", "cats/jpeg_no_ext", "cats/empty.png"}
+    assert got["cats/photo.dat"].data == PNG and got["cats/photo.dat"].label == "cats"
+    assert got["cats/empty.png"].data == b""
+    rej = rejections(recs)
+    assert rej["cats/notes.txt"].reason == "unsupported" and ".txt" in rej["cats/notes.txt"].detail
+    assert rej["cats/README"].reason == "unsupported" and "no extension" in rej["cats/README"].detail
+
+
+def test_uppercase_extension(tmp_path):
+    write(tmp_path, "a/IMG_1.JPG", b"not really a jpeg")
+    assert samples(read_all(open_src(tmp_path))).keys() == {"a/IMG_1.JPG"}
+
+
+def test_too_large_not_read(tmp_path, monkeypatch):
+    write(tmp_path, "a/big.png", PNG + b"\0" * 1000)
+    write(tmp_path, "a/small.png")
+    src = dataclasses.replace(open_src(tmp_path), max_bytes=len(PNG))
+    opened = []
+    real_open = open
+
+    def spy_open(path, *args, **kwargs):
+        opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", spy_open)
+    recs = read_all(src)
+    assert rejections(recs)["a/big.png"].reason == "too_large"
+    assert samples(recs).keys() == {"a/small.png"}
+    assert not any(p.endswith("big.png") for p in opened)
+
+
+symlinks = pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+
+
+def _symlink(target, link) -> None:
+    try:
+        os.symlink(target, link)
+    except OSError as exc:  # e.g. Windows without the privilege
+        pytest.skip(f"cannot create symlinks: {exc}")
+
+
+@symlinks
+def test_symlinks(tmp_path):
+    outside = tmp_path / "outside"
+    root = tmp_path / "root"
+    write(outside, "secret.png")
+    write(root, "cats/a.png")
+    os.makedirs(root / "dogs")
+    _symlink(outside / "secret.png", root / "dogs" / "escape.png")
+    _symlink("../cats/a.png", root / "dogs" / "inside.png")
+    _symlink(root, root / "cats" / "loop")  # a folder link: never followed
+    _symlink(root / "nothing.png", root / "dangling.png")
+    recs = read_all(open_src(root))
+    got = samples(recs)
+    assert got.keys() == {"cats/a.png", "dogs/inside.png"}
+    assert got["dogs/inside.png"].label == "dogs" and got["dogs/inside.png"].data == PNG
+    rej = rejections(recs)
+    assert {k: r.reason for k, r in rej.items()} == {
+        "dogs/escape.png": "unsafe_path",
+        "cats/loop": "unsupported",
+        "dangling.png": "corrupt",
+    }
+
+
+def test_deterministic_partitions_and_pickle(tmp_path):
+    n = 2 * PARTITION_SIZE + 88
+    names = [f"c{i % 3}/img_{i:04d}.png" for i in range(n)]
+    for name in names:
+        write(tmp_path, name, PNG)
+    src = open_src(tmp_path)
+    parts = src.partitions()
+    assert [len(p.items) for p in parts] == [PARTITION_SIZE, PARTITION_SIZE, 88]
+    assert [p.index for p in parts] == [0, 1, 2]
+    flat = [item for p in parts for item in p.items]
+    assert flat == sorted(names)
+    assert src.partitions() == parts
+    assert open_src(tmp_path).partitions() == parts
+    # Sources and partitions cross process boundaries.
+    clone = pickle.loads(pickle.dumps(src))
+    assert clone == src
+    part = pickle.loads(pickle.dumps(parts[1]))
+    assert [r.key for r in clone.read(part)] == list(parts[1].items)
+
+
+def test_fingerprint(tmp_path):
+    write(tmp_path, "cats/a.png")
+    path_b = write(tmp_path, "dogs/b.png")
+    src = open_src(tmp_path)
+    fp = src.fingerprint()
+    assert fp == src.fingerprint() == open_src(tmp_path).fingerprint()
+    # Content change (size differs).
+    write(tmp_path, "dogs/b.png", JPEG)
+    fp2 = src.fingerprint()
+    assert fp2 != fp
+    # Same size, new mtime.
+    st = os.stat(path_b)
+    os.utime(path_b, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    fp3 = src.fingerprint()
+    assert fp3 != fp2
+    # A new file.
+    write(tmp_path, "dogs/c.png")
+    fp4 = src.fingerprint()
+    assert fp4 != fp3
+    # The labels CSV is part of it.
+    csv_path = tmp_path.parent / f"{tmp_path.name}-labels.csv"
+    csv_path.write_text("cats/a.png,x\n")
+    with_csv = open_src(tmp_path, labels=str(csv_path))
+    fp5 = with_csv.fingerprint()
+    assert fp5 != fp4
+    csv_path.write_text("cats/a.png,yy\n")
+    assert with_csv.fingerprint() != fp5
+
+
+def test_missing_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError, match=r"^source \./x: no such folder"):
+        open_folder("./x", SourceSpec(uri="./x"), SourceContext())
+    (tmp_path / "file.zip").write_bytes(b"PK")
+    with pytest.raises(SourceError, match="no such folder"):
+        open_folder("folder:file.zip", SourceSpec(uri="folder:file.zip"), SourceContext())
+    # A folder removed after opening fails when listed.
+    os.makedirs("y")
+    src = open_folder("y", SourceSpec(uri="y"), SourceContext())
+    os.rmdir("y")
+    with pytest.raises(SourceError, match="no such folder"):
+        src.partitions()
+
+
+def test_empty_folder(tmp_path):
+    assert open_src(tmp_path).partitions() == []
