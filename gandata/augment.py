@@ -31,6 +31,12 @@ def spec_of(names: tuple[str, ...] | list[str]) -> str:
     return ",".join(names)
 
 
+def check_spec(spec: str) -> None:
+    """Fail early, in the parent process, when albumentations is missing or
+    a transform name is unknown (not in every write worker)."""
+    _transforms(spec)
+
+
 @lru_cache(maxsize=8)
 def _transforms(spec: str) -> tuple[Any, ...]:
     try:

@@ -262,9 +262,10 @@ def apply_balance(plan: Any, staged: Any, config: BuildConfig) -> Any:
     if copies:
         extra["augment_seeds"] = seeds[order]
         extra["copy_numbers"] = copy_numbers[order]
-        if any(a is not None for a in augmentation):
-            from gandata.augment import augment_copy
+        if spec is not None:
+            from gandata.augment import augment_copy, check_spec
 
+            check_spec(spec)
             extra["augmenter"] = augment_copy
     return replace(
         plan, rows=out_rows.astype(np.int64), labels=out_labels, splits=splits,
