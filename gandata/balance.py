@@ -113,6 +113,9 @@ def resolve_targets(counts: Mapping[str, int], mode: str, strategy: Any) -> dict
         return targets
     if strategy == "auto":
         strategy = "not majority" if over else "not minority"
+    if strategy == ("majority" if over else "minority"):
+        # imbalanced-learn refuses these too: they would change nothing.
+        raise ConfigError(f"--sampling-strategy: {strategy!r} changes nothing when {'oversampling' if over else 'undersampling'}")
     goal = hi if over else lo
     for name, c in counts.items():
         selected = {
@@ -182,6 +185,8 @@ def apply_balance(plan: Any, staged: Any, config: BuildConfig) -> Any:
         return plan
     rows, labels = plan.rows, plan.labels
     rejections = list(plan.rejections)
+    if bc.mode != "none" and not plan.classes:
+        raise ConfigError(f"--balance {bc.mode}: the sources yield no class labels, so there is nothing to balance")
     if bc.mode != "none":
         counts = _class_counts(labels, plan.classes)
         small = {k: c for k, c in counts.items() if c < bc.min_class_count}

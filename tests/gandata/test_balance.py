@@ -57,7 +57,8 @@ def test_sampling_strategy_follows_imbalanced_learn(mode: str, strategy, expecte
 @pytest.mark.parametrize(
     "mode, strategy, message",
     [("oversample", {"a": 3}, "cannot lower"), ("undersample", {"d": 9}, "cannot raise"),
-     ("oversample", {"zebra": 3}, "no class 'zebra'"), ("oversample", "most", "--sampling-strategy")],
+     ("oversample", {"zebra": 3}, "no class 'zebra'"), ("oversample", "most", "--sampling-strategy"),
+     ("oversample", "majority", "changes nothing"), ("undersample", "minority", "changes nothing")],
 )
 def test_bad_sampling_strategy_names_the_option(mode: str, strategy, message: str) -> None:
     with pytest.raises(ConfigError, match="--sampling-strategy") as info:
@@ -155,3 +156,39 @@ def test_a_class_below_the_minimum_fails_or_is_dropped(folder: Path, tmp_path: P
     summary = build(folder_config(folder, tmp_path / "y", BalanceConfig(mode="oversample", min_class_count=5, drop_small_classes=True)))
     assert summary.class_counts == {"a": 30, "b": 30, "c": 30, "d": 0}
     assert summary.rejections == {"small_class": 4}
+
+
+def test_undersampling_keeps_one_member_per_duplicate_group_first(tmp_path: Path) -> None:
+    # b: 6 distinct images, 4 of them with an exact copy (dedup off): 10 files.
+    src = make_folder(tmp_path / "src", {"a": 5, "b": 6}, copies={"b": 4}, seed=9)
+    for by_cluster, expect_unique in ((True, True), (False, None)):
+        out = tmp_path / f"ds-{by_cluster}"
+        build(folder_config(src, out, BalanceConfig(mode="undersample", undersample_by_cluster=by_cluster), dedup=False))
+        kept = [r["content_hash"] for r in _table(out) if r["class_name"] == "b"]
+        assert len(kept) == 5
+        if expect_unique:
+            assert len(set(kept)) == 5
+
+
+def test_balancing_an_unlabeled_dataset_is_a_clear_error(tmp_path: Path) -> None:
+    src = make_folder(tmp_path / "src", {"x": 3})
+    for p in (src / "x").iterdir():
+        p.rename(src / p.name)
+    with pytest.raises(ConfigError, match="--balance weights: the sources yield no class labels"):
+        build(folder_config(src, tmp_path / "ds", BalanceConfig(mode="weights")))
+
+
+@pytest.mark.slow
+def test_process_workers_write_the_same_bytes_as_serial(folder: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    balance = BalanceConfig(mode="oversample", val_fraction=0.2)
+    serial = folder_config(folder, tmp_path / "serial", balance)
+    build(serial)
+    build(replace(serial, output=str(tmp_path / "process"), executor="process", workers=2))
+    for name in ("shards", "samples.parquet"):
+        a, b = tmp_path / "serial" / name, tmp_path / "process" / name
+        files = sorted(a.rglob("*")) if a.is_dir() else [a]
+        for f in files:
+            if f.is_file():
+                assert f.read_bytes() == (b / f.relative_to(a) if a.is_dir() else b).read_bytes(), f.name
