@@ -110,7 +110,8 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
     """Build a dataset from SOURCES (default: synth:shapes) into OUTPUT.
 
     Images are decoded, oriented, converted and fitted to SIZE, exact
-    duplicates removed, then written as safetensors shards with a manifest,
+    duplicates removed, classes optionally balanced (--balance) and a
+    validation split cut (--val-fraction; see docs/BALANCE.md), then written as safetensors shards with a manifest,
     samples.parquet (every sample's origin) and rejected.jsonl (every input
     left out, with its reason). An interrupted build resumes when re-run with
     the same command.
@@ -238,6 +239,8 @@ def stats(targets: tuple[str, ...], as_json: bool, plot: str | None, floor: int,
     def run() -> Any:
         if floor < 0:
             raise GandataError(f"--floor: {floor} must be 0 or more")
+        if not 0.0 <= beta < 1.0:
+            raise GandataError(f"--beta: {beta} must be in [0, 1)")
         if len(targets) == 1 and (_Path(targets[0]) / "manifest.json").is_file():
             return audit_dataset(targets[0], beta=beta, floor=floor, split=split)
         if split is not None:

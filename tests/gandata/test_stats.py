@@ -102,6 +102,8 @@ def test_stats_errors_name_the_problem(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no such folder" in result.output
     result = CliRunner().invoke(main, ["stats", str(tmp_path), "--split", "val"])
     assert result.exit_code == 2 and "--split" in result.output
+    result = CliRunner().invoke(main, ["stats", str(tmp_path), "--beta", "1"])
+    assert result.exit_code == 2 and "--beta: 1.0 must be in [0, 1)" in result.output
 
 
 def test_preview_writes_one_row_per_class_and_denormalizes_floats(tmp_path: Path) -> None:
