@@ -177,14 +177,19 @@ def audit_dataset(root: str | os.PathLike[str], beta: float = DEFAULT_BETA, floo
         s_name = shards[rows["shard"][i]].get("split", "train")
         by_split.setdefault(name, {}).setdefault(s_name, []).append(offsets[s_name][rows["shard"][i]] + rows["row"][i])
     datasets = {s: open_dataset(root, split=s) for s in offsets}
+    chosen: dict[str, list[tuple[str, int]]] = {}
     for name in classes:
         pooled = [(s, j) for s, idx in sorted(by_split.get(name, {}).items()) for j in idx]
         pick = _pick({name: list(range(len(pooled)))}, DIVERSITY_SAMPLES, manifest.get("seed", 0))[name]
-        images = []
-        for p in pick:
-            s, j = pooled[int(p)]
-            ds = datasets[s]
-            images.append(np.ascontiguousarray(ds.to_uint8(ds[j][0]).transpose(1, 2, 0)))
+        chosen[name] = [pooled[int(p)] for p in pick]
+    # Read in (split, index) order across classes so each shard loads once.
+    wanted = sorted({where for picks in chosen.values() for where in picks})
+    pixels = {}
+    for s, j in wanted:
+        ds = datasets[s]
+        pixels[(s, j)] = np.ascontiguousarray(ds.to_uint8(ds[j][0]).transpose(1, 2, 0))
+    for name in classes:
+        images = [pixels[where] for where in chosen[name]]
         stack = np.stack(images) if images else np.zeros((0, 1, 1, 1), np.uint8)
         audit.diversity[name] = thumbnail_diversity(stack)
         audit.samples[name] = images[:GRID_SAMPLES]
