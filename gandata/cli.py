@@ -96,6 +96,12 @@ def _source_help() -> str:
 @click.option("--workers", type=int, help="Worker processes; 0 = one per core. [default: 0]")
 @click.option("--executor", type=click.Choice(["process", "serial"]), help="Where the parallel stages run. [default: process]")
 @click.option("--no-dedup", is_flag=True, default=None, help="Keep exact duplicates.")
+@click.option("--balance", type=click.Choice(["none", "undersample", "oversample", "weights"]), help="Class balancing of the train split: resample (indices only, output shuffled) or write per-sample `weights`. [default: none]")
+@click.option("--sampling-strategy", help="imbalanced-learn vocabulary: auto, all, minority, majority, 'not minority', 'not majority', one count, or JSON {\"cat\": 5000}. [default: auto]")
+@click.option("--no-augment", is_flag=True, default=None, help="Oversampled copies are exact copies (for digits, text: flips change meaning).")
+@click.option("--min-class-count", type=int, help="Balancing refuses classes with fewer originals than this. [default: 1]")
+@click.option("--drop-small-classes", is_flag=True, default=None, help="Drop classes below --min-class-count (rejected as small_class) instead of failing.")
+@click.option("--val-fraction", type=float, help="Stratified validation split, duplicates kept on one side (split 'val'). [default: 0]")
 @click.option("--keep-staging", is_flag=True, default=None, help="Keep the staging area (OUTPUT/.staging) after a successful build.")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace an existing dataset in OUTPUT (kept intact until the new one is complete).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and the sources' partitions, then stop.")
@@ -104,7 +110,8 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
     """Build a dataset from SOURCES (default: synth:shapes) into OUTPUT.
 
     Images are decoded, oriented, converted and fitted to SIZE, exact
-    duplicates removed, then written as safetensors shards with a manifest,
+    duplicates removed, classes optionally balanced (--balance) and a
+    validation split cut (--val-fraction; see docs/BALANCE.md), then written as safetensors shards with a manifest,
     samples.parquet (every sample's origin) and rejected.jsonl (every input
     left out, with its reason). An interrupted build resumes when re-run with
     the same command.
@@ -126,6 +133,15 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
             value = flags.pop(key)
             if value is not None:
                 section[key] = int(value) if key == "channels" else value
+        balance = dict(data.get("balance", {}) or {})
+        for key in ("balance", "sampling_strategy", "min_class_count", "drop_small_classes", "val_fraction"):
+            value = flags.pop(key)
+            if value is not None:
+                balance["mode" if key == "balance" else key] = value
+        if flags.pop("no_augment"):
+            balance["augment"] = False
+        if balance:
+            data["balance"] = balance
         no_dedup = flags.pop("no_dedup")
         if no_dedup:
             data["dedup"] = False
@@ -194,31 +210,133 @@ def verify(path: str, quiet: bool) -> None:
     sys.exit(1)
 
 
-@main.command()
-@click.argument("path", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON (keys documented in docs/FORMAT.md).")
-def stats(path: str, as_json: bool) -> None:
-    """Audit the class balance of the dataset at PATH: count and share per class,
-    imbalance ratio (max/min) and normalized Shannon entropy (1 = even)."""
-    from gandata.stats import dataset_balance
+@main.command(epilog="Examples:\n\n  gandata stats gandata-out\n\n  gandata stats ./photos --json\n\n  gandata stats data/cats --plot balance.png")
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON (keys documented in docs/BALANCE.md).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG: class-count bars (before/after balancing when known) and a sample grid per class.")
+@click.option("--floor", type=int, default=1000, show_default=True, help="Flag classes with fewer samples than this (GANs degrade sharply below ~1,000 images).")
+@click.option("--beta", type=float, default=0.999, show_default=True, help="beta of the effective number of samples (Cui et al. 2019).")
+@click.option("--split", help="Audit one split of a built dataset (train, val). [default: all]")
+@click.option("--size", type=int, help="Raw sources: decode at this size. [default: 64]")
+@click.option("--labels", help="Raw sources: CSV (path,label) labelling a folder/archive.")
+@click.option("--workers", type=int, help="Raw sources: worker processes; 0 = one per core. [default: 0]")
+def stats(targets: tuple[str, ...], as_json: bool, plot: str | None, floor: int, beta: float, split: str | None,
+          size: int | None, labels: str | None, workers: int | None) -> None:
+    """Audit the class balance of a built dataset, or of raw SOURCES before any build.
 
-    balance, manifest = _run(lambda: dataset_balance(path))
-    data = balance.to_json()
+    TARGETS is a dataset directory (one holding manifest.json) or source URIs
+    (./folder, archive.zip, synth:shapes?imbalance=25, ...); sources are
+    ingested exactly as `gandata build` would, into a temporary directory.
+    Reports per class count, share and a bar; min/median/max; imbalance ratio,
+    normalized entropy, effective number of classes exp(H), Gini, effective
+    number of samples; classes below --floor; counts after de-duplication;
+    thumbnail diversity and duplicate share; mean/std; rejections; sources.
+    """
+    from pathlib import Path as _Path
+
+    from gandata.audit import audit_dataset, audit_sources
+
+    def run() -> Any:
+        if floor < 0:
+            raise GandataError(f"--floor: {floor} must be 0 or more")
+        if not 0.0 <= beta < 1.0:
+            raise GandataError(f"--beta: {beta} must be in [0, 1)")
+        if len(targets) == 1 and (_Path(targets[0]) / "manifest.json").is_file():
+            return audit_dataset(targets[0], beta=beta, floor=floor, split=split)
+        if split is not None:
+            raise GandataError(f"--split: {targets[0]} is not a built dataset (no manifest.json); --split needs one")
+        data: dict[str, Any] = {"sources": [{"uri": t, "labels": labels} if labels else t for t in targets]}
+        if size is not None:
+            data["image"] = {"size": size}
+        if workers is not None:
+            data["workers"] = workers
+        return audit_sources(build_config_from_mapping(data), beta=beta, floor=floor)
+
+    audit = _run(run)
+    data = audit.to_json()
+    if plot:
+        from gandata.preview import bar_chart, grid_image, save_png, stack_vertically
+
+        def draw() -> None:
+            series = {"after": audit.balance.counts}
+            if audit.counts_before_balancing is not None:
+                series = {"before": audit.counts_before_balancing, "after": audit.balance.counts}
+            parts = [bar_chart(series)]
+            if any(audit.samples.values()):
+                parts.append(grid_image(audit.samples, max(len(v) for v in audit.samples.values())))
+            save_png(stack_vertically(parts), plot, "--plot")
+        _run(draw)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(f"{path}: {data['num_samples']} samples, {len(data['classes'])} classes, image shape {manifest['image_shape']}")
-    if manifest.get("num_unlabeled"):
-        click.echo(f"unlabeled samples: {manifest['num_unlabeled']}")
+    _print_audit(data)
+    if plot:
+        click.echo(f"plot written to {plot}")
+
+
+def _fmt(value: Any, spec: str = ".4f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _print_audit(data: dict[str, Any]) -> None:
+    shape = f", image shape {data['image_shape']}" if data.get("image_shape") else ""
+    click.echo(f"{data['target']} ({data['kind']}): {data['num_samples']} samples, {len(data['classes'])} classes{shape}")
+    if data.get("num_unlabeled"):
+        click.echo(f"unlabeled samples: {data['num_unlabeled']}")
     if data["classes"]:
-        width = max(len(c["name"]) for c in data["classes"])
+        width = max(max(len(c["name"]) for c in data["classes"]), 5)
         top = max(c["count"] for c in data["classes"]) or 1
+        dedup = data.get("counts_deduplicated") is not None
+        click.echo(f"  {'class':<{width}}  {'count':>8}  {'share':>6}  {'dedup':>8}  {'eff.n':>8}  {'divers':>6}  {'dup%':>5}")
         for c in data["classes"]:
-            bar = "#" * round(30 * c["count"] / top)
-            click.echo(f"  {c['name']:<{width}}  {c['count']:>8}  {100 * c['share']:5.1f}%  {bar}")
-        ratio = balance.imbalance_ratio
-        click.echo(f"imbalance ratio (max/min): {'inf (a class is empty)' if ratio == float('inf') else f'{ratio:.2f}'}")
-        click.echo(f"normalized entropy: {data['normalized_entropy']:.4f}")
+            bar = "#" * round(24 * c["count"] / top)
+            flag = "  < floor" if c["below_floor"] else ""
+            dup = "n/a" if c.get("duplicate_share") is None else f"{100 * c['duplicate_share']:.0f}"
+            click.echo(
+                f"  {c['name']:<{width}}  {c['count']:>8}  {100 * c['share']:5.1f}%  "
+                f"{(c.get('count_deduplicated', '') if dedup else ''):>8}  {c['effective_samples']:8.1f}  "
+                f"{_fmt(c.get('diversity'), '.3f'):>6}  {dup:>5}  {bar}{flag}"
+            )
+        click.echo(f"class size min/median/max: {data['min_count']} / {data['median_count']:g} / {data['max_count']}")
+        ratio = data["imbalance_ratio"]
+        click.echo(f"imbalance ratio (max/min): {'inf (a class is empty)' if ratio is None else f'{ratio:.2f}'}")
+        click.echo(f"normalized entropy: {_fmt(data['normalized_entropy'])}   effective classes exp(H): {_fmt(data['effective_classes'], '.2f')}   Gini: {_fmt(data['gini'])}")
+        if data.get("counts_before_balancing"):
+            click.echo("before balancing: " + ", ".join(f"{k} {v}" for k, v in data["counts_before_balancing"].items()))
+        if data["below_floor"]:
+            click.echo(
+                f"warning: {len(data['below_floor'])} class(es) below {data['floor']} images ({', '.join(data['below_floor'])}): "
+                "GANs degrade sharply there; collect more, or build with --balance oversample (augmented copies)"
+            )
+    if data.get("mean"):
+        click.echo("mean: " + " ".join(f"{m:.4f}" for m in data["mean"]) + "   std: " + " ".join(f"{s:.4f}" for s in data["std"]))
+    if data.get("splits"):
+        click.echo("splits: " + ", ".join(f"{k} {v}" for k, v in data["splits"].items()))
+    for reason, count in data.get("rejections", {}).items():
+        click.echo(f"  rejected {reason}: {count}")
+    for src in data.get("sources", []):
+        click.echo(f"  source {src['uri']}: {src['num_samples']} samples, {src['num_rejected']} rejected")
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--per-class", type=int, default=8, show_default=True, help="Samples per class (one row per class).")
+@click.option("--split", help="Split to show (train, val). [default: train]")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample choice.")
+def preview(path: str, output: str, per_class: int, split: str | None, seed: int) -> None:
+    """Write a grid of samples of the dataset at PATH: one row per class.
+
+    Float datasets are denormalized with the manifest's normalization."""
+    from gandata.preview import grid_image, preview_samples, save_png
+
+    def run() -> int:
+        samples = preview_samples(path, per_class, split=split, seed=seed)
+        save_png(grid_image(samples, per_class), output, "--output")
+        return sum(len(v) for v in samples.values())
+
+    n = _run(run)
+    click.echo(f"wrote {output}: {n} samples")
 
 
 if __name__ == "__main__":  # pragma: no cover

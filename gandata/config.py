@@ -120,6 +120,79 @@ class OutputConfig:
             raise ConfigError(f"--shard-size: {self.shard_size} must be at least 1")
 
 
+BALANCE_MODES = ("none", "undersample", "oversample", "weights")
+SAMPLING_KEYWORDS = ("auto", "all", "minority", "majority", "not minority", "not majority")
+AUGMENTATIONS = ("hflip", "affine", "color")
+
+
+def parse_sampling_strategy(value: Any, option: str = "--sampling-strategy") -> Any:
+    """imbalanced-learn's ``sampling_strategy`` vocabulary: a keyword, one
+    target count for every class, or a {class: count} table (JSON on the CLI)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower().replace("_", " ") in SAMPLING_KEYWORDS:
+            return text.lower().replace("_", " ")
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{option}: {value!r} is not valid JSON: {exc}") from None
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                raise ConfigError(
+                    f"{option}: {value!r} must be one of {', '.join(SAMPLING_KEYWORDS)}, a count, or JSON {{\"class\": count}}"
+                ) from None
+    if isinstance(value, bool):
+        raise ConfigError(f"{option}: {value!r} has the wrong type")
+    if isinstance(value, int):
+        if value < 1:
+            raise ConfigError(f"{option}: {value} must be a positive count")
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for name, count in value.items():
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ConfigError(f"{option}: count for class {name!r} must be a non-negative integer, not {count!r}")
+            out[str(name)] = count
+        return dict(sorted(out.items()))
+    raise ConfigError(f"{option}: {value!r} must be a keyword, a count or a {{class: count}} table")
+
+
+@dataclass(frozen=True)
+class BalanceConfig:
+    """Class balancing and the validation split (see docs/BALANCE.md)."""
+
+    # none | undersample | oversample | weights
+    mode: str = "none"
+    # imbalanced-learn vocabulary: keyword, one count, or {class: count}.
+    sampling_strategy: Any = "auto"
+    # Augment oversampled copies (off for digits, text: flips change meaning).
+    augment: bool = True
+    augmentations: tuple[str, ...] = AUGMENTATIONS
+    # Balancing refuses classes with fewer originals than this ...
+    min_class_count: int = 1
+    # ... unless they are dropped (rejected as small_class).
+    drop_small_classes: bool = False
+    # Undersampling keeps one member per duplicate cluster before any second.
+    undersample_by_cluster: bool = True
+    # Stratified validation split; 0 = none.
+    val_fraction: float = 0.0
+
+    def validate(self) -> None:
+        if self.mode not in BALANCE_MODES:
+            raise ConfigError(f"--balance: {self.mode!r} must be one of {', '.join(BALANCE_MODES)}")
+        parse_sampling_strategy(self.sampling_strategy)
+        for name in self.augmentations:
+            if name not in AUGMENTATIONS:
+                raise ConfigError(f"balance.augmentations: {name!r} must be one of {', '.join(AUGMENTATIONS)}")
+        if self.min_class_count < 1:
+            raise ConfigError(f"--min-class-count: {self.min_class_count} must be at least 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction: {self.val_fraction} must be in [0, 1)")
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """The whole resolved configuration of one build."""
@@ -137,8 +210,10 @@ class BuildConfig:
     keep_staging: bool = False
     overwrite: bool = False
     allow_private_network: bool = False
+    balance: BalanceConfig = field(default_factory=BalanceConfig)
 
     def validate(self) -> None:
+        self.balance.validate()
         if not self.sources:
             raise ConfigError("sources: at least one source is needed")
         self.image.validate()
@@ -174,7 +249,13 @@ _IMAGE_KEYS = {
 _OUT_KEYS = {"normalize": "normalize", "dtype": "dtype", "shard_size": "shard_size"}
 _TOP_KEYS = {
     "output", "seed", "dedup", "workers", "executor", "keep_staging", "overwrite",
-    "allow_private_network", "sources", "image", "format",
+    "allow_private_network", "sources", "image", "format", "balance",
+}
+_BALANCE_KEYS = {
+    "mode": "mode", "sampling_strategy": "sampling_strategy", "augment": "augment",
+    "augmentations": "augmentations", "min_class_count": "min_class_count",
+    "drop_small_classes": "drop_small_classes", "undersample_by_cluster": "undersample_by_cluster",
+    "val_fraction": "val_fraction",
 }
 
 
@@ -250,16 +331,34 @@ def build_config_from_mapping(data: Mapping[str, Any]) -> BuildConfig:
         out = OutputConfig(**out_kwargs)
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
+    balance = _balance_from(_section(data, "balance", _BALANCE_KEYS))
     raw_sources = data.get("sources") or [DEFAULT_SOURCE]
     if isinstance(raw_sources, (str, Mapping)):
         raw_sources = [raw_sources]
     sources = tuple(_source_from(v, i) for i, v in enumerate(raw_sources))
-    top = {k.replace("-", "_"): v for k, v in data.items() if k not in ("sources", "image", "format")}
+    top = {k.replace("-", "_"): v for k, v in data.items() if k not in ("sources", "image", "format", "balance")}
     _check_types(top)
-    config = BuildConfig(sources=sources, image=image, out=out, **top)
+    config = BuildConfig(sources=sources, image=image, out=out, balance=balance, **top)
     _check_types(dataclasses.asdict(image), prefix="image.")
     config.validate()
     return config
+
+
+def _balance_from(kwargs: dict[str, Any]) -> BalanceConfig:
+    if "sampling_strategy" in kwargs:
+        kwargs["sampling_strategy"] = parse_sampling_strategy(kwargs["sampling_strategy"], "balance.sampling_strategy")
+    if "augmentations" in kwargs:
+        value = kwargs["augmentations"]
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        kwargs["augmentations"] = tuple(str(v).strip() for v in value)
+    for key, want in (("augment", bool), ("drop_small_classes", bool), ("undersample_by_cluster", bool),
+                      ("min_class_count", int), ("val_fraction", (int, float)), ("mode", str)):
+        if key in kwargs and (not isinstance(kwargs[key], want) or (want is not bool and isinstance(kwargs[key], bool))):
+            raise ConfigError(f"balance.{key}: {kwargs[key]!r} has the wrong type")
+    if "val_fraction" in kwargs:
+        kwargs["val_fraction"] = float(kwargs["val_fraction"])
+    return BalanceConfig(**kwargs)
 
 
 def _check_types(values: Mapping[str, Any], prefix: str = "") -> None:

@@ -308,6 +308,10 @@ def _write_samples_index(path: Path, staged: StagedTable, plan: Plan, sources: S
     take = pa.array(staged_rows)
     table = staged.table
     keys = table.column("key").take(take) if n else pa.array([], pa.string())
+    if plan.derived_from is not None:
+        # An oversampled copy gets its own key: the original's, plus ~copyN.
+        copy_no = plan.extra["copy_numbers"][order]
+        keys = pa.array([k if c == 0 else f"{k}~copy{c}" for k, c in zip(keys.to_pylist(), copy_no.tolist())], pa.string())
     classes = plan.classes
     labels = plan.labels[order]
     source_idx = staged.column("source_index")[staged_rows] if n else np.zeros(0, np.int32)

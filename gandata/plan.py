@@ -183,7 +183,7 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     labels = all_labels[rows]
     splits = np.full(len(rows), "train", dtype=object)
     mean, std = channel_stats(staged, rows, config.image.size_px)
-    return Plan(
+    plan = Plan(
         classes=classes,
         rows=rows.astype(np.int64),
         labels=labels,
@@ -193,3 +193,6 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
         mean=mean,
         std=std,
     )
+    from gandata.balance import apply_balance  # imports plan helpers; late to avoid a cycle
+
+    return apply_balance(plan, staged, config)

@@ -35,6 +35,7 @@ REASONS: dict[str, str] = {
     "not_image": "the server returned something that is not an image",
     "unsafe_path": "an absolute path, '..' or a link leaving the source root (path traversal)",
     "undersampled": "dropped by class balancing (undersampling)",
+    "small_class": "its class has fewer originals than --min-class-count (--drop-small-classes)",
     "capped": "dropped by a source's max_samples cap",
 }
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from gandata.balance import (
+    DEFAULT_BETA, DEFAULT_FLOOR, effective_classes, effective_samples, gini, imbalance_ratio, normalized_entropy,
+)
 from gandata.manifest import read_manifest
 
 
@@ -23,35 +27,52 @@ class ClassBalance:
     @property
     def imbalance_ratio(self) -> float | None:
         """max/min class count; inf when a class is empty, None without classes."""
-        if not self.counts:
-            return None
-        lo, hi = min(self.counts.values()), max(self.counts.values())
-        return math.inf if lo == 0 else hi / lo
+        return imbalance_ratio(list(self.counts.values()))
 
     @property
     def normalized_entropy(self) -> float | None:
         """Shannon entropy of the class shares over ln K (1.0 = perfectly even)."""
-        k = len(self.counts)
-        total = self.num_samples
-        if k == 0 or total == 0:
-            return None
-        if k == 1:
-            return 1.0
-        h = -sum((c / total) * math.log(c / total) for c in self.counts.values() if c > 0)
-        return h / math.log(k)
+        return normalized_entropy(list(self.counts.values()))
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def effective_classes(self) -> float | None:
+        """exp(H): the number of equally large classes with the same entropy."""
+        return effective_classes(list(self.counts.values()))
+
+    @property
+    def gini(self) -> float | None:
+        """Gini coefficient of the class counts (0 = even)."""
+        return gini(list(self.counts.values()))
+
+    def below_floor(self, floor: int) -> list[str]:
+        """Classes with fewer samples than ``floor``."""
+        return [name for name, c in self.counts.items() if c < floor]
+
+    def to_json(self, beta: float = DEFAULT_BETA, floor: int = DEFAULT_FLOOR) -> dict[str, Any]:
+        """The audit figures under stable keys (documented in docs/BALANCE.md)."""
         total = self.num_samples
         ratio = self.imbalance_ratio
+        values = sorted(self.counts.values())
         return {
             "num_samples": total,
             "classes": [
-                {"name": name, "count": count, "share": (count / total) if total else 0.0}
+                {
+                    "name": name, "count": count, "share": (count / total) if total else 0.0,
+                    "effective_samples": effective_samples(count, beta), "below_floor": count < floor,
+                }
                 for name, count in self.counts.items()
             ],
             # JSON has no infinity: an empty class makes the ratio null.
             "imbalance_ratio": None if ratio is None or math.isinf(ratio) else ratio,
             "normalized_entropy": self.normalized_entropy,
+            "effective_classes": self.effective_classes,
+            "gini": self.gini,
+            "min_count": values[0] if values else None,
+            "median_count": float(statistics.median(values)) if values else None,
+            "max_count": values[-1] if values else None,
+            "beta": beta,
+            "floor": floor,
+            "below_floor": self.below_floor(floor),
         }
 
 
