@@ -23,17 +23,20 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from gandata.config import ImageConfig
 from gandata.records import REASONS
 
 __all__ = [
+    "Box",
     "ImageRejected",
     "convert_to_target",
     "decode_bytes",
+    "decode_with_box",
     "image_from_array",
     "looks_like_image",
+    "luma",
 ]
 
 _ORIENTATION_TAG = 0x0112
@@ -166,6 +169,10 @@ def decode_with_box(data: bytes, config: ImageConfig) -> tuple[Image.Image, tupl
             image = convert_to_target(image, config)
     except ImageRejected:
         raise
+    except UnidentifiedImageError:
+        # Pillow's message names the BytesIO object's address; keep details
+        # deterministic so rebuilds write identical rejection logs.
+        raise ImageRejected("corrupt", "not a recognised image format (Pillow cannot identify it)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected("decompression_bomb", _describe(exc, with_type=False)) from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file, never a crash
@@ -224,6 +231,13 @@ def convert_to_target(image: Image.Image, config: ImageConfig) -> Image.Image:
     except (ValueError, OSError) as exc:
         raise ImageRejected("unsupported", f"image mode {mode} cannot be converted to RGB ({exc})") from None
     return rgb if target == "RGB" else rgb.convert("L")
+
+
+@lru_cache(maxsize=64)
+def luma(rgb: tuple[int, int, int]) -> int:
+    """The gray value Pillow's convert("L") gives this colour (for fills and
+    backgrounds of grayscale targets)."""
+    return int(Image.new("RGB", (1, 1), tuple(rgb)).convert("L").getpixel((0, 0)))  # type: ignore[arg-type]
 
 
 # -- internals ---------------------------------------------------------------
@@ -308,19 +322,16 @@ def _has_alpha(image: Image.Image) -> bool:
     return image.mode == "P" and image.palette is not None and image.palette.mode == "RGBA"
 
 
-@lru_cache(maxsize=64)
-def _luma(rgb: tuple[int, int, int]) -> int:
-    """The L value Pillow's convert("L") gives this colour."""
-    return int(Image.new("RGB", (1, 1), tuple(rgb)).convert("L").getpixel((0, 0)))  # type: ignore[arg-type]
-
-
 def _composite(image: Image.Image, target: str, background: tuple[int, int, int]) -> Image.Image:
     """Flatten transparency onto a solid background in the target mode."""
+    if image.mode == "La":
+        # Pillow converts premultiplied La only to LA.
+        image = image.convert("LA")
     if target == "L" and image.mode in ("1", "L", "LA", "La"):
         # Luma is linear in the colour, so blending in L equals blending in
         # RGB then converting, without the two extra passes.
         layer = image.convert("LA")
-        canvas = Image.new("L", layer.size, _luma(tuple(background)))
+        canvas = Image.new("L", layer.size, luma(tuple(background)))
         canvas.paste(layer.getchannel("L"), (0, 0), layer.getchannel("A"))
         return canvas
     layer = image.convert("RGBA")

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from gandata.config import ImageConfig
-from gandata.decode import Box, ImageRejected, _luma, convert_to_target, decode_with_box, image_from_array
+from gandata.decode import Box, ImageRejected, convert_to_target, decode_with_box, image_from_array, luma
 
 __all__ = ["PreparedImage", "fit_to_square", "prepare_image"]
 
@@ -161,7 +161,7 @@ def _pad(image: Image.Image, size: int, box: Box | None, config: ImageConfig) ->
         content = image.resize((new_w, new_h), _resample((cw, ch), (new_w, new_h)),
                                box=(x0, y0, x1, y1), reducing_gap=_REDUCING_GAP)
     channels = 1 if content.mode == "L" else 3
-    fill = (_luma(tuple(config.fill)),) if channels == 1 else tuple(config.fill)
+    fill = (luma(tuple(config.fill)),) if channels == 1 else tuple(config.fill)
     canvas = np.empty((size, size, channels), dtype=np.uint8)
     canvas[...] = np.asarray(fill, dtype=np.uint8)
     left, top = (size - new_w) // 2, (size - new_h) // 2
