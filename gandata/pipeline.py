@@ -84,7 +84,7 @@ def open_sources(config: BuildConfig) -> list[Source]:
 def build_fingerprint(config: BuildConfig, sources: Sequence[Source]) -> str:
     """Identifies the dataset a config produces: same fingerprint, same bytes."""
     data = config.to_json()
-    for key in ("output", "workers", "executor", "keep_staging", "overwrite"):
+    for key in ("output", "workers", "executor", "keep_staging", "overwrite", "ray_address", "staging_dir"):
         data.pop(key, None)
     return _digest({"config": data, "sources": [s.fingerprint() for s in sources], "version": FORMAT_VERSION})
 
@@ -140,7 +140,7 @@ def build(config: BuildConfig, progress: ProgressFn | None = None, executor: Exe
     staging = out / STAGING_DIR
     staging.mkdir(parents=True, exist_ok=True)
     own_executor = executor is None
-    executor = executor or make_executor(config.executor, config.resolved_workers)
+    executor = executor or make_executor(config.executor, config.resolved_workers, config.ray_address)
     try:
         t0 = time.perf_counter()
         part_dirs, part_sources, reused_parts = _ingest(config, sources, staging, executor, report)
