@@ -39,6 +39,7 @@ from gandata.normalize import normalization_for
 from gandata.plan import Plan, StagedTable, load_staged, make_plan
 from gandata.sources import Source, SourceContext, open_source
 from gandata.staging import partition_dir_name, read_rejections
+from gandata.storage import is_remote, local_path
 from gandata.write import ShardTask, write_shard
 
 STAGING_DIR = ".staging"
@@ -126,9 +127,14 @@ def build(config: BuildConfig, progress: ProgressFn | None = None, executor: Exe
     dataset in the output directory untouched.
     """
     config.validate()
+    if is_remote(config.output):
+        # Object-store output: built locally, then uploaded manifest-last.
+        from gandata.remote_build import build_remote
+
+        return build_remote(config, progress, executor)
     report = progress or _noop_progress
     timings: dict[str, float] = {}
-    out = Path(config.output)
+    out = Path(local_path(config.output))
     sources = open_sources(config)
     fingerprint = build_fingerprint(config, sources)
     if _check_output(out, fingerprint, config.overwrite):
