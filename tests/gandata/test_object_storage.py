@@ -4,6 +4,7 @@ server mode on 127.0.0.1), read back through open_dataset."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from pathlib import Path
 from typing import Iterator
@@ -29,6 +30,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[str]:
+    # The server logs every request; keep failures readable.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = _free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
@@ -62,7 +65,7 @@ def _fs():
 def _config(dest: str, source: str = "synth:shapes?count=120", **kw) -> BuildConfig:
     return BuildConfig(
         sources=(SourceSpec(source),), output=dest, image=ImageConfig(size_px=16),
-        out=OutputConfig(shard_size=50), workers=1, **kw,
+        out=OutputConfig(shard_size=50), **{"workers": 1, **kw},
     )
 
 
@@ -132,3 +135,54 @@ def test_build_interrupted_before_the_manifest_leaves_no_manifest(bucket: str, t
     assert len(open_dataset(url)) == 150
     fs.invalidate_cache()
     assert json.loads(fs.cat_file(f"{bucket}/ds/manifest.json"))["num_samples"] == 150
+
+
+def _image_tree(root: Path) -> None:
+    """3 classes x 4 small distinct PNGs, a hidden file, a hidden folder and
+    a text file: what a real photo bucket tends to hold."""
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    for cls in ("cat", "dog", "owl"):
+        (root / cls).mkdir(parents=True)
+        for i in range(4):
+            pixels = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / cls / f"{i}.png")
+    (root / "cat" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / ".thumbs").mkdir()
+    (root / ".thumbs" / "a.png").write_bytes(b"x")
+    (root / "README.txt").write_text("not an image")
+
+
+def test_folder_and_zip_sources_on_s3_match_local_sources(bucket: str, tmp_path: Path) -> None:
+    import zipfile
+
+    tree = tmp_path / "photos"
+    _image_tree(tree)
+    fs = _fs()
+    fs.put(str(tree) + "/", f"{bucket}/photos", recursive=True)
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(tree.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(tree).as_posix())
+    fs.put_file(str(archive), f"{bucket}/in/photos.zip")
+
+    local = tmp_path / "local"
+    build(_config(str(local), source=str(tree)))
+    # Two spawned workers: they fetch the objects themselves.
+    remote = tmp_path / "remote"
+    summary = build(_config(str(remote), source=f"s3://{bucket}/photos/", workers=2))
+    assert summary.num_samples == 12 and summary.classes == ["cat", "dog", "owl"]
+    assert summary.rejections == {"hidden": 2, "unsupported": 1}
+    assert _local_shards(remote) == _local_shards(local)
+    rejected = [json.loads(line) for line in (remote / "rejected.jsonl").read_text().splitlines()]
+    assert {r["source"] for r in rejected} == {
+        f"s3://{bucket}/photos/.thumbs", f"s3://{bucket}/photos/cat/.DS_Store", f"s3://{bucket}/photos/README.txt",
+    }
+
+    # The zip on S3, built straight to S3: same pixels again.
+    zipped = f"s3://{bucket}/out/zipped"
+    summary = build(_config(zipped, source=f"s3://{bucket}/in/photos.zip"))
+    assert summary.num_samples == 12
+    assert np.array_equal(open_dataset(zipped).load_all().images, open_dataset(local).load_all().images)
