@@ -74,8 +74,12 @@ class RayExecutor:
                     try:
                         result = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:
-                        # Re-raise the task's own exception (BuildError etc.).
-                        raise exc.as_instanceof_cause() from None
+                        # Re-raise the task's own exception (BuildError etc.)
+                        # with its own message, as the process pool does.
+                        cause = getattr(exc, "cause", None)
+                        if isinstance(cause, Exception):
+                            raise cause from None
+                        raise BuildError(f"--executor ray: task {index} failed: {exc}") from None
                     except ray.exceptions.RayError as exc:
                         raise BuildError(f"--executor ray: task {index} failed after {self.max_retries} retries: {exc}") from None
                     yield index, result

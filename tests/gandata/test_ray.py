@@ -16,6 +16,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from gandata.config import BuildConfig, ImageConfig, OutputConfig, SourceSpec  # noqa: E402
+from gandata.errors import BuildError  # noqa: E402
 from gandata.executors_ray import RayExecutor  # noqa: E402
 from gandata.pipeline import build  # noqa: E402
 from gandata.write import write_shard  # noqa: E402
@@ -112,3 +113,33 @@ def test_killed_ray_task_is_retried_and_output_is_identical(
     assert (tmp_path / "killed").exists()
     assert (tmp_path / "attempts").read_text() == "xx"
     assert _files(out) == process_build
+
+
+def test_cli_executor_ray_builds_and_ray_address_needs_it(ray_local: None, tmp_path: Path, process_build: dict[str, bytes]) -> None:
+    from click.testing import CliRunner
+
+    from gandata.cli import main
+
+    out = tmp_path / "cli"
+    args = ["build", "synth:shapes?count=160", "-o", str(out), "--size", "16", "--shard-size", "48", "-q"]
+    result = CliRunner().invoke(main, [*args, "--executor", "ray"])
+    assert result.exit_code == 0, result.output
+    assert _files(out) == process_build
+    result = CliRunner().invoke(main, [*args, "--ray-address", "auto"])
+    assert result.exit_code != 0 and "--ray-address: only meaningful with --executor ray" in result.output
+
+
+def _fail_on_two(x: int) -> int:
+    if x == 2:
+        raise BuildError("task 2: disk full")
+    return x * 10
+
+
+def test_task_error_surfaces_as_the_task_own_exception(ray_local: None) -> None:
+    executor = RayExecutor()
+    assert sorted(executor.imap(_fail_on_two, [0, 1])) == [(0, 0), (1, 10)]
+    with pytest.raises(BuildError) as info:
+        list(executor.imap(_fail_on_two, [0, 1, 2, 3]))
+    assert str(info.value) == "task 2: disk full"
+    executor.close()
+    assert ray.is_initialized()  # not ours to shut down
