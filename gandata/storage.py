@@ -139,3 +139,21 @@ def publish_remote(local_out: Path, url: str, manifest: dict[str, Any], progress
         report("upload", len(files) + 1, len(files) + 1)
     except OSError as exc:
         raise BuildError(f"--output: could not publish the dataset to {url}: {exc}") from None
+
+
+def download_dataset(url: str, local: Path) -> None:
+    """Copy the dataset at ``url`` (manifest, shards, sample index,
+    rejections) into the local folder ``local``, for checks that read
+    every byte anyway (``gandata verify``)."""
+    fs, root = filesystem(url, option="dataset")
+    local.mkdir(parents=True, exist_ok=True)
+    try:
+        for key in fs.find(root):
+            rel = key[len(root) + 1:]
+            if not rel or rel.startswith(".tmp-"):
+                continue
+            target = local / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(key, str(target))
+    except OSError as exc:
+        raise FormatError(f"{url}: cannot download it: {exc}") from None

@@ -20,6 +20,7 @@ from gandata import open_dataset  # noqa: E402
 from gandata.config import BuildConfig, ImageConfig, OutputConfig, SourceSpec  # noqa: E402
 from gandata.errors import ConfigError, FormatError  # noqa: E402
 from gandata.pipeline import build  # noqa: E402
+from gandata.verify import verify_dataset  # noqa: E402
 
 
 def _free_port() -> int:
@@ -95,6 +96,14 @@ def test_build_to_s3_matches_local_build_and_opens_from_url(bucket: str, tmp_pat
     assert np.array_equal(a.images, b.images) and np.array_equal(a.labels, b.labels)
     image, label = remote_ds[57]
     assert image.shape == (3, 16, 16) and label == int(b.labels[57])
+
+    assert verify_dataset(url).ok
+    shard = f"{bucket}/datasets/shapes/shards/shard-00001.safetensors"
+    good = fs.cat_file(shard)
+    fs.pipe_file(shard, good[:-1] + bytes([good[-1] ^ 1]))
+    report = verify_dataset(url)
+    assert not report.ok and report.problems[0].startswith(f"{url}/shards/shard-00001.safetensors: sha256")
+    fs.pipe_file(shard, good)
 
     # Same config again: nothing to do; another config needs --overwrite.
     assert build(_config(url)).up_to_date
