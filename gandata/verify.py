@@ -38,7 +38,7 @@ def verify_dataset(root: str | os.PathLike[str], progress: Callable[[int, int], 
     so the first problem names the first bad shard. Raises FormatError when
     the manifest itself is missing or unreadable. An fsspec URL is
     downloaded to a temporary folder first (every byte is read anyway)."""
-    from gandata.storage import download_dataset, is_remote
+    from gandata.storage import download_dataset, is_remote, local_path
 
     if is_remote(root):
         with tempfile.TemporaryDirectory(prefix="gandata-verify-") as tmp:
@@ -47,6 +47,7 @@ def verify_dataset(root: str | os.PathLike[str], progress: Callable[[int, int], 
             local = verify_dataset(tmp, progress)
             url = str(root).rstrip("/")
             return dataclasses.replace(local, root=url, problems=[p.replace(tmp, url) for p in local.problems])
+    root = local_path(root)
     manifest = read_manifest(root)
     report = VerifyReport(root=str(root))
     base = Path(root)

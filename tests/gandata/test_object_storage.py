@@ -195,3 +195,9 @@ def test_folder_and_zip_sources_on_s3_match_local_sources(bucket: str, tmp_path:
     summary = build(_config(zipped, source=f"s3://{bucket}/in/photos.zip"))
     assert summary.num_samples == 12
     assert np.array_equal(open_dataset(zipped).load_all().images, open_dataset(local).load_all().images)
+
+
+def test_file_urls_are_local_paths(shapes_dataset: Path) -> None:
+    url = f"file://{shapes_dataset}"
+    assert len(open_dataset(url)) == len(open_dataset(shapes_dataset))
+    assert verify_dataset(url).ok
