@@ -211,6 +211,10 @@ class BuildConfig:
     overwrite: bool = False
     allow_private_network: bool = False
     balance: BalanceConfig = field(default_factory=BalanceConfig)
+    # --executor ray: the cluster to join (None starts a local Ray).
+    ray_address: str | None = None
+    # Local build area for an object-store --output (default: a temp dir).
+    staging_dir: str | None = None
 
     def validate(self) -> None:
         self.balance.validate()
@@ -220,8 +224,10 @@ class BuildConfig:
         self.out.validate()
         if self.workers < 0:
             raise ConfigError(f"--workers: {self.workers} must be 0 (all cores) or more")
-        if self.executor not in ("serial", "process"):
-            raise ConfigError(f"--executor: {self.executor!r} must be 'serial' or 'process'")
+        if self.executor not in ("serial", "process", "ray"):
+            raise ConfigError(f"--executor: {self.executor!r} must be 'serial', 'process' or 'ray'")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ConfigError("--ray-address: only meaningful with --executor ray")
 
     @property
     def resolved_workers(self) -> int:
@@ -249,7 +255,7 @@ _IMAGE_KEYS = {
 _OUT_KEYS = {"normalize": "normalize", "dtype": "dtype", "shard_size": "shard_size"}
 _TOP_KEYS = {
     "output", "seed", "dedup", "workers", "executor", "keep_staging", "overwrite",
-    "allow_private_network", "sources", "image", "format", "balance",
+    "allow_private_network", "sources", "image", "format", "balance", "ray_address", "staging_dir",
 }
 _BALANCE_KEYS = {
     "mode": "mode", "sampling_strategy": "sampling_strategy", "augment": "augment",
@@ -365,7 +371,7 @@ def _check_types(values: Mapping[str, Any], prefix: str = "") -> None:
     """Catch wrong types from config files early with the option's name."""
     expected = {
         "seed": int, "workers": int, "size_px": int, "channels": int, "min_size_px": int,
-        "max_pixels": int, "max_upscale": (int, float), "output": str,
+        "max_pixels": int, "max_upscale": (int, float), "output": str, "ray_address": str, "staging_dir": str,
         "dedup": bool, "keep_staging": bool, "overwrite": bool, "draft": bool,
     }
     for key, value in values.items():

@@ -73,9 +73,15 @@ class ProcessExecutor:
             self._pool = None
 
 
-def make_executor(kind: str, workers: int) -> Executor:
+def make_executor(kind: str, workers: int, ray_address: str | None = None) -> Executor:
     """The executor for ``--executor`` and ``--workers``; one worker runs in
     this process (no start-up cost, and tracebacks stay readable)."""
+    if kind == "ray":
+        # Imported here: ray is an optional extra. Ray sizes itself from the
+        # cluster, so --workers does not apply.
+        from gandata.executors_ray import RayExecutor
+
+        return RayExecutor(ray_address)
     if kind == "serial" or workers <= 1:
         return SerialExecutor()
     return ProcessExecutor(workers)

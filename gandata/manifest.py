@@ -39,16 +39,26 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and validate ``root/manifest.json``; raises FormatError."""
-    path = Path(root) / MANIFEST_FILE
-    if not path.is_file():
-        if not Path(root).exists():
-            raise FormatError(f"{root}: no such dataset directory")
-        raise FormatError(f"{path}: missing; {root} is not a built gandata dataset (or its build did not finish)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path}: not valid JSON: {exc}") from None
+    """Read and validate ``root/manifest.json`` (``root`` may be an fsspec
+    URL); raises FormatError."""
+    from gandata.storage import is_remote, local_path, read_remote_manifest_json  # storage imports this module
+
+    if is_remote(root):
+        path: Any = f"{str(root).rstrip('/')}/{MANIFEST_FILE}"
+        data = read_remote_manifest_json(str(root))
+        if data is None:
+            raise FormatError(f"{path}: missing; {root} is not a built gandata dataset (or its build did not finish)")
+    else:
+        root = local_path(root)
+        path = Path(root) / MANIFEST_FILE
+        if not path.is_file():
+            if not Path(root).exists():
+                raise FormatError(f"{root}: no such dataset directory")
+            raise FormatError(f"{path}: missing; {root} is not a built gandata dataset (or its build did not finish)")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FormatError(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise FormatError(f"{path}: not a gandata manifest (format is {data.get('format') if isinstance(data, dict) else None!r})")
     version = data.get("version")

@@ -39,6 +39,7 @@ from gandata.normalize import normalization_for
 from gandata.plan import Plan, StagedTable, load_staged, make_plan
 from gandata.sources import Source, SourceContext, open_source
 from gandata.staging import partition_dir_name, read_rejections
+from gandata.storage import is_remote, local_path
 from gandata.write import ShardTask, write_shard
 
 STAGING_DIR = ".staging"
@@ -84,7 +85,7 @@ def open_sources(config: BuildConfig) -> list[Source]:
 def build_fingerprint(config: BuildConfig, sources: Sequence[Source]) -> str:
     """Identifies the dataset a config produces: same fingerprint, same bytes."""
     data = config.to_json()
-    for key in ("output", "workers", "executor", "keep_staging", "overwrite"):
+    for key in ("output", "workers", "executor", "keep_staging", "overwrite", "ray_address", "staging_dir"):
         data.pop(key, None)
     return _digest({"config": data, "sources": [s.fingerprint() for s in sources], "version": FORMAT_VERSION})
 
@@ -126,9 +127,14 @@ def build(config: BuildConfig, progress: ProgressFn | None = None, executor: Exe
     dataset in the output directory untouched.
     """
     config.validate()
+    if is_remote(config.output):
+        # Object-store output: built locally, then uploaded manifest-last.
+        from gandata.remote_build import build_remote
+
+        return build_remote(config, progress, executor)
     report = progress or _noop_progress
     timings: dict[str, float] = {}
-    out = Path(config.output)
+    out = Path(local_path(config.output))
     sources = open_sources(config)
     fingerprint = build_fingerprint(config, sources)
     if _check_output(out, fingerprint, config.overwrite):
@@ -140,7 +146,7 @@ def build(config: BuildConfig, progress: ProgressFn | None = None, executor: Exe
     staging = out / STAGING_DIR
     staging.mkdir(parents=True, exist_ok=True)
     own_executor = executor is None
-    executor = executor or make_executor(config.executor, config.resolved_workers)
+    executor = executor or make_executor(config.executor, config.resolved_workers, config.ray_address)
     try:
         t0 = time.perf_counter()
         part_dirs, part_sources, reused_parts = _ingest(config, sources, staging, executor, report)

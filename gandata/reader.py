@@ -14,11 +14,12 @@ from typing import Any, Iterator
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file
+from safetensors.numpy import load, load_file
 
 from gandata.errors import FormatError
 from gandata.manifest import read_manifest
 from gandata.normalize import Normalization
+from gandata.storage import is_remote, join, local_path, read_bytes
 
 
 @dataclass
@@ -38,7 +39,8 @@ class Dataset:
     """
 
     def __init__(self, root: str | os.PathLike[str], split: str | None = None) -> None:
-        self.root = Path(root)
+        # An object-store URL stays a string: Path would mangle "s3://".
+        self.root: Any = str(root) if is_remote(root) else Path(local_path(root))
         self.manifest: dict[str, Any] = read_manifest(self.root)
         shards = self.manifest["shards"]
         available = sorted({s.get("split", "train") for s in shards})
@@ -70,9 +72,10 @@ class Dataset:
         if self._cache is not None and self._cache[0] == index:
             return self._cache[1]
         entry = self.shards[index]
-        path = self.root / entry["path"]
+        path = join(self.root, entry["path"]) if isinstance(self.root, str) else self.root / entry["path"]
         try:
-            tensors = load_file(str(path))
+            # A remote shard is read whole into memory (one shard at a time).
+            tensors = load(read_bytes(path)) if isinstance(self.root, str) else load_file(str(path))
         except (OSError, SafetensorError) as exc:
             raise FormatError(f"{path}: cannot read shard: {exc}") from None
         if "images" not in tensors or "labels" not in tensors:
@@ -162,6 +165,7 @@ class Dataset:
 
 def open_dataset(path: str | os.PathLike[str], split: str | None = None) -> Dataset:
     """Open a built dataset; ``split`` names a split ("train", "val"), default train.
+    ``path`` is a folder or an fsspec URL (``s3://bucket/prefix``).
 
     Raises FormatError for a missing manifest or an unknown format version.
     """

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,7 +36,18 @@ def verify_dataset(root: str | os.PathLike[str], progress: Callable[[int, int], 
     """Re-hash every shard and check shapes, dtypes, counts and the sample
     index against the manifest. Problems are listed in order, shards first,
     so the first problem names the first bad shard. Raises FormatError when
-    the manifest itself is missing or unreadable."""
+    the manifest itself is missing or unreadable. An fsspec URL is
+    downloaded to a temporary folder first (every byte is read anyway)."""
+    from gandata.storage import download_dataset, is_remote, local_path
+
+    if is_remote(root):
+        with tempfile.TemporaryDirectory(prefix="gandata-verify-") as tmp:
+            read_manifest(root)  # a missing manifest fails before any download
+            download_dataset(str(root), Path(tmp))
+            local = verify_dataset(tmp, progress)
+            url = str(root).rstrip("/")
+            return dataclasses.replace(local, root=url, problems=[p.replace(tmp, url) for p in local.problems])
+    root = local_path(root)
     manifest = read_manifest(root)
     report = VerifyReport(root=str(root))
     base = Path(root)

@@ -62,4 +62,13 @@ def _load_factory(scheme: str) -> SourceFactory:
 def open_source(spec: SourceSpec, ctx: SourceContext) -> Source:
     """Construct the source a spec names; raises SourceError for a bad URI."""
     scheme = scheme_of(spec.uri)
+    if scheme in ("folder", "zip", "tar"):
+        # An fsspec URL (s3://, gs://, ...) given as a folder or archive.
+        from gandata.storage import is_remote
+
+        prefix = scheme + ":"
+        if is_remote(spec.uri[len(prefix):] if spec.uri.startswith(prefix) else spec.uri):
+            from gandata.sources.remote import open_remote
+
+            return open_remote(spec.uri, spec, ctx)
     return _load_factory(scheme)(spec.uri, spec, ctx)
