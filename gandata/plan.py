@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from gandata.config import BuildConfig
+from gandata.merge import merge_sources, source_weights
 from gandata.records import Rejection
 from gandata.staging import read_meta
 
@@ -172,6 +173,9 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     if config.dedup:
         keep, dup_rejections = find_exact_duplicates(staged)
         rejections.extend(dup_rejections)
+    # Per-source label maps, fixed labels and caps (gandata/merge.py).
+    declared_classes, cap_rejections = merge_sources(staged, config.sources, keep, declared_classes, config.seed)
+    rejections.extend(cap_rejections)
     found = staged.table.column("label").to_pylist() if staged.num_rows else []
     classes = resolve_classes(found, declared_classes)
     all_labels = label_ids(staged, classes) if staged.num_rows else np.zeros(0, np.int64)
@@ -183,6 +187,7 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     labels = all_labels[rows]
     splits = np.full(len(rows), "train", dtype=object)
     mean, std = channel_stats(staged, rows, config.image.size_px)
+    weights = source_weights(staged.column("source_index")[rows], config.sources) if len(rows) else None
     return Plan(
         classes=classes,
         rows=rows.astype(np.int64),
@@ -192,4 +197,5 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
         rejections=rejections,
         mean=mean,
         std=std,
+        weights=weights,
     )
