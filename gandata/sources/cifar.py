@@ -41,8 +41,11 @@ _BIN_LAYOUTS = {
 }
 _SUBDIRS = ("cifar-10-batches-bin", "cifar-100-binary", "cifar-10-batches-py", "cifar-100-python")
 
-# The only globals a CIFAR python pickle needs: numpy's ndarray rebuild.
+# The only globals a CIFAR python pickle needs: numpy's ndarray rebuild, and
+# the str -> bytes conversion Python 3 writes for bytes in protocol 2 (a pure
+# function; it runs no code the file chooses).
 _ALLOWED_GLOBALS = {
+    ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),
