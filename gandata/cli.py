@@ -124,6 +124,10 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
         if sources:
             data["sources"] = list(sources)
         labels = flags.pop("labels")
+        per_source = {k: v for k, v in (
+            ("image_column", flags.pop("image_column")), ("label_column", flags.pop("label_column")),
+            ("license", flags.pop("license_name")),
+        ) if v is not None}
         for key, section in (
             ("size", image), ("channels", image), ("resize", image), ("fill", image), ("background", image),
             ("min_size", image), ("max_upscale", image), ("max_pixels", image),
@@ -142,10 +146,6 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
             data["image"] = image
         if fmt:
             data["format"] = fmt
-        per_source = {k: v for k, v in (
-            ("image_column", flags.pop("image_column")), ("label_column", flags.pop("label_column")),
-            ("license", flags.pop("license_name")),
-        ) if v is not None}
         if per_source:
             raw = data.get("sources") or ["synth:shapes"]
             data["sources"] = [

@@ -54,7 +54,12 @@ class ProvenanceSource:
         for item in self.inner.read(partition):
             if isinstance(item, Sample):
                 item.provenance.setdefault("origin", item.key)
-                item.provenance["license"] = license_name
+                # The user's option wins; otherwise a licence the source
+                # recorded per sample (a web page's) beats the source's own.
+                if self.license_override:
+                    item.provenance["license"] = self.license_override
+                else:
+                    item.provenance.setdefault("license", license_name)
             yield item
 
     def class_names(self) -> list[str] | None:

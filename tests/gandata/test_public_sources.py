@@ -273,7 +273,7 @@ def _mixed_inputs(tmp_path: Path) -> tuple[str, str, str, dict]:
     ds = image_dataset([png_bytes(a) for a in rng_images[3:7]], [0, 1, 1, 2], ["airplane", "automobile", "ship"])
     ds.save_to_disk(str(tmp_path / "hub"))
     gray = random_images(3, (16, 16), seed=14)
-    write_idx(tmp_path / "t-images-idx3-ubyte", np.stack([np.stack([g] * 1) [0] for g in gray]))
+    write_idx(tmp_path / "t-images-idx3-ubyte", gray)
     write_idx(tmp_path / "t-labels-idx1-ubyte", np.array([7, 7, 1], np.uint8))
     return str(tmp_path / "photos"), f"hf-disk:{tmp_path / 'hub'}", f"idx:{tmp_path / 't-images-idx3-ubyte'}", {"images": rng_images, "gray": gray}
 
@@ -376,3 +376,21 @@ def test_export_hf_round_trip_and_folder(tmp_path: Path) -> None:
     assert pairs_c == sorted((img.tobytes(), names_a[int(l)]) for img, l in zip(a.images, a.labels))
     with pytest.raises(ConfigError, match="not empty"):
         export(first, "folder", tmp_path / "tree")
+
+
+def test_cli_build_with_column_and_license_flags(tmp_path: Path) -> None:
+    arrays = random_images(3, (8, 8, 3), seed=17)
+    ds = image_dataset([png_bytes(a) for a in arrays], None, None).add_column("kind", ["u", "v", "u"])
+    ds = ds.rename_column("image", "picture")
+    ds.save_to_disk(str(tmp_path / "disk"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [
+        "build", f"hf-disk:{tmp_path / 'disk'}", "-o", str(out), "--size", "8", "--min-size", "4", "--workers", "1",
+        "--image-column", "picture", "--label-column", "kind", "--license", "cc0-1.0", "-q",
+    ])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["class_counts"] == {"u": 2, "v": 1} and manifest["licenses"] == {"cc0-1.0": 3}
+    assert manifest["config"]["sources"][0]["license"] == "cc0-1.0"
+    result = CliRunner().invoke(main, ["build", f"hf-disk:{tmp_path / 'disk'}", "-o", str(tmp_path / "o2"), "--image-column", "nope"])
+    assert result.exit_code != 0 and "--image-column 'nope'" in result.output
