@@ -30,7 +30,7 @@ ranges: a worker reads only its own rows, ``BATCH_ROWS`` at a time.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 from urllib.parse import parse_qsl
 
@@ -47,7 +47,7 @@ _OPTIONS = ("streaming", "cache_dir")
 
 # Per-process cache of opened datasets: workers read one partition after
 # another, and re-opening (even from the cache) costs far more than a batch.
-_OPEN: dict[tuple[Any, ...], Any] = {}
+_OPEN: dict[HfTarget, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,10 @@ def _pick_split(uri: str, splits: Sequence[str], wanted: str | None) -> str:
     return list(splits)[0]
 
 
-def open_dataset(uri: str, target: HfTarget) -> Any:
+def load_split(uri: str, target: HfTarget) -> Any:
     """The ``datasets.Dataset`` (or ``IterableDataset`` when streaming) of one
     split; cached per process. SourceError naming the source on failure."""
-    key = (target, )
-    cached = _OPEN.get(key)
+    cached = _OPEN.get(target)
     if cached is not None:
         return cached
     datasets = _import_datasets()
@@ -143,7 +142,7 @@ def open_dataset(uri: str, target: HfTarget) -> Any:
         raise SourceError(f"source {uri}: the dataset holds only the split {loaded.split!r}")
     if len(_OPEN) > 8:
         _OPEN.clear()
-    _OPEN[key] = loaded
+    _OPEN[target] = loaded
     return loaded
 
 
@@ -214,7 +213,6 @@ class HfSource:
     num_shards: int
     dataset_license: str | None
     content: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def partitions(self) -> Sequence[Partition]:
         if self.target.streaming:
@@ -226,7 +224,7 @@ class HfSource:
                 for i, start in enumerate(range(0, n, ROWS_PER_PARTITION))]
 
     def read(self, partition: Partition) -> Iterator[Sample | Rejection]:
-        ds = open_dataset(self.uri, self.target)
+        ds = load_split(self.uri, self.target)
         mode, a, b = partition.items
         if mode == "shard":
             yield from self._read_stream(ds, a, b)
@@ -310,7 +308,7 @@ def _content_id(ds: Any, target: HfTarget) -> str:
 
 def _open(uri: str, spec: SourceSpec) -> HfSource:
     target = parse_hf_uri(uri, spec)
-    ds = open_dataset(uri, target)
+    ds = load_split(uri, target)
     image_column, label_column, names = detect_columns(uri, ds.features, spec.image_column, spec.label_column)
     info_license = getattr(getattr(ds, "info", None), "license", None) or None
     if info_license is None and target.kind in ("local", "disk") and os.path.isdir(target.name):
