@@ -394,3 +394,17 @@ def test_cli_build_with_column_and_license_flags(tmp_path: Path) -> None:
     assert manifest["config"]["sources"][0]["license"] == "cc0-1.0"
     result = CliRunner().invoke(main, ["build", f"hf-disk:{tmp_path / 'disk'}", "-o", str(tmp_path / "o2"), "--image-column", "nope"])
     assert result.exit_code != 0 and "--image-column 'nope'" in result.output
+
+
+def test_bad_array_sources_fail_before_work_with_the_file_named(tmp_path: Path) -> None:
+    np.savez(tmp_path / "objects.npz", images=np.array([object(), object()], dtype=object))
+    with pytest.raises(SourceError, match="objects.npz"):
+        _build([SourceSpec(f"npz:{tmp_path / 'objects.npz'}")], tmp_path / "o1", size=8)
+    images = write_idx(tmp_path / "x-images-idx3-ubyte", random_images(3, (8, 8), seed=18))
+    write_idx(tmp_path / "x-labels-idx1-ubyte", np.array([1, 2], np.uint8))
+    with pytest.raises(SourceError, match="holds \\(2,\\) labels for 3 images"):
+        _build([SourceSpec(f"idx:{images}")], tmp_path / "o2", size=8)
+    with pytest.raises(SourceError, match="unknown option"):
+        _build([SourceSpec(f"cifar:{tmp_path}?color=1")], tmp_path / "o3", size=8)
+    with pytest.raises(SourceError, match="no CIFAR batches"):
+        _build([SourceSpec(f"cifar:{tmp_path}")], tmp_path / "o4", size=8)
