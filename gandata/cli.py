@@ -74,13 +74,19 @@ def _source_help() -> str:
 
 @main.command(
     epilog="Sources (URI forms):\n\n" + "\n\n".join(f"  {h}" for _, h in SCHEMES.values()) + "\n\n"
+    "Several sources merge into one dataset; per-source options (label_map, label, max_samples, weight, "
+    "license, image_column, label_column) go in the config file's [[sources]] tables (docs/SOURCES.md).\n\n"
     "Examples:\n\n  gandata build\n\n  gandata build ./photos -o data/photos --size 64 --workers 8\n\n"
+    "  gandata build hf:mnist idx:data/emnist-letters-train-images-idx3-ubyte.gz --size 28 --channels 1\n\n"
     "  gandata build --config examples/photos.toml --seed 1",
 )
 @click.argument("sources", nargs=-1)
 @click.option("-o", "--output", help=f"Output directory, or an object-store URL (s3://bucket/prefix, gs://..., any fsspec URL). [default: {DEFAULT_OUTPUT}]")
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), help="TOML (or YAML) build config; flags override it.")
 @click.option("--labels", help="CSV file (path,label) labelling the files of a folder/archive source (applies to every such source).")
+@click.option("--image-column", help="HuggingFace sources: the image column (default: the column with an Image feature).")
+@click.option("--label-column", help="HuggingFace sources: the label column (default: the ClassLabel column; none = unlabeled).")
+@click.option("--license", "license_name", help="Licence recorded for every source's samples (default: the Hub card's, else 'unknown').")
 @click.option("--size", type=int, help="Output images are SIZE x SIZE pixels. [default: 64]")
 @click.option("--channels", type=click.Choice(["1", "3"]), help="1 (grayscale) or 3 (RGB). [default: 3]")
 @click.option("--resize", type=click.Choice(["crop", "pad", "stretch"]), help="Center-crop, letterbox-pad or stretch to square. [default: crop]")
@@ -127,6 +133,10 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
         if sources:
             data["sources"] = list(sources)
         labels = flags.pop("labels")
+        per_source = {k: v for k, v in (
+            ("image_column", flags.pop("image_column")), ("label_column", flags.pop("label_column")),
+            ("license", flags.pop("license_name")),
+        ) if v is not None}
         for key, section in (
             ("size", image), ("channels", image), ("resize", image), ("fill", image), ("background", image),
             ("min_size", image), ("max_upscale", image), ("max_pixels", image),
@@ -154,6 +164,12 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
             data["image"] = image
         if fmt:
             data["format"] = fmt
+        if per_source:
+            raw = data.get("sources") or ["synth:shapes"]
+            data["sources"] = [
+                {"uri": s, **per_source} if isinstance(s, str) else {**per_source, **s}
+                for s in (raw if isinstance(raw, list) else [raw])
+            ]
         if labels:
             raw = data.get("sources") or ["synth:shapes"]
             data["sources"] = [
@@ -256,6 +272,11 @@ def stats(targets: tuple[str, ...], as_json: bool, plot: str | None, floor: int,
 
     audit = _run(run)
     data = audit.to_json()
+    if audit.kind == "dataset":
+        # Licences are summarised in the manifest only (not in the audit).
+        from gandata.manifest import read_manifest
+
+        data["licenses"] = dict(_run(lambda: read_manifest(targets[0])).get("licenses") or {})
     if plot:
         from gandata.preview import bar_chart, grid_image, save_png, stack_vertically
 
@@ -316,8 +337,24 @@ def _print_audit(data: dict[str, Any]) -> None:
         click.echo("splits: " + ", ".join(f"{k} {v}" for k, v in data["splits"].items()))
     for reason, count in data.get("rejections", {}).items():
         click.echo(f"  rejected {reason}: {count}")
-    for src in data.get("sources", []):
-        click.echo(f"  source {src['uri']}: {src['num_samples']} samples, {src['num_rejected']} rejected")
+    _echo_provenance(data)
+
+
+def _echo_provenance(data: dict[str, Any]) -> None:
+    """The per-source and per-licence tables of ``gandata stats``."""
+    from gandata.stats import provenance_tables
+
+    by_source, by_license = provenance_tables(data)
+    if by_source:
+        width = max(len(r["source"]) for r in by_source)
+        click.echo("per source:")
+        for r in by_source:
+            click.echo(f"  {r['source']:<{width}}  {r['num_samples']:>8}  {100 * r['share']:5.1f}%  rejected {r['num_rejected']:>6}  license {r['license']}")
+    if by_license:
+        width = max(len(r["license"]) for r in by_license)
+        click.echo("per license:")
+        for r in by_license:
+            click.echo(f"  {r['license']:<{width}}  {r['num_samples']:>8}  {100 * r['share']:5.1f}%")
 
 
 @main.command()
@@ -339,6 +376,25 @@ def preview(path: str, output: str, per_class: int, split: str | None, seed: int
 
     n = _run(run)
     click.echo(f"wrote {output}: {n} samples")
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--to", "target", nargs=2, required=True, type=(click.Choice(["hf", "folder"]), click.Path()),
+              metavar="FORMAT DIR", help="hf DIR: a datasets dataset (save_to_disk; Image + ClassLabel features); folder DIR: an ImageFolder tree of PNGs.")
+@click.option("--overwrite", is_flag=True, help="Replace DIR when it exists and is not empty.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary.")
+def export(path: str, target: tuple[str, str], overwrite: bool, quiet: bool) -> None:
+    """Export the dataset at PATH for other tools: `--to hf DIR` (reload with
+    datasets.load_from_disk, publish with push_to_hub, or build again from
+    hf-disk:DIR) or `--to folder DIR` (an ImageFolder tree of PNGs)."""
+    from gandata.export import export as run_export
+
+    fmt, dest = target
+    summary = _run(lambda: run_export(path, fmt, dest, overwrite=overwrite))
+    if not quiet:
+        splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
+        click.echo(f"exported {path} to {summary.path} ({fmt}): {summary.num_samples} samples ({splits})")
 
 
 if __name__ == "__main__":  # pragma: no cover

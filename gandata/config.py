@@ -59,6 +59,16 @@ class SourceSpec:
     labels: str | None = None
     # Scheme-specific options (``key=value``), also accepted in the URI query.
     params: Mapping[str, str] = field(default_factory=dict)
+    # Multi-source options (docs/SOURCES.md): rename/merge classes, a fixed
+    # label for an unlabeled source, a cap, a sampling weight, a licence, and
+    # the columns of a HuggingFace dataset.
+    label_map: Mapping[str, str] = field(default_factory=dict)
+    label: str | None = None
+    max_samples: int | None = None
+    weight: float = 1.0
+    license: str | None = None
+    image_column: str | None = None
+    label_column: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"uri": self.uri}
@@ -66,6 +76,12 @@ class SourceSpec:
             out["labels"] = self.labels
         if self.params:
             out["params"] = dict(self.params)
+        if self.label_map:
+            out["label_map"] = dict(self.label_map)
+        for name in SOURCE_OPTIONS:
+            value = getattr(self, name)
+            if value is not None and not (name == "weight" and value == 1.0):
+                out[name] = value
         return out
 
 
@@ -296,16 +312,51 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
+# Per-source options of a ``[[sources]]`` table besides uri/labels/params.
+SOURCE_OPTIONS = ("label", "max_samples", "weight", "license", "image_column", "label_column")
+
+
+def _source_options(value: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """The multi-source options of one ``[[sources]]`` table, type-checked."""
+    where = f"sources[{index}]"
+    out: dict[str, Any] = {}
+    raw_map = value.get("label_map")
+    if raw_map is not None:
+        if not isinstance(raw_map, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw_map.items()):
+            raise ConfigError(f"{where}.label_map: must be a table of source class name = unified class name")
+        if any(not v.strip() for v in raw_map.values()):
+            raise ConfigError(f"{where}.label_map: class names must not be empty")
+        out["label_map"] = dict(raw_map)
+    for name in ("label", "license", "image_column", "label_column"):
+        if value.get(name) is not None:
+            if not isinstance(value[name], str) or not value[name].strip():
+                raise ConfigError(f"{where}.{name}: {value[name]!r} must be a non-empty string")
+            out[name] = value[name]
+    if value.get("max_samples") is not None:
+        cap = value["max_samples"]
+        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+            raise ConfigError(f"{where}.max_samples: {cap!r} must be a positive integer")
+        out["max_samples"] = cap
+    if value.get("weight") is not None:
+        weight = value["weight"]
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0 or weight == float("inf"):
+            raise ConfigError(f"{where}.weight: {weight!r} must be a positive number")
+        out["weight"] = float(weight)
+    return out
+
+
 def _source_from(value: Any, index: int) -> SourceSpec:
     if isinstance(value, str):
         return SourceSpec(uri=value)
     if isinstance(value, Mapping):
         if "uri" not in value:
             raise ConfigError(f"sources[{index}]: needs a 'uri'")
-        extra = {k: str(v) for k, v in value.items() if k not in ("uri", "labels", "params")}
+        known = ("uri", "labels", "params", "label_map") + SOURCE_OPTIONS
+        extra = {k: str(v) for k, v in value.items() if k not in known}
         params = {str(k): str(v) for k, v in dict(value.get("params", {})).items()}
         params.update(extra)
-        return SourceSpec(uri=str(value["uri"]), labels=value.get("labels"), params=params)
+        options = _source_options(value, index)
+        return SourceSpec(uri=str(value["uri"]), labels=value.get("labels"), params=params, **options)
     raise ConfigError(f"sources[{index}]: must be a URI string or a table with 'uri'")
 
 

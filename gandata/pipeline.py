@@ -31,11 +31,13 @@ from gandata.config import BuildConfig
 from gandata.errors import BuildError, ConfigError, FormatError
 from gandata.executors import Executor, make_executor
 from gandata.ingest import IngestTask, ingest_partition
+from gandata.merge import PLAN_ONLY_OPTIONS
 from gandata.manifest import (
     FORMAT_NAME, FORMAT_VERSION, MANIFEST_FILE, REJECTED_FILE, SAMPLES_FILE, SHARDS_DIR,
     read_manifest, write_json_atomic,
 )
 from gandata.normalize import normalization_for
+from gandata.provenance import manifest_provenance
 from gandata.plan import Plan, StagedTable, load_staged, make_plan
 from gandata.sources import Source, SourceContext, open_source
 from gandata.staging import partition_dir_name, read_rejections
@@ -188,7 +190,8 @@ def _ingest(
     for si, (spec, source) in enumerate(zip(config.sources, sources)):
         # Staged partitions depend only on the source and the image options,
         # so changing e.g. normalization or shard size reuses them.
-        ingest_key = _digest({"source": spec.to_json(), "content": source.fingerprint(), "image": config.to_json()["image"]})
+        spec_json = {k: v for k, v in spec.to_json().items() if k not in PLAN_ONLY_OPTIONS}
+        ingest_key = _digest({"source": spec_json, "content": source.fingerprint(), "image": config.to_json()["image"]})
         source_dir = staging / f"ingest-{ingest_key}"
         source_dir.mkdir(parents=True, exist_ok=True)
         for partition in source.partitions():
@@ -272,6 +275,7 @@ def _manifest(
     rejected_by_source = Counter(r.get("uri", "") for r in rejections)
     upscaled = int((staged.column("upscale")[plan.rows] > 1.0).sum()) if len(plan.rows) else 0
     normalization = plan.extra["normalization"]
+    licenses, source_extras = manifest_provenance(staged, plan.rows, sources)
     return {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -289,9 +293,10 @@ def _manifest(
         "mean": plan.mean,
         "std": plan.std,
         "sources": [
-            {"uri": s.uri, "num_samples": int((source_index == i).sum()), "num_rejected": int(rejected_by_source.get(s.uri, 0))}
+            {"uri": s.uri, "num_samples": int((source_index == i).sum()), "num_rejected": int(rejected_by_source.get(s.uri, 0)), **source_extras[i]}
             for i, s in enumerate(sources)
         ],
+        "licenses": licenses,
         "rejections": dict(sorted(Counter(r["reason"] for r in rejections).items())),
         "num_upscaled": upscaled,
         "build_fingerprint": fingerprint,

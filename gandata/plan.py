@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from gandata.config import BuildConfig
+from gandata.merge import merge_sources, source_weights
 from gandata.records import Rejection
 from gandata.staging import read_meta
 
@@ -172,6 +173,9 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     if config.dedup:
         keep, dup_rejections = find_exact_duplicates(staged)
         rejections.extend(dup_rejections)
+    # Per-source label maps, fixed labels and caps (gandata/merge.py).
+    declared_classes, cap_rejections = merge_sources(staged, config.sources, keep, declared_classes, config.seed)
+    rejections.extend(cap_rejections)
     found = staged.table.column("label").to_pylist() if staged.num_rows else []
     classes = resolve_classes(found, declared_classes)
     all_labels = label_ids(staged, classes) if staged.num_rows else np.zeros(0, np.int64)
@@ -195,4 +199,10 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     )
     from gandata.balance import apply_balance  # imports plan helpers; late to avoid a cycle
 
-    return apply_balance(plan, staged, config)
+    plan = apply_balance(plan, staged, config)
+    # Source weights follow each output entry (copies included) and multiply
+    # the class-balancing weights when both are asked for.
+    weights = source_weights(staged.column("source_index")[plan.rows], config.sources) if len(plan.rows) else None
+    if weights is not None:
+        plan.weights = weights if plan.weights is None else plan.weights * weights
+    return plan

@@ -84,3 +84,26 @@ def dataset_balance(root: str | os.PathLike[str]) -> tuple[ClassBalance, dict[st
     """The class balance of a built dataset, and its manifest."""
     manifest = read_manifest(root)
     return balance_of(manifest["class_counts"]), manifest
+
+
+def provenance_tables(manifest: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows of the per-source and per-licence tables of ``gandata stats``:
+    ``{"source", "num_samples", "share", "num_rejected", "license"}`` and
+    ``{"license", "num_samples", "share"}``, from the manifest's ``sources``
+    and ``licenses``."""
+    total = int(manifest.get("num_samples", 0)) or 0
+    by_source = [
+        {
+            "source": str(s.get("uri", "")),
+            "num_samples": int(s.get("num_samples", 0)),
+            "share": int(s.get("num_samples", 0)) / total if total else 0.0,
+            "num_rejected": int(s.get("num_rejected", 0)),
+            "license": str(s.get("license", "unknown")),
+        }
+        for s in manifest.get("sources", [])
+    ]
+    by_license = [
+        {"license": str(name), "num_samples": int(count), "share": int(count) / total if total else 0.0}
+        for name, count in sorted((manifest.get("licenses") or {}).items(), key=lambda kv: (-int(kv[1]), kv[0]))
+    ]
+    return by_source, by_license

@@ -26,6 +26,11 @@ SCHEMES: dict[str, tuple[str, str]] = {
     "file": ("gandata.sources.folder:open_folder", "file:PATH: same as folder:PATH"),
     "zip": ("gandata.sources.archive:open_archive", "zip:FILE or FILE.zip: a zip archive, same label convention, read without extracting"),
     "tar": ("gandata.sources.archive:open_archive", "tar:FILE or FILE.tar[.gz|.bz2|.xz]/.tgz: a tar archive, same label convention"),
+    "hf": ("gandata.sources.hf:open_hf", "hf:NAME[:CONFIG][@SPLIT][?streaming=1]: a HuggingFace dataset by Hub name (HF cache when offline), or a local dataset folder when NAME is a path (parquet/arrow files, imagefolder)"),
+    "hf-disk": ("gandata.sources.hf:open_hf_disk", "hf-disk:PATH[@SPLIT]: the output of datasets' save_to_disk (Dataset or DatasetDict)"),
+    "idx": ("gandata.sources.idx:open_idx", "idx:PATH: MNIST-style IDX images file (raw or .gz; labels file found beside it: images->labels, idx3->idx1)"),
+    "cifar": ("gandata.sources.cifar:open_cifar", "cifar:DIR[?split=train|test|all&labels=fine|coarse]: CIFAR-10/100 binary version (python pickles read only through a restricted unpickler)"),
+    "npz": ("gandata.sources.npz:open_npz", "npz:FILE: NumPy .npz (arrays 'images', optional 'labels', 'classes') or .npy images; NHWC or NCHW, uint8 or float in [0,1]"),
 }
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -61,6 +66,8 @@ def _load_factory(scheme: str) -> SourceFactory:
 
 def open_source(spec: SourceSpec, ctx: SourceContext) -> Source:
     """Construct the source a spec names; raises SourceError for a bad URI."""
+    from gandata.sources.provenance import ProvenanceSource
+
     scheme = scheme_of(spec.uri)
     if scheme in ("folder", "zip", "tar"):
         # An fsspec URL (s3://, gs://, ...) given as a folder or archive.
@@ -70,5 +77,5 @@ def open_source(spec: SourceSpec, ctx: SourceContext) -> Source:
         if is_remote(spec.uri[len(prefix):] if spec.uri.startswith(prefix) else spec.uri):
             from gandata.sources.remote import open_remote
 
-            return open_remote(spec.uri, spec, ctx)
-    return _load_factory(scheme)(spec.uri, spec, ctx)
+            return ProvenanceSource(open_remote(spec.uri, spec, ctx), spec.license)
+    return ProvenanceSource(_load_factory(scheme)(spec.uri, spec, ctx), spec.license)
