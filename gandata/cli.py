@@ -275,8 +275,9 @@ def stats(targets: tuple[str, ...], as_json: bool, plot: str | None, floor: int,
     if audit.kind == "dataset":
         # Licences are summarised in the manifest only (not in the audit).
         from gandata.manifest import read_manifest
+        from gandata.stats import provenance_tables
 
-        data["licenses"] = dict(_run(lambda: read_manifest(targets[0])).get("licenses") or {})
+        _, data["licenses"] = provenance_tables(_run(lambda: read_manifest(targets[0])))
     if plot:
         from gandata.preview import bar_chart, grid_image, save_png, stack_vertically
 
@@ -344,7 +345,8 @@ def _echo_provenance(data: dict[str, Any]) -> None:
     """The per-source and per-licence tables of ``gandata stats``."""
     from gandata.stats import provenance_tables
 
-    by_source, by_license = provenance_tables(data)
+    by_source, _ = provenance_tables({"num_samples": data["num_samples"], "sources": data.get("sources", [])})
+    by_license = data.get("licenses") or []
     if by_source:
         width = max(len(r["source"]) for r in by_source)
         click.echo("per source:")
