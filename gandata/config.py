@@ -137,6 +137,8 @@ class BuildConfig:
     keep_staging: bool = False
     overwrite: bool = False
     allow_private_network: bool = False
+    # Web sources: fetch again the URLs whose download failed in an earlier build.
+    retry_failed: bool = False
 
     def validate(self) -> None:
         if not self.sources:
@@ -174,7 +176,7 @@ _IMAGE_KEYS = {
 _OUT_KEYS = {"normalize": "normalize", "dtype": "dtype", "shard_size": "shard_size"}
 _TOP_KEYS = {
     "output", "seed", "dedup", "workers", "executor", "keep_staging", "overwrite",
-    "allow_private_network", "sources", "image", "format",
+    "allow_private_network", "sources", "image", "format", "retry_failed",
 }
 
 

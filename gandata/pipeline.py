@@ -42,6 +42,8 @@ from gandata.staging import partition_dir_name, read_rejections
 from gandata.write import ShardTask, write_shard
 
 STAGING_DIR = ".staging"
+# Caches kept across builds (web downloads); see docs/WEB.md.
+CACHE_DIR = ".cache"
 
 # (phase, done, total): called as work completes; the CLI draws progress bars.
 ProgressFn = Callable[[str, int, int], None]
@@ -77,6 +79,8 @@ def open_sources(config: BuildConfig) -> list[Source]:
         channels=config.image.channels,
         seed=config.seed,
         allow_private_network=config.allow_private_network,
+        cache_dir=str(Path(config.output) / CACHE_DIR / "web"),
+        retry_failed=config.retry_failed,
     )
     return [open_source(spec, ctx) for spec in config.sources]
 
@@ -84,7 +88,7 @@ def open_sources(config: BuildConfig) -> list[Source]:
 def build_fingerprint(config: BuildConfig, sources: Sequence[Source]) -> str:
     """Identifies the dataset a config produces: same fingerprint, same bytes."""
     data = config.to_json()
-    for key in ("output", "workers", "executor", "keep_staging", "overwrite"):
+    for key in ("output", "workers", "executor", "keep_staging", "overwrite", "retry_failed"):
         data.pop(key, None)
     return _digest({"config": data, "sources": [s.fingerprint() for s in sources], "version": FORMAT_VERSION})
 
@@ -109,7 +113,7 @@ def _check_output(out: Path, fingerprint: str, overwrite: bool) -> bool:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--output: {out} exists and is not a directory")
     if out.is_dir() and not overwrite:
-        foreign = [p.name for p in out.iterdir() if p.name not in (STAGING_DIR, SHARDS_DIR, SAMPLES_FILE, REJECTED_FILE)]
+        foreign = [p.name for p in out.iterdir() if p.name not in (STAGING_DIR, CACHE_DIR, SHARDS_DIR, SAMPLES_FILE, REJECTED_FILE)]
         if foreign:
             raise ConfigError(
                 f"--output: {out} is not empty and holds no gandata dataset ({', '.join(sorted(foreign)[:3])} ...); "

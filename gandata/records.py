@@ -33,6 +33,8 @@ REASONS: dict[str, str] = {
     "noai": "the server forbids AI use (X-Robots-Tag or meta robots noai/noimageai)",
     "too_large": "the download exceeded the size limit",
     "not_image": "the server returned something that is not an image",
+    "bad_url": "not a valid http(s) URL (other schemes are never fetched)",
+    "private_address": "the host resolves to a private, loopback or link-local address (SSRF guard; see --allow-private-network)",
     "unsafe_path": "an archive entry with an absolute path or '..' (path traversal)",
     "undersampled": "dropped by class balancing (undersampling)",
     "capped": "dropped by a source's max_samples cap",

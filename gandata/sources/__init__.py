@@ -26,6 +26,8 @@ SCHEMES: dict[str, tuple[str, str]] = {
     "file": ("gandata.sources.folder:open_folder", "file:PATH: same as folder:PATH"),
     "zip": ("gandata.sources.archive:open_archive", "zip:FILE or FILE.zip: a zip archive, same label convention, read without extracting"),
     "tar": ("gandata.sources.archive:open_archive", "tar:FILE or FILE.tar[.gz|.bz2|.xz]/.tgz: a tar archive, same label convention"),
+    "urls": ("gandata.sources.web.source:open_urls", "urls:FILE[?option=value&...]: download the image URLs of a txt/csv/tsv/jsonl/parquet list (.gz too; see docs/WEB.md)"),
+    "crawl": ("gandata.sources.web.source:open_crawl", "crawl:URL[#option=value&...]: crawl pages from URL (same host) and download their images (see docs/WEB.md)"),
 }
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
