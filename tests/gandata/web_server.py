@@ -120,7 +120,7 @@ class WebServer:
         if path in pages:
             return self.send(h, 200, pages[path].encode(), "text/html; charset=utf-8")
         if path == "/flaky.png":  # 500 then 200
-            return self.send(h, 500, b"oops", "text/plain") if count == 1 else self.send(h, 200, self.images["/img/ok.png"], "image/png")
+            return self.send(h, 500, b"oops", "text/plain") if count == 1 else self.send(h, 200, self.images["/img/medium.png"], "image/png")
         if path == "/ratelimited.png":  # 429 with Retry-After then 200
             if count == 1:
                 return self.send(h, 429, b"slow down", "text/plain", {"Retry-After": "1"})

@@ -31,6 +31,11 @@ from gandata.sources.web.guard import UrlRefused, check_url, normalize_url
 from gandata.sources.web.options import WebOptions, parse_options, split_uri
 from gandata.sources.web.urls import UrlEntry, read_url_list
 
+# Outcomes that depend on this run's policy (flags, robots.txt fetched anew
+# each build), not on a server's answer about the URL: never remembered.
+NOT_CACHED = {"private_address", "bad_url", "robots_disallowed", "duplicate"}
+
+
 @dataclass(frozen=True)
 class WebBatch:
     """One partition's URLs and the robots.txt texts of their hosts."""
@@ -239,7 +244,7 @@ def _known_outcome(entry: UrlEntry, cache: DownloadCache) -> FetchResult | None:
 def _remember(result: FetchResult, cache: DownloadCache) -> FetchResult:
     if result.ok and result.body is not None:
         cache.put_ok(result.url, {"final_url": result.final_url, "status": result.status, "fetched_at": result.fetched_at}, result.body)
-    elif result.reason is not None:
+    elif result.reason is not None and result.reason not in NOT_CACHED:
         cache.put_rejected(result.url, result.reason, result.detail, retryable=result.retryable)
     return result
 
