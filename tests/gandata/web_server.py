@@ -67,6 +67,9 @@ class WebServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: without this, Nagle
+            # plus delayed ACKs stall every keep-alive response by ~40 ms.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -87,6 +90,7 @@ class WebServer:
                     with server.lock:
                         server.in_flight -= 1
 
+        ThreadingHTTPServer.request_queue_size = 256
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
+import aiohttp
 from protego import Protego
+from yarl import URL
 
 from gandata.sources.web.guard import UrlRefused, check_address, check_url, sniff_image
 from gandata.sources.web.options import WebOptions
@@ -185,22 +186,24 @@ class Fetcher:
         self._pause_until: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._rng = random.Random(seed)
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self.requests = 0
 
     async def __aenter__(self) -> "Fetcher":
         o = self.options
-        self._client = httpx.AsyncClient(
-            headers={"User-Agent": o.user_agent},
-            timeout=httpx.Timeout(o.read_timeout_s, connect=o.connect_timeout_s),
-            limits=httpx.Limits(max_connections=o.concurrency + 4, max_keepalive_connections=o.concurrency + 4),
-            follow_redirects=False, trust_env=False,
+        # auto_decompress off: the size cap counts the bytes on the wire, and
+        # _decode_body undoes gzip/deflate with a cap of its own.
+        self._client = aiohttp.ClientSession(
+            headers={"User-Agent": o.user_agent, "Accept-Encoding": "gzip, deflate"},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=o.connect_timeout_s, sock_read=o.read_timeout_s),
+            connector=aiohttp.TCPConnector(limit=o.concurrency + 4),
+            auto_decompress=False, trust_env=False,
         )
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
         assert self._client is not None
-        await self._client.aclose()
+        await self._client.close()
 
     # ---- robots.txt -------------------------------------------------------------
 
@@ -319,20 +322,18 @@ class Fetcher:
         deadline = o.connect_timeout_s + 2 * o.read_timeout_s
         try:
             return await asyncio.wait_for(self._get(url, image, fetched_at), timeout=deadline)
-        except asyncio.TimeoutError:
-            raise _Retry(f"timed out after {deadline:g}s") from None
-        except httpx.TimeoutException as exc:
-            raise _Retry(f"timeout ({type(exc).__name__})") from None
-        except (httpx.TransportError, OSError) as exc:
+        except aiohttp.InvalidURL as exc:
+            return FetchResult(url, url, reason="bad_url", detail=f"{url}: invalid URL ({exc})", fetched_at=fetched_at)
+        except asyncio.TimeoutError as exc:  # aiohttp's read/connect timeouts are TimeoutErrors too
+            raise _Retry(f"timeout ({type(exc).__name__}{': ' + str(exc) if str(exc) else f' after {deadline:g}s'})") from None
+        except (aiohttp.ClientError, OSError) as exc:
             raise _Retry(f"network error ({type(exc).__name__}: {exc})") from None
-        except httpx.HTTPError as exc:
-            return FetchResult(url, url, reason="download_failed", detail=f"{url}: {type(exc).__name__}: {exc}", fetched_at=fetched_at)
 
     async def _get(self, url: str, image: bool, fetched_at: str) -> FetchResult:
         assert self._client is not None
         o = self.options
-        async with self._client.stream("GET", url) as response:
-            status = response.status_code
+        async with self._client.get(URL(url, encoded=True), allow_redirects=False) as response:
+            status = response.status
             headers = {k.lower(): v for k, v in response.headers.items()}
             base = dict(url=url, final_url=url, status=status, headers=headers, fetched_at=fetched_at,
                         content_type=headers.get("content-type"))
@@ -345,7 +346,7 @@ class Fetcher:
             if status >= 400 or status < 200:
                 return FetchResult(**base, reason="download_failed", detail=f"{url}: HTTP {status}")
             if image:
-                tags = noai_directives(response.headers.get_list("x-robots-tag"), o.noai)
+                tags = noai_directives(response.headers.getall("x-robots-tag", []), o.noai)
                 if tags:
                     return FetchResult(**base, reason="noai", detail=f"{url}: X-Robots-Tag {', '.join(tags)}")
             declared = headers.get("content-length", "")
@@ -353,9 +354,10 @@ class Fetcher:
                 return FetchResult(**base, reason="too_large", detail=f"{url}: Content-Length {declared} > max_bytes={o.max_bytes}")
             chunks: list[bytes] = []
             size = 0
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_chunked(1 << 16):
                 size += len(chunk)
-                if size > o.max_bytes:  # abort now: closing the stream drops the connection
+                if size > o.max_bytes:  # abort now: closing drops the connection, the rest is never read
+                    response.close()
                     return FetchResult(**base, reason="too_large", detail=f"{url}: body passed max_bytes={o.max_bytes} (aborted)")
                 chunks.append(chunk)
             body = b"".join(chunks)
