@@ -117,7 +117,7 @@ def test_bad_options_name_the_option(tmp_path: Path) -> None:
 
 def test_crawl_is_polite_and_records_provenance(tmp_path: Path, server: WebServer) -> None:
     uri = f"crawl:{server.url('/gallery/index.html')}"
-    config = _config(tmp_path, uri, {"host_concurrency": "2", "label": "segment:0"}, executor="process", workers=2)
+    config = _config(tmp_path, uri, {"host_concurrency": "2", "label": "segment:0", "batch": "3"}, executor="process", workers=2)
     summary = build(config)
     out = Path(config.output)
     rejected = _rejections(out)
@@ -204,12 +204,16 @@ def test_resume_retries_only_failures(tmp_path: Path, server: WebServer) -> None
     assert first.num_samples == 2 and first.rejections == {"download_failed": 1}
     # Same command: up to date, nothing fetched.
     assert build(_config(tmp_path, uri, {"retries": "0"})).up_to_date
+    # A build killed before publishing: the re-run takes every success from the cache.
+    (tmp_path / "out" / "manifest.json").unlink()
+    assert build(_config(tmp_path, uri, {"retries": "0"})).num_samples == 2
+    assert server.counts["/img/ok.png"] == 1 and server.counts["/img/red.png"] == 2
     server.fail_paths.clear()
     again = build(_config(tmp_path, uri, {"retries": "0"}, retry_failed=True, overwrite=True))
     assert again.num_samples == 3 and again.rejections == {}
     assert server.counts["/img/ok.png"] == 1 and server.counts["/img/plain.png"] == 1
-    assert server.counts["/img/red.png"] == 2
-    assert server.counts["/robots.txt"] == 2  # once per build
+    assert server.counts["/img/red.png"] == 3
+    assert server.counts["/robots.txt"] == 3  # once per build that fetched
 
 
 def test_cli_build_urls(tmp_path: Path, server: WebServer) -> None:
