@@ -285,13 +285,15 @@ class Fetcher:
             if pause > 0:
                 await asyncio.sleep(pause)
             try:
-                async with self._global:
-                    fd = await self.limiter.acquire(host)
-                    try:
-                        await self.limiter.pace(host, max(1.0 / o.host_rate if o.host_rate else 0.0, self.crawl_delay(origin)))
+                # Host slot first: a request waiting for a busy host must not
+                # hold one of the global slots that other hosts could use.
+                fd = await self.limiter.acquire(host)
+                try:
+                    await self.limiter.pace(host, max(1.0 / o.host_rate if o.host_rate else 0.0, self.crawl_delay(origin)))
+                    async with self._global:
                         result = await self._request(current, host, image=image)
-                    finally:
-                        self.limiter.release(host, fd)
+                finally:
+                    self.limiter.release(host, fd)
                 self._failures[host] = 0
                 result.url = url
                 return result
