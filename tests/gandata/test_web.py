@@ -166,6 +166,8 @@ def test_url_list_failures_are_counted_rejections(tmp_path: Path, server: WebSer
     assert rejected["ftp://h/x.png"] == "bad_url"
     assert summary.num_samples == 4 and summary.rejections["duplicate"] == 1
     assert server.counts["/flaky.png"] == 2 and server.counts["/ratelimited.png"] == 2
+    first, second = server.times["/ratelimited.png"]
+    assert second - first >= 0.95  # Retry-After: 1 honoured although backoff_s is 0.05
     assert server.counts["/slow.png"] == 2  # one retry, then given up
     assert server.counts["/loop/a"] == 1 and server.counts["/loop/b"] == 1
     assert server.counts["/img/ok.png"] == 1
@@ -226,3 +228,14 @@ def test_cli_build_urls(tmp_path: Path, server: WebServer) -> None:
     assert result.exit_code == 0, result.output
     assert "1 samples" in result.output and "rejected download_failed: 1" in result.output
     assert (out / ".cache" / "web").is_dir()
+
+
+def test_failing_host_is_given_up_not_hammered(tmp_path: Path, server: WebServer) -> None:
+    paths = [f"/down/{i}.png" for i in range(8)]
+    server.fail_paths.update(paths)
+    (tmp_path / "l.txt").write_text("".join(server.url(p) + "\n" for p in paths))
+    params = {"retries": "1", "backoff_s": "0.01", "host_concurrency": "1", "host_max_failures": "3"}
+    summary = build(_config(tmp_path, f"urls:{tmp_path / 'l.txt'}", params))
+    assert summary.rejections == {"download_failed": 8}
+    assert sum(server.counts[p] for p in paths) == 3  # then the host is given up
+    assert "given up" in (tmp_path / "out" / "rejected.jsonl").read_text()

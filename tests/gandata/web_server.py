@@ -57,6 +57,7 @@ class WebServer:
         self.huge_bytes_sent = 0
         self.image_delay_s = image_delay_s
         self.fail_paths: set[str] = set()  # paths answering 503 while listed
+        self.times: dict[str, list[float]] = {}  # path -> arrival times (monotonic)
         self.lock = threading.Lock()
         self.images = {f"/img/{name}.png": png_bytes(((i * 37) % 256, (i * 91) % 256, (i * 53) % 256))
                        for i, name in enumerate(["plain", "small", "large", "medium", "lazy", "lazy1x", "lazy2x", "picture",
@@ -78,6 +79,7 @@ class WebServer:
                 path = self.path.split("?", 1)[0]
                 with server.lock:
                     server.counts[path] += 1
+                    server.times.setdefault(path, []).append(time.monotonic())
                     server.counts[f"{self.headers.get('Host', '').split(':')[0]} {path}"] += 1
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)

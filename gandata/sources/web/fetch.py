@@ -278,9 +278,6 @@ class Fetcher:
         o = self.options
         last = ""
         for attempt in range(o.retries + 1):
-            if self._failures.get(host, 0) >= o.host_max_failures > 0:
-                return FetchResult(url, current, reason="download_failed", retryable=True,
-                                   detail=f"{current}: host {host} given up after {self._failures[host]} consecutive failures ({last or 'see other rejections'})")
             pause = self._pause_until.get(host, 0.0) - time.monotonic()
             if pause > 0:
                 await asyncio.sleep(pause)
@@ -289,6 +286,11 @@ class Fetcher:
                 # hold one of the global slots that other hosts could use.
                 fd = await self.limiter.acquire(host)
                 try:
+                    # Checked once a slot is ours: requests queued behind the
+                    # failing ones must not go out either.
+                    if self._failures.get(host, 0) >= o.host_max_failures > 0:
+                        return FetchResult(url, current, reason="download_failed", retryable=True,
+                                           detail=f"{current}: host {host} given up after {self._failures[host]} consecutive failures ({last or 'see other rejections'})")
                     await self.limiter.pace(host, max(1.0 / o.host_rate if o.host_rate else 0.0, self.crawl_delay(origin)))
                     async with self._global:
                         result = await self._request(current, host, image=image)
