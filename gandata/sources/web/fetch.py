@@ -108,12 +108,15 @@ class HostLimiter:
     def __init__(self, limit: int, lock_dir: str | None) -> None:
         self.limit = limit
         self.lock_dir = Path(lock_dir) if lock_dir else None
-        if self.lock_dir:
-            self.lock_dir.mkdir(parents=True, exist_ok=True)
+        self._made = False
         self._local: dict[str, asyncio.Semaphore] = {}
         self._next: dict[str, float] = {}
 
     def _name(self, host: str) -> str:
+        # Created on first use, so that a dry run writes nothing.
+        if self.lock_dir is not None and not self._made:
+            self.lock_dir.mkdir(parents=True, exist_ok=True)
+            self._made = True
         return re.sub(r"[^a-z0-9.-]", "_", host.lower())
 
     async def acquire(self, host: str) -> int | None:
