@@ -124,7 +124,7 @@ def _with_web_params(source: Any, web: dict[str, str]) -> Any:
 @click.option("--keep-staging", is_flag=True, default=None, help="Keep the staging area (OUTPUT/.staging) after a successful build.")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace an existing dataset in OUTPUT (kept intact until the new one is complete).")
 @click.option("--allow-private-network", is_flag=True, default=None, help="Web sources: allow private, loopback and link-local addresses (intranets, tests); refused by default (SSRF guard).")
-@click.option("--retry-failed", is_flag=True, default=None, help="Web sources: fetch again the URLs that failed in an earlier build of OUTPUT (from OUTPUT/.cache/web) and rebuild; implies --overwrite.")
+@click.option("--retry-failed", is_flag=True, default=None, help="Web sources: fetch again the URLs that failed in an earlier build of OUTPUT (from OUTPUT/.cache/web) and rebuild the dataset (the rest comes from the cache).")
 @click.option("--web", "web_options", multiple=True, metavar="KEY=VALUE", help="Web source option for every urls:/crawl: source (user_agent, concurrency, host_concurrency, host_rate, read_timeout_s, retries, max_bytes, noai, include, exclude, label, ...; see docs/WEB.md). Repeatable.")
 @click.option("--max-depth", type=int, help="crawl: sources: link depth to follow from the start page. [default: no limit]")
 @click.option("--max-pages", type=int, help="crawl: sources: pages to fetch at most. [default: 1000]")
@@ -157,8 +157,6 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
             if value is not None:
                 section[key] = int(value) if key == "channels" else value
         web = _web_params(flags.pop("web_options"), flags.pop("max_depth"), flags.pop("max_pages"))
-        if flags.get("retry_failed"):
-            flags["overwrite"] = True
         no_dedup = flags.pop("no_dedup")
         if no_dedup:
             data["dedup"] = False

@@ -80,7 +80,6 @@ def open_sources(config: BuildConfig) -> list[Source]:
         seed=config.seed,
         allow_private_network=config.allow_private_network,
         cache_dir=str(Path(config.output) / CACHE_DIR / "web"),
-        retry_failed=config.retry_failed,
     )
     return [open_source(spec, ctx) for spec in config.sources]
 
@@ -135,7 +134,9 @@ def build(config: BuildConfig, progress: ProgressFn | None = None, executor: Exe
     out = Path(config.output)
     sources = open_sources(config)
     fingerprint = build_fingerprint(config, sources)
-    if _check_output(out, fingerprint, config.overwrite):
+    # --retry-failed rebuilds an up-to-date dataset: web sources fetch again
+    # the URLs that failed (the rest comes from their download cache).
+    if _check_output(out, fingerprint, config.overwrite) and not config.retry_failed:
         manifest = read_manifest(out)
         return BuildSummary(
             output=str(out), num_samples=manifest["num_samples"], classes=manifest["classes"],
@@ -186,7 +187,9 @@ def _ingest(
     for si, (spec, source) in enumerate(zip(config.sources, sources)):
         # Staged partitions depend only on the source and the image options,
         # so changing e.g. normalization or shard size reuses them.
-        ingest_key = _digest({"source": spec.to_json(), "content": source.fingerprint(), "image": config.to_json()["image"]})
+        ingest_key = _digest({"source": spec.to_json(), "content": source.fingerprint(), "image": config.to_json()["image"],
+                              # --retry-failed: re-stage, so failed downloads are tried again.
+                              **({"retry": True} if config.retry_failed else {})})
         source_dir = staging / f"ingest-{ingest_key}"
         source_dir.mkdir(parents=True, exist_ok=True)
         for partition in source.partitions():

@@ -27,10 +27,8 @@ class SourceContext:
     allow_private_network: bool = False
     # Folder-like sources use this for labels read from a CSV (path,label).
     labels_csv: str | None = None
-    # Web sources: the download cache kept across runs (OUTPUT/.cache/web),
-    # and whether to fetch again the URLs that failed in an earlier run.
+    # Web sources: the download cache kept across runs (OUTPUT/.cache/web).
     cache_dir: str | None = None
-    retry_failed: bool = False
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,7 @@ def test_url_list_failures_are_counted_rejections(tmp_path: Path, server: WebSer
         "/slow.png": "download_failed", "/loop/a": "download_failed", "/missing.png": "download_failed",
         "/fake.jpg": "not_image", "/huge.png": "too_large", "/huge-declared.png": "too_large",
         "/img/noai.png": "noai", "/private/x.png": "robots_disallowed",
+        "/to-private.png": "robots_disallowed",  # every redirect hop is checked
     }
     lines = ["url,label,license"] + [f"{server.url(p)},a,cc0" for p in urls]
     lines += [f"{server.url('/img/ok.png')}#again,a,cc0", "ftp://h/x.png,a,cc0"]
@@ -211,11 +212,14 @@ def test_resume_retries_only_failures(tmp_path: Path, server: WebServer) -> None
     assert build(_config(tmp_path, uri, {"retries": "0"})).num_samples == 2
     assert server.counts["/img/ok.png"] == 1 and server.counts["/img/red.png"] == 2
     server.fail_paths.clear()
-    again = build(_config(tmp_path, uri, {"retries": "0"}, retry_failed=True, overwrite=True))
+    again = build(_config(tmp_path, uri, {"retries": "0"}, retry_failed=True))
     assert again.num_samples == 3 and again.rejections == {}
     assert server.counts["/img/ok.png"] == 1 and server.counts["/img/plain.png"] == 1
     assert server.counts["/img/red.png"] == 3
     assert server.counts["/robots.txt"] == 3  # once per build that fetched
+    # And the same command as at first now finds the dataset up to date.
+    assert build(_config(tmp_path, uri, {"retries": "0"})).up_to_date
+    assert server.counts["/robots.txt"] == 3
 
 
 def test_cli_build_urls(tmp_path: Path, server: WebServer) -> None:
@@ -228,6 +232,10 @@ def test_cli_build_urls(tmp_path: Path, server: WebServer) -> None:
     assert result.exit_code == 0, result.output
     assert "1 samples" in result.output and "rejected download_failed: 1" in result.output
     assert (out / ".cache" / "web").is_dir()
+    # A 404 is a definitive answer: --retry-failed rebuilds from the cache without asking again.
+    again = CliRunner().invoke(main, args + ["--allow-private-network", "--web", "user_agent=testbot/1.0", "--retry-failed"])
+    assert again.exit_code == 0 and "1 samples" in again.output, again.output
+    assert server.counts["/missing.png"] == 1 and server.counts["/img/ok.png"] == 1
 
 
 def test_failing_host_is_given_up_not_hammered(tmp_path: Path, server: WebServer) -> None:

@@ -138,6 +138,8 @@ class WebServer:
             step = int(path.rsplit("/", 1)[1])
             target = f"/redirect/{step + 1}" if step < 3 else "/img/later.png"
             return self.send(h, 302, b"", "text/plain", {"Location": target})
+        if path == "/to-private.png":  # a redirect into a robots.txt-disallowed path
+            return self.send(h, 302, b"", "text/plain", {"Location": "/private/y.png"})
         if path in ("/loop/a", "/loop/b"):
             return self.send(h, 301, b"", "text/plain", {"Location": "/loop/b" if path == "/loop/a" else "/loop/a"})
         if path == "/fake.jpg":

@@ -68,17 +68,6 @@ class DownloadCache:
             _write_atomic(meta_path, record)
             failed_path.unlink(missing_ok=True)
 
-    def failed_digest(self, urls: list[str] | None = None) -> str:
-        """A digest of the retryable failures recorded (of ``urls`` when
-        given); empty when there are none."""
-        if self.root is None or not (self.root / "failed").is_dir():
-            return ""
-        names = sorted(p.name for p in (self.root / "failed").iterdir() if p.suffix == ".json")
-        if urls is not None:
-            wanted = {url_key(u) + ".json" for u in urls}
-            names = [n for n in names if n in wanted]
-        return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16] if names else ""
-
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

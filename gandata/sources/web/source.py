@@ -53,7 +53,6 @@ class WebSource:
         self.options = options
         self.allow_private = ctx.allow_private_network
         self.cache_dir = ctx.cache_dir
-        self.retry_failed = ctx.retry_failed
         self.seed = ctx.seed
         self._partitions: list[Partition] | None = None
 
@@ -88,11 +87,10 @@ class WebSource:
     def class_names(self) -> list[str] | None:
         return None
 
-    def _fingerprint(self, content: str, urls: list[str] | None) -> str:
+    def _fingerprint(self, content: str) -> str:
+        # The download cache's state is not part of it: a dataset built with
+        # failures stays "up to date" until --retry-failed asks for a rebuild.
         data = {"uri": self.uri, "options": dataclasses.asdict(self.options), "private": self.allow_private, "content": content}
-        if self.retry_failed:
-            # Recorded failures make a new fingerprint, so they are fetched again.
-            data["retry"] = DownloadCache(self.cache_dir).failed_digest(urls)
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
     # ---- worker side --------------------------------------------------------------
@@ -141,10 +139,7 @@ class UrlListSource(WebSource):
             st = os.stat(self.target)
         except OSError as exc:
             raise SourceError(f"{self.uri}: cannot read {self.target}: {exc.strerror or exc}") from None
-        urls = None
-        if self.retry_failed:
-            urls = [normalize_url(e.url) for e in read_url_list(self.target)]
-        return self._fingerprint(f"{st.st_size}:{st.st_mtime_ns}", urls)
+        return self._fingerprint(f"{st.st_size}:{st.st_mtime_ns}")
 
 
 class CrawlSource(WebSource):
@@ -158,7 +153,7 @@ class CrawlSource(WebSource):
 
     def fingerprint(self) -> str:
         # A site has no cheap content fingerprint: the URL and options name it.
-        return self._fingerprint("", None)
+        return self._fingerprint("")
 
 
 def open_urls(uri: str, spec: SourceSpec, ctx: SourceContext) -> UrlListSource:
