@@ -84,6 +84,11 @@ class WebSource:
                                    description=f"{len(chunk)} URLs from line/row {chunk[0].line or start + 1}"))
         return parts
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Workers get their batch in the partition; shipping every partition
+        # with every task would make pickling quadratic in the list's size.
+        return {**self.__dict__, "_partitions": None}
+
     def class_names(self) -> list[str] | None:
         return None
 
