@@ -268,7 +268,8 @@ class Fetcher:
                     if not parser.can_fetch(current, self.options.user_agent):
                         return FetchResult(url, current, reason="robots_disallowed", detail=f"{current}: disallowed by {origin}/robots.txt")
             except UrlRefused as exc:
-                return FetchResult(url, current, reason=exc.reason, detail=exc.detail, retryable=exc.reason == "download_failed")
+                detail = exc.detail if exc.detail.startswith(current) else f"{current}: {exc.detail}"
+                return FetchResult(url, current, reason=exc.reason, detail=detail, retryable=exc.reason == "download_failed")
             result = await self._fetch_with_retries(url, current, urlsplit(current).netloc.lower(), origin, image)
             location = result.headers.get("location")
             if result.ok and result.status in (301, 302, 303, 307, 308) and location:
