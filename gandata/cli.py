@@ -72,6 +72,31 @@ def _source_help() -> str:
     return "\n".join(f"  {help_text}" for _, help_text in SCHEMES.values())
 
 
+
+def _web_params(pairs: tuple[str, ...], max_depth: int | None, max_pages: int | None) -> dict[str, str]:
+    """--web KEY=VALUE flags (and --max-depth/--max-pages) as source params."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--web")
+        out[key.strip()] = value.strip()
+    if max_depth is not None:
+        out["max_depth"] = str(max_depth)
+    if max_pages is not None:
+        out["max_pages"] = str(max_pages)
+    return out
+
+
+def _with_web_params(source: Any, web: dict[str, str]) -> Any:
+    """Attach web params to urls:/crawl: sources (the URI query still wins)."""
+    uri = source if isinstance(source, str) else source.get("uri", "")
+    if not str(uri).startswith(("urls:", "crawl:")):
+        return source
+    if isinstance(source, str):
+        return {"uri": source, "params": dict(web)}
+    return {**source, "params": {**web, **dict(source.get("params", {}) or {})}}
+
 @main.command(
     epilog="Sources (URI forms):\n\n" + "\n\n".join(f"  {h}" for _, h in SCHEMES.values()) + "\n\n"
     "Several sources merge into one dataset; per-source options (label_map, label, max_samples, weight, "
@@ -112,6 +137,11 @@ def _source_help() -> str:
 @click.option("--val-fraction", type=float, help="Stratified validation split, duplicates kept on one side (split 'val'). [default: 0]")
 @click.option("--keep-staging", is_flag=True, default=None, help="Keep the staging area (OUTPUT/.staging) after a successful build.")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace an existing dataset in OUTPUT (kept intact until the new one is complete).")
+@click.option("--allow-private-network", is_flag=True, default=None, help="Web sources: allow private, loopback and link-local addresses (intranets, tests); refused by default (SSRF guard).")
+@click.option("--retry-failed", is_flag=True, default=None, help="Web sources: fetch again the URLs that failed in an earlier build of OUTPUT (from OUTPUT/.cache/web) and rebuild the dataset (the rest comes from the cache).")
+@click.option("--web", "web_options", multiple=True, metavar="KEY=VALUE", help="Web source option for every urls:/crawl: source (user_agent, concurrency, host_concurrency, host_rate, read_timeout_s, retries, max_bytes, noai, include, exclude, label, ...; see docs/WEB.md). Repeatable.")
+@click.option("--max-depth", type=int, help="crawl: sources: link depth to follow from the start page. [default: no limit]")
+@click.option("--max-pages", type=int, help="crawl: sources: pages to fetch at most. [default: 1000]")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and the sources' partitions, then stop.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quiet: bool, **flags: Any) -> None:
@@ -154,6 +184,7 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
             balance["augment"] = False
         if balance:
             data["balance"] = balance
+        web = _web_params(flags.pop("web_options"), flags.pop("max_depth"), flags.pop("max_pages"))
         no_dedup = flags.pop("no_dedup")
         if no_dedup:
             data["dedup"] = False
@@ -169,6 +200,11 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
             data["sources"] = [
                 {"uri": s, **per_source} if isinstance(s, str) else {**per_source, **s}
                 for s in (raw if isinstance(raw, list) else [raw])
+            ]
+        if web:
+            raw = data.get("sources") or ["synth:shapes"]
+            data["sources"] = [
+                _with_web_params(s, web) for s in (raw if isinstance(raw, list) else [raw])
             ]
         if labels:
             raw = data.get("sources") or ["synth:shapes"]

@@ -231,6 +231,8 @@ class BuildConfig:
     ray_address: str | None = None
     # Local build area for an object-store --output (default: a temp dir).
     staging_dir: str | None = None
+    # Web sources: fetch again the URLs whose download failed in an earlier build.
+    retry_failed: bool = False
 
     def validate(self) -> None:
         self.balance.validate()
@@ -271,7 +273,7 @@ _IMAGE_KEYS = {
 _OUT_KEYS = {"normalize": "normalize", "dtype": "dtype", "shard_size": "shard_size"}
 _TOP_KEYS = {
     "output", "seed", "dedup", "workers", "executor", "keep_staging", "overwrite",
-    "allow_private_network", "sources", "image", "format", "balance", "ray_address", "staging_dir",
+    "allow_private_network", "sources", "image", "format", "balance", "ray_address", "staging_dir", "retry_failed",
 }
 _BALANCE_KEYS = {
     "mode": "mode", "sampling_strategy": "sampling_strategy", "augment": "augment",

@@ -45,6 +45,8 @@ from gandata.storage import is_remote, local_path
 from gandata.write import ShardTask, write_shard
 
 STAGING_DIR = ".staging"
+# Caches kept across builds (web downloads); see docs/WEB.md.
+CACHE_DIR = ".cache"
 
 # (phase, done, total): called as work completes; the CLI draws progress bars.
 ProgressFn = Callable[[str, int, int], None]
@@ -80,6 +82,7 @@ def open_sources(config: BuildConfig) -> list[Source]:
         channels=config.image.channels,
         seed=config.seed,
         allow_private_network=config.allow_private_network,
+        cache_dir=str(Path(config.output) / CACHE_DIR / "web"),
     )
     return [open_source(spec, ctx) for spec in config.sources]
 
@@ -87,7 +90,7 @@ def open_sources(config: BuildConfig) -> list[Source]:
 def build_fingerprint(config: BuildConfig, sources: Sequence[Source]) -> str:
     """Identifies the dataset a config produces: same fingerprint, same bytes."""
     data = config.to_json()
-    for key in ("output", "workers", "executor", "keep_staging", "overwrite", "ray_address", "staging_dir"):
+    for key in ("output", "workers", "executor", "keep_staging", "overwrite", "ray_address", "staging_dir", "retry_failed"):
         data.pop(key, None)
     return _digest({"config": data, "sources": [s.fingerprint() for s in sources], "version": FORMAT_VERSION})
 
@@ -112,7 +115,7 @@ def _check_output(out: Path, fingerprint: str, overwrite: bool) -> bool:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--output: {out} exists and is not a directory")
     if out.is_dir() and not overwrite:
-        foreign = [p.name for p in out.iterdir() if p.name not in (STAGING_DIR, SHARDS_DIR, SAMPLES_FILE, REJECTED_FILE)]
+        foreign = [p.name for p in out.iterdir() if p.name not in (STAGING_DIR, CACHE_DIR, SHARDS_DIR, SAMPLES_FILE, REJECTED_FILE)]
         if foreign:
             raise ConfigError(
                 f"--output: {out} is not empty and holds no gandata dataset ({', '.join(sorted(foreign)[:3])} ...); "
@@ -139,7 +142,9 @@ def build(config: BuildConfig, progress: ProgressFn | None = None, executor: Exe
     out = Path(local_path(config.output))
     sources = open_sources(config)
     fingerprint = build_fingerprint(config, sources)
-    if _check_output(out, fingerprint, config.overwrite):
+    # --retry-failed rebuilds an up-to-date dataset: web sources fetch again
+    # the URLs that failed (the rest comes from their download cache).
+    if _check_output(out, fingerprint, config.overwrite) and not config.retry_failed:
         manifest = read_manifest(out)
         return BuildSummary(
             output=str(out), num_samples=manifest["num_samples"], classes=manifest["classes"],
@@ -191,7 +196,9 @@ def _ingest(
         # Staged partitions depend only on the source and the image options,
         # so changing e.g. normalization or shard size reuses them.
         spec_json = {k: v for k, v in spec.to_json().items() if k not in PLAN_ONLY_OPTIONS}
-        ingest_key = _digest({"source": spec_json, "content": source.fingerprint(), "image": config.to_json()["image"]})
+        ingest_key = _digest({"source": spec_json, "content": source.fingerprint(), "image": config.to_json()["image"],
+                              # --retry-failed: re-stage, so failed downloads are tried again.
+                              **({"retry": True} if config.retry_failed else {})})
         source_dir = staging / f"ingest-{ingest_key}"
         source_dir.mkdir(parents=True, exist_ok=True)
         for partition in source.partitions():

@@ -34,6 +34,8 @@ REASONS: dict[str, str] = {
     "too_large": "the file or download exceeded the size limit",
     "not_image": "the server returned something that is not an image",
     "unsafe_path": "an absolute path, '..' or a link leaving the source root (path traversal)",
+    "bad_url": "not a valid http(s) URL (other schemes are never fetched)",
+    "private_address": "the host resolves to a private, loopback or link-local address (SSRF guard; see --allow-private-network)",
     "undersampled": "dropped by class balancing (undersampling)",
     "small_class": "its class has fewer originals than --min-class-count (--drop-small-classes)",
     "capped": "dropped by a source's max_samples cap",

@@ -31,6 +31,8 @@ SCHEMES: dict[str, tuple[str, str]] = {
     "idx": ("gandata.sources.idx:open_idx", "idx:PATH: MNIST-style IDX images file (raw or .gz; labels file found beside it: images->labels, idx3->idx1)"),
     "cifar": ("gandata.sources.cifar:open_cifar", "cifar:DIR[?split=train|test|all&labels=fine|coarse]: CIFAR-10/100 binary version (python pickles read only through a restricted unpickler)"),
     "npz": ("gandata.sources.npz:open_npz", "npz:FILE: NumPy .npz (arrays 'images', optional 'labels', 'classes') or .npy images; NHWC or NCHW, uint8 or float in [0,1]"),
+    "urls": ("gandata.sources.web.source:open_urls", "urls:FILE[?option=value&...]: download the image URLs of a txt/csv/tsv/jsonl/parquet list (.gz too; see docs/WEB.md)"),
+    "crawl": ("gandata.sources.web.source:open_crawl", "crawl:URL[#option=value&...]: crawl pages from URL (same host) and download their images (see docs/WEB.md)"),
 }
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")

@@ -27,6 +27,8 @@ class SourceContext:
     allow_private_network: bool = False
     # Folder-like sources use this for labels read from a CSV (path,label).
     labels_csv: str | None = None
+    # Web sources: the download cache kept across runs (OUTPUT/.cache/web).
+    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)

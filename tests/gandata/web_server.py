@@ -1,0 +1,175 @@
+"""A real HTTP server on 127.0.0.1 for the web source tests and benchmark.
+
+It serves gallery pages with every image markup, a robots.txt that disallows
+/private/, and endpoints that misbehave (flaky, 429, slow, redirects, loop,
+404, HTML served as image/jpeg, oversized bodies, X-Robots-Tag: noai). It
+counts requests per path and the most requests in flight at once.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from PIL import Image
+
+
+def png_bytes(colour: tuple[int, int, int], size: int = 32) -> bytes:
+    buf = io.BytesIO()
+    img = Image.new("RGB", (size, size), colour)
+    # A gradient corner so images are not flagged as low information.
+    for i in range(size):
+        img.putpixel((i, i), (255 - colour[0], 255 - colour[1], 255 - colour[2]))
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+GALLERY = """<!doctype html><html><head><title>cats</title>
+<meta property="og:image" content="/img/og.png">
+</head><body>
+<img src="/img/plain.png">
+<img src="/img/small.png" srcset="/img/small.png 100w, /img/large.png 800w, /img/medium.png 400w">
+<img data-src="/img/lazy.png" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">
+<img data-srcset="/img/lazy1x.png 1x, /img/lazy2x.png 2x">
+<picture><source srcset="../img/picture.png"><img src="/img/fallback.png"></picture>
+<img src="/private/hidden.png">
+<a href="page2.html">next</a> <a href="/private/secret.html">secret</a>
+<a href="noai.html">noai</a> <a href="http://example.invalid/elsewhere.html">elsewhere</a>
+</body></html>"""
+
+PAGE2 = """<html><body><img src="../img/page2.png"><img src="/img/plain.png"><a href="index.html">back</a>
+<a href="deep.html">deeper</a></body></html>"""
+DEEP = """<html><body><img src="/img/deep.png"></body></html>"""
+NOAI_PAGE = """<html><head><meta name="robots" content="noindex, noai"></head><body><img src="/img/forbidden.png"></body></html>"""
+
+
+class WebServer:
+    """Start with ``with WebServer() as server:``; ``server.url(path)``."""
+
+    def __init__(self, image_delay_s: float = 0.0, n_images: int = 0) -> None:
+        self.counts: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.huge_bytes_sent = 0
+        self.image_delay_s = image_delay_s
+        self.fail_paths: set[str] = set()  # paths answering 503 while listed
+        self.times: dict[str, list[float]] = {}  # path -> arrival times (monotonic)
+        self.lock = threading.Lock()
+        self.images = {f"/img/{name}.png": png_bytes(((i * 37) % 256, (i * 91) % 256, (i * 53) % 256))
+                       for i, name in enumerate(["plain", "small", "large", "medium", "lazy", "lazy1x", "lazy2x", "picture",
+                                                 "fallback", "og", "page2", "deep", "forbidden", "red", "ok", "noai", "later"])}
+        for i in range(n_images):
+            self.images[f"/bench/{i}.png"] = png_bytes(((i * 7) % 256, (i * 13) % 256, (i * 29) % 256), 64)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: without this, Nagle
+            # plus delayed ACKs stall every keep-alive response by ~40 ms.
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                with server.lock:
+                    server.counts[path] += 1
+                    server.times.setdefault(path, []).append(time.monotonic())
+                    server.counts[f"{self.headers.get('Host', '').split(':')[0]} {path}"] += 1
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    count = server.counts[path]
+                try:
+                    server.handle(self, path, count)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+        ThreadingHTTPServer.request_queue_size = 256
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def __enter__(self) -> "WebServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def handle(self, h: BaseHTTPRequestHandler, path: str, count: int) -> None:
+        host = h.headers.get("Host", "").split(":")[0]
+        if path == "/robots.txt":
+            delay = "Crawl-delay: 0.3\n" if host == "localhost" else ""
+            return self.send(h, 200, b"User-agent: *\nDisallow: /private/\n" + delay.encode(), "text/plain")
+        if path in self.fail_paths:
+            return self.send(h, 503, b"down", "text/plain")
+        if path in self.images:
+            if self.image_delay_s:
+                time.sleep(self.image_delay_s)
+            headers = {"X-Robots-Tag": "noai, noimageai"} if path == "/img/noai.png" else {}
+            return self.send(h, 200, self.images[path], "image/png", headers)
+        pages = {"/gallery/index.html": GALLERY, "/gallery/page2.html": PAGE2, "/gallery/deep.html": DEEP,
+                 "/gallery/noai.html": NOAI_PAGE}
+        if path in pages:
+            return self.send(h, 200, pages[path].encode(), "text/html; charset=utf-8")
+        if path == "/flaky.png":  # 500 then 200
+            return self.send(h, 500, b"oops", "text/plain") if count == 1 else self.send(h, 200, self.images["/img/medium.png"], "image/png")
+        if path == "/ratelimited.png":  # 429 with Retry-After then 200
+            if count == 1:
+                return self.send(h, 429, b"slow down", "text/plain", {"Retry-After": "1"})
+            return self.send(h, 200, self.images["/img/red.png"], "image/png")
+        if path == "/slow.png":
+            time.sleep(3)
+            return self.send(h, 200, self.images["/img/red.png"], "image/png")
+        if path.startswith("/redirect/"):
+            step = int(path.rsplit("/", 1)[1])
+            target = f"/redirect/{step + 1}" if step < 3 else "/img/later.png"
+            return self.send(h, 302, b"", "text/plain", {"Location": target})
+        if path == "/to-private.png":  # a redirect into a robots.txt-disallowed path
+            return self.send(h, 302, b"", "text/plain", {"Location": "/private/y.png"})
+        if path in ("/loop/a", "/loop/b"):
+            return self.send(h, 301, b"", "text/plain", {"Location": "/loop/b" if path == "/loop/a" else "/loop/a"})
+        if path == "/fake.jpg":
+            return self.send(h, 200, b"<!DOCTYPE html><html><body>Not found</body></html>", "image/jpeg")
+        if path == "/huge.png":  # no Content-Length: streamed until the client hangs up
+            h.send_response(200)
+            h.send_header("Content-Type", "image/png")
+            h.send_header("Connection", "close")
+            h.end_headers()
+            chunk = self.images["/img/red.png"] + b"\0" * (64 * 1024)
+            for _ in range(2000):  # ~128 MB if read to the end
+                h.wfile.write(chunk)
+                with self.lock:
+                    self.huge_bytes_sent += len(chunk)
+            return None
+        if path == "/huge-declared.png":
+            h.send_response(200)
+            h.send_header("Content-Type", "image/png")
+            h.send_header("Content-Length", str(1 << 30))
+            h.send_header("Connection", "close")
+            h.end_headers()
+            return None
+        return self.send(h, 404, b"not found", "text/plain")
+
+    @staticmethod
+    def send(h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            h.send_header(key, value)
+        h.end_headers()
+        h.wfile.write(body)
