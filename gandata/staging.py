@@ -5,7 +5,8 @@ Each ingest partition becomes one directory ``part-SSS-PPPPPP`` holding
 - ``images.npy``: uint8 ``[n, H, W, C]``, read back memory-mapped so the plan
   and write passes never hold more than one shard's pixels;
 - ``meta.parquet``: one row per staged image (key, locator, label, original
-  size, exact-content hash, per-channel pixel sums, provenance as JSON);
+  size, exact-content hash, per-channel pixel sums, provenance as JSON,
+  quality scores ``score_<name>`` and perceptual hashes ``hash_<name>``);
 - ``rejected.jsonl``: the inputs of this partition that were refused.
 
 A partition directory is written under a temporary name and renamed when
@@ -52,6 +53,8 @@ class StagedRow:
     provenance: dict[str, Any]
     # Scores computed at ingest by cleaning checks; name -> value.
     scores: dict[str, float] | None = None
+    # 64-bit perceptual hashes (gandata.clean.phash) as int64; name -> value.
+    hashes: dict[str, int] | None = None
 
 
 def write_partition(part_dir: Path, images: np.ndarray, rows: list[StagedRow], rejections: Iterable[Rejection]) -> None:
@@ -76,6 +79,8 @@ def write_partition(part_dir: Path, images: np.ndarray, rows: list[StagedRow], r
     }
     for name in score_names:
         columns[f"score_{name}"] = pa.array([(r.scores or {}).get(name) for r in rows], pa.float32())
+    for name in sorted({name for r in rows for name in (r.hashes or {})}):
+        columns[f"hash_{name}"] = pa.array([(r.hashes or {}).get(name) for r in rows], pa.int64())
     pq.write_table(pa.table(columns), tmp / META_FILE)
     with open(tmp / REJECTED_FILE, "w", encoding="utf-8") as fh:
         for rej in rejections:

@@ -1,0 +1,97 @@
+"""Per-image quality scores, computed at ingest from the prepared pixels.
+
+Every score is a plain number stored in the staged metadata (``score_<name>``
+columns of meta.parquet) so that the plan step, or ``gandata clean``, can apply
+any threshold without decoding an image again. Pixel values are on the 0-255
+scale of the fitted uint8 image; luma uses the Rec. 601 weights.
+
+| score | meaning | used by |
+|---|---|---|
+| ``std`` | standard deviation of luma | ``low_information`` |
+| ``entropy`` | Shannon entropy of the luma histogram, bits (0..8) | report only |
+| ``p01``, ``p99`` | 1st and 99th luma percentiles | ``too_light``, ``too_dark`` |
+| ``sharpness`` | variance of the Laplacian of luma | near-duplicate keep rule |
+| ``blur`` | fine-scale over coarse-scale Laplacian energy (see below) | ``blurry`` |
+| ``color`` | mean over pixels of max minus min channel (RGB only) | ``grayscale`` |
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from gandata.clean.phash import dhash, phash
+
+__all__ = ["BLUR_SMOOTHING", "HASH_NAMES", "blur_score", "image_scores", "luma"]
+
+HASH_NAMES = ("phash", "dhash")
+# Added to both energies of the blur ratio (Laplacian variance, 0-255 units):
+# an image with almost no edges at any scale (uniform, a smooth gradient) gets
+# a ratio near 1, i.e. is never called blurry; only an image with clear
+# coarse-scale structure and no fine-scale detail scores low.
+BLUR_SMOOTHING = 4.0
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def luma(pixels: np.ndarray) -> np.ndarray:
+    """HxWxC uint8 -> HxW float32 luma (0-255)."""
+    if pixels.shape[-1] == 1:
+        return pixels[..., 0].astype(np.float32)
+    return pixels[..., :3].astype(np.float32) @ _LUMA
+
+
+def _laplacian_var(gray: np.ndarray) -> float:
+    if gray.shape[0] < 3 or gray.shape[1] < 3:
+        return 0.0
+    lap = (
+        gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
+    )
+    return float(lap.var())
+
+
+def blur_score(gray: np.ndarray, upscale: float = 1.0) -> float:
+    """Fine-scale Laplacian energy over the energy one octave coarser.
+
+    A sharp image has detail at the finest scale comparable to the next one
+    (ratio around 1 or more); a blurred one has lost it (ratio well below 1).
+    Being a ratio, it does not flag images that are merely smooth or
+    low-contrast. An upscaled image is first brought back to its original
+    resolution, so a small original (a 28 px digit fitted to 64 px) is judged
+    on its own pixels, not on the interpolation.
+    """
+    if upscale > 1.0 + 1e-6:
+        h, w = gray.shape
+        side = max(8, int(round(min(h, w) / upscale)))
+        image = Image.fromarray(gray.astype(np.float32), mode="F")
+        gray = np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=np.float32)
+    h, w = gray.shape
+    h2, w2 = h // 2 * 2, w // 2 * 2
+    coarse = gray[:h2, :w2].reshape(h2 // 2, 2, w2 // 2, 2).mean(axis=(1, 3))
+    fine_energy = _laplacian_var(gray)
+    # Pooling by 2 halves the distances, so the coarse Laplacian is in units
+    # per 2 px: scale it back to per-pixel (x1/16 for the second derivative
+    # squared) and the ratio of a scale-free image does not depend on the size.
+    coarse_energy = _laplacian_var(coarse) / 16.0
+    return float((fine_energy + BLUR_SMOOTHING) / (coarse_energy + BLUR_SMOOTHING))
+
+
+def image_scores(pixels: np.ndarray, upscale: float = 1.0) -> tuple[dict[str, float], dict[str, int]]:
+    """Quality scores and perceptual hashes of one fitted HxWxC uint8 image."""
+    gray = luma(pixels)
+    p01, p99 = np.percentile(gray, [1.0, 99.0])
+    hist = np.bincount(np.clip(gray + 0.5, 0, 255).astype(np.int64).ravel(), minlength=256)
+    prob = hist[hist > 0] / gray.size
+    scores = {
+        "std": float(gray.std()),
+        "entropy": float(-(prob * np.log2(prob)).sum()),
+        "p01": float(p01),
+        "p99": float(p99),
+        "sharpness": _laplacian_var(gray),
+        "blur": blur_score(gray, upscale),
+    }
+    if pixels.shape[-1] >= 3:
+        rgb = pixels[..., :3]
+        scores["color"] = float((rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)).mean())
+    gray8 = np.clip(gray + 0.5, 0, 255).astype(np.uint8)
+    hashes = {"phash": phash(gray8), "dhash": dhash(gray8)}
+    return scores, hashes
