@@ -98,7 +98,7 @@ def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, Stage
     flat = pixels.reshape(-1, pixels.shape[-1]).astype(np.float64)
     # Always computed (cheap at the target size), so cleaning thresholds can
     # change without re-staging: the staged key depends on the image options only.
-    scores, hashes = image_scores(pixels, float(prepared.upscale))
+    scores, phash, thumb = image_scores(pixels, float(prepared.upscale))
     row = StagedRow(
         key=sample.key,
         locator=sample.locator,
@@ -111,6 +111,7 @@ def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, Stage
         channel_sumsq=((flat / 255.0) ** 2).sum(axis=0).tolist(),
         provenance=dict(sample.provenance),
         scores=scores,
-        hashes=hashes,
+        phash=phash,
+        thumb=thumb,
     )
     return pixels, row

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
+from gandata.clean.checks import apply_cleaning
 from gandata.config import BuildConfig
 from gandata.records import Rejection
 from gandata.staging import read_meta
@@ -172,6 +173,8 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     if config.dedup:
         keep, dup_rejections = find_exact_duplicates(staged)
         rejections.extend(dup_rejections)
+    cleaned = apply_cleaning(staged, keep, rejections, config.clean)
+    keep, rejections = cleaned.keep, cleaned.rejections
     found = staged.table.column("label").to_pylist() if staged.num_rows else []
     classes = resolve_classes(found, declared_classes)
     all_labels = label_ids(staged, classes) if staged.num_rows else np.zeros(0, np.int64)
@@ -192,4 +195,5 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
         rejections=rejections,
         mean=mean,
         std=std,
+        extra={"clean": cleaned.summary} if cleaned.summary else {},
     )

@@ -23,7 +23,7 @@ from math import comb
 
 import numpy as np
 
-__all__ = ["UnionFind", "block_layout", "cluster_labels", "hamming", "pairs_within"]
+__all__ = ["UnionFind", "block_layout", "candidate_pairs", "cluster_labels", "hamming", "pairs_within"]
 
 _CHUNK = 1 << 18  # queries per vectorized batch (bounds the candidate arrays)
 # Blocks up to this width are looked up in a direct-address table of bucket
@@ -86,6 +86,41 @@ def pairs_within(hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarra
     j = np.concatenate(out_j).astype(np.int64)
     lo, hi = np.minimum(i, j), np.maximum(i, j)
     return lo, hi
+
+
+def candidate_pairs(hashes: np.ndarray, radius: int, max_group: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Like ``pairs_within``, but expanded to member pairs for verification by
+    another measure: all pairs inside a group of identical hashes, and all
+    member pairs across two close groups. Groups are capped at ``max_group``
+    members (in index order) so a huge heap of equal hashes stays linear; the
+    members past the cap are paired with the group's first member only."""
+    values = np.asarray(hashes).view(np.uint64) if np.asarray(hashes).dtype == np.int64 else np.asarray(hashes, dtype=np.uint64)
+    n = len(values)
+    if n < 2 or radius < 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    uniq, inverse = np.unique(values, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(uniq)))])
+    members = [order[bounds[g] : bounds[g + 1]] for g in range(len(uniq))]
+    out_i: list[np.ndarray] = []
+    out_j: list[np.ndarray] = []
+    for group in members:
+        if len(group) > 1:
+            head, rest = group[:max_group], group[max_group:]
+            a, b = np.triu_indices(len(head), 1)
+            out_i += [head[a], np.full(len(rest), group[0])]
+            out_j += [head[b], rest]
+    if radius > 0 and len(uniq) > 1:
+        ui, uj = _unique_pairs(uniq, radius)
+        for u, v in zip(ui.tolist(), uj.tolist()):
+            a, b = members[u][:max_group], members[v][:max_group]
+            out_i.append(np.repeat(a, len(b)))
+            out_j.append(np.tile(b, len(a)))
+    if not out_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    i = np.concatenate(out_i).astype(np.int64)
+    j = np.concatenate(out_j).astype(np.int64)
+    return np.minimum(i, j), np.maximum(i, j)
 
 
 def _unique_pairs(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:

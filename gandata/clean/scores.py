@@ -20,16 +20,20 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from gandata.clean.phash import dhash, phash
+from gandata.clean.phash import phash
 
-__all__ = ["BLUR_SMOOTHING", "HASH_NAMES", "blur_score", "image_scores", "luma"]
+__all__ = ["BLUR_MIN_STRUCTURE", "THUMB_PX", "blur_score", "image_scores", "luma", "thumbnail"]
 
-HASH_NAMES = ("phash", "dhash")
-# Added to both energies of the blur ratio (Laplacian variance, 0-255 units):
-# an image with almost no edges at any scale (uniform, a smooth gradient) gets
-# a ratio near 1, i.e. is never called blurry; only an image with clear
-# coarse-scale structure and no fine-scale detail scores low.
-BLUR_SMOOTHING = 4.0
+# Side of the grayscale thumbnail stored per image (THUMB_PX**2 bytes): the
+# near-duplicate step verifies hash candidates by correlating thumbnails,
+# which tells a re-encoded copy from a natural look-alike (two similar
+# handwritten 1s can share a perceptual hash).
+THUMB_PX = 16
+# Below this coarse-scale Laplacian energy (variance, 0-255 units per px^2)
+# an image has no edges to judge (uniform, a smooth gradient): its blur score
+# is +inf, i.e. it is never called blurry. Only an image with clear
+# coarse-scale structure and little fine-scale detail scores low.
+BLUR_MIN_STRUCTURE = 1.0
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -72,11 +76,20 @@ def blur_score(gray: np.ndarray, upscale: float = 1.0) -> float:
     # per 2 px: scale it back to per-pixel (x1/16 for the second derivative
     # squared) and the ratio of a scale-free image does not depend on the size.
     coarse_energy = _laplacian_var(coarse) / 16.0
-    return float((fine_energy + BLUR_SMOOTHING) / (coarse_energy + BLUR_SMOOTHING))
+    if coarse_energy < BLUR_MIN_STRUCTURE:
+        return float("inf")
+    return float(fine_energy / coarse_energy)
 
 
-def image_scores(pixels: np.ndarray, upscale: float = 1.0) -> tuple[dict[str, float], dict[str, int]]:
-    """Quality scores and perceptual hashes of one fitted HxWxC uint8 image."""
+def thumbnail(gray8: np.ndarray) -> bytes:
+    """THUMB_PX x THUMB_PX box-filtered grayscale thumbnail, as raw bytes."""
+    image = Image.fromarray(np.ascontiguousarray(gray8), mode="L")
+    return image.resize((THUMB_PX, THUMB_PX), Image.Resampling.BOX).tobytes()
+
+
+def image_scores(pixels: np.ndarray, upscale: float = 1.0) -> tuple[dict[str, float], int, bytes]:
+    """Quality scores, the 64-bit pHash (int64) and the thumbnail of one
+    fitted HxWxC uint8 image."""
     gray = luma(pixels)
     p01, p99 = np.percentile(gray, [1.0, 99.0])
     hist = np.bincount(np.clip(gray + 0.5, 0, 255).astype(np.int64).ravel(), minlength=256)
@@ -93,5 +106,4 @@ def image_scores(pixels: np.ndarray, upscale: float = 1.0) -> tuple[dict[str, fl
         rgb = pixels[..., :3]
         scores["color"] = float((rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)).mean())
     gray8 = np.clip(gray + 0.5, 0, 255).astype(np.uint8)
-    hashes = {"phash": phash(gray8), "dhash": dhash(gray8)}
-    return scores, hashes
+    return scores, phash(gray8), thumbnail(gray8)
