@@ -228,6 +228,9 @@ def apply_cleaning(staged: Any, keep: np.ndarray, rejections: list[Rejection], c
                 near_removed[r] = True
                 out.append(reject(r, "near_duplicate", f"near duplicate of {keys[kept]}", kept=kept))
     _guard_near(near_removed, labels, keep, config)
+    for check in flagged:  # report what the final dataset keeps
+        flagged[check] = flagged[check] & keep
+        summary[f"{check}_kept"] = int(flagged[check].sum())
     return CleanOutcome(keep, kept_rejections + out, flagged, summary)
 
 
