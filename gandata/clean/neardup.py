@@ -112,6 +112,12 @@ def candidate_pairs(hashes: np.ndarray, radius: int, max_group: int = 256) -> tu
             out_j += [head[b], rest]
     if radius > 0 and len(uniq) > 1:
         ui, uj = _unique_pairs(uniq, radius)
+        sizes = np.diff(bounds)
+        single = (sizes[ui] == 1) & (sizes[uj] == 1)
+        # The common case (two distinct hashes, one image each) stays vectorized.
+        out_i.append(order[bounds[ui[single]]])
+        out_j.append(order[bounds[uj[single]]])
+        ui, uj = ui[~single], uj[~single]
         for u, v in zip(ui.tolist(), uj.tolist()):
             a, b = members[u][:max_group], members[v][:max_group]
             out_i.append(np.repeat(a, len(b)))
