@@ -151,7 +151,7 @@ class CleanConfig:
     near_dups: bool = True
     # Hamming radius of the 64-bit pHash search, and the thumbnail
     # correlation a candidate pair needs to count as a near duplicate.
-    near_dup_radius: int = 6
+    near_dup_radius: int = 4
     near_dup_similarity: float = 0.98
     label_conflicts: str = "drop"
     # A check removing more than this share of a class stops the build.

@@ -25,8 +25,6 @@ from PIL import Image
 
 __all__ = ["dhash", "phash", "to_signed", "to_unsigned"]
 
-_BIT_WEIGHTS = (np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64))
-
 
 @lru_cache(maxsize=4)
 def _dct_matrix(n: int) -> np.ndarray:
@@ -40,8 +38,7 @@ def _dct_matrix(n: int) -> np.ndarray:
 
 def _pack(bits: np.ndarray) -> int:
     """64 booleans (most significant first) -> signed int64 value."""
-    value = int((bits.reshape(64).astype(np.uint64) * _BIT_WEIGHTS).sum(dtype=np.uint64))
-    return to_signed(value)
+    return to_signed(int.from_bytes(np.packbits(bits.reshape(64)).tobytes(), "big"))
 
 
 def to_signed(value: int) -> int:

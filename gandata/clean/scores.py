@@ -91,7 +91,11 @@ def image_scores(pixels: np.ndarray, upscale: float = 1.0) -> tuple[dict[str, fl
     """Quality scores, the 64-bit pHash (int64) and the thumbnail of one
     fitted HxWxC uint8 image."""
     gray = luma(pixels)
-    p01, p99 = np.percentile(gray, [1.0, 99.0])
+    # Nearest-rank percentiles by partial sort (np.percentile sorts fully).
+    flat = gray.ravel()
+    k01, k99 = int(0.01 * (flat.size - 1)), int(round(0.99 * (flat.size - 1)))
+    part = np.partition(flat, (k01, k99))
+    p01, p99 = part[k01], part[k99]
     hist = np.bincount(np.clip(gray + 0.5, 0, 255).astype(np.int64).ravel(), minlength=256)
     prob = hist[hist > 0] / gray.size
     scores = {
@@ -103,7 +107,8 @@ def image_scores(pixels: np.ndarray, upscale: float = 1.0) -> tuple[dict[str, fl
         "blur": blur_score(gray, upscale),
     }
     if pixels.shape[-1] >= 3:
-        rgb = pixels[..., :3]
-        scores["color"] = float((rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)).mean())
+        r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+        spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)  # uint8, no overflow
+        scores["color"] = float(spread.mean())
     gray8 = np.clip(gray + 0.5, 0, 255).astype(np.uint8)
     return scores, phash(gray8), thumbnail(gray8)
