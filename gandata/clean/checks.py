@@ -8,7 +8,7 @@ metadata only (scores, pHash, thumbnail, original size, label):
    ``blurry``, ``grayscale`` (dropped only with ``drop_grayscale``);
 2. near duplicates: pHash candidates within ``near_dup_radius`` bits
    (``neardup.candidate_pairs``), confirmed by the correlation of the 16x16
-   thumbnails, grouped with union-find together with the exact-duplicate
+   thumbnails and a mean-colour match, grouped with union-find together with the exact-duplicate
    groups; one member per cluster is kept (largest original resolution, then
    sharpest, then first by source and key);
 3. label conflicts: a cluster (exact or near) spanning several labels is
@@ -36,6 +36,9 @@ from gandata.records import Rejection
 __all__ = ["CleanError", "CleanOutcome", "MIN_CLASS_FOR_GUARD", "apply_cleaning", "quality_flags"]
 
 MIN_CLASS_FOR_GUARD = 10
+# Largest per-channel difference of mean colour (0-1 scale) between near
+# duplicates; re-encoding and rescaling move it by well under 0.01.
+NEAR_DUP_MAX_COLOR_SHIFT = 0.05
 
 # check -> (score column, direction, config field, CLI option)
 _CHECKS: dict[str, tuple[str, str, str, str]] = {
@@ -106,7 +109,9 @@ def _guard(check: str, mask: np.ndarray, labels: list[Any], alive: np.ndarray, c
             )
 
 
-def apply_cleaning(staged: Any, keep: np.ndarray, rejections: list[Rejection], config: CleanConfig) -> CleanOutcome:
+def apply_cleaning(
+    staged: Any, keep: np.ndarray, rejections: list[Rejection], config: CleanConfig, size_px: int | None = None
+) -> CleanOutcome:
     """Apply the cleaning thresholds to the staged table (``plan.StagedTable``).
 
     ``keep``/``rejections`` come from exact-duplicate removal; the returned
@@ -182,6 +187,11 @@ def apply_cleaning(staged: Any, keep: np.ndarray, rejections: list[Rejection], c
             z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-6
             similarity = np.einsum("ij,ij->i", z[ci], z[cj])
             close = similarity >= config.near_dup_similarity
+            if size_px:
+                # The thumbnail is luma only: same shape in another colour is
+                # not a copy. Compare the mean colours (0-1) as well.
+                means = np.array(table.column("channel_sum").take(alive).to_pylist(), np.float64) / (size_px * size_px)
+                close &= np.abs(means[ci] - means[cj]).max(axis=1) <= NEAR_DUP_MAX_COLOR_SHIFT
             near_i, near_j = alive[ci[close]], alive[cj[close]]
     cluster = cluster_labels(n, np.concatenate([pi, near_i]), np.concatenate([pj, near_j]))
     members: dict[int, list[int]] = defaultdict(list)

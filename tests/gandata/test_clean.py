@@ -223,3 +223,23 @@ def test_a_check_removing_most_of_a_class_stops_the_build(tmp_path: Path) -> Non
     with pytest.raises(CleanError, match=r"--min-std: the low_information check would remove 12 of 12 samples of class 'sky'"):
         build(BuildConfig(sources=(SourceSpec(str(tmp_path / "in")),), output=str(tmp_path / "out"),
                           image=ImageConfig(size_px=32), workers=1, clean=CleanConfig(min_std=200.0)))
+
+
+def test_same_picture_in_other_colours_is_not_a_near_duplicate(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[0:64, 0:64]
+    disc = ((xx - 30) ** 2 + (yy - 34) ** 2 < 18**2)[..., None]
+    background = 40 + rng.normal(0, 4, (64, 64, 1))
+    # Two discs of (almost) equal luma: the grayscale thumbnails correlate
+    # ~1, only the colour tells them apart.
+    red = np.where(disc, np.array([200, 50, 50]), background)
+    green = np.where(disc, np.array([50, 130, 60]), background)
+    picture = Image.fromarray(np.clip(red, 0, 255).astype(np.uint8))
+    write(tmp_path / "in/a.png", png(picture))
+    write(tmp_path / "in/b.png", png(Image.fromarray(np.clip(green, 0, 255).astype(np.uint8))))
+    write(tmp_path / "in/c.jpg", near_copy(picture, rng))
+    out = tmp_path / "out"
+    summary = build(BuildConfig(sources=(SourceSpec(str(tmp_path / "in")),), output=str(out), image=ImageConfig(size_px=32), workers=1))
+    assert summary.num_samples == 2 and summary.rejections == {"near_duplicate": 1}
+    kept = set(pq.read_table(out / "samples.parquet").column("key").to_pylist())
+    assert "b.png" in kept
