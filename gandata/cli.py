@@ -77,7 +77,7 @@ def _source_help() -> str:
 _CLEAN_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--no-clean",), dict(is_flag=True, default=None, help="Switch off every cleaning check (exact dedup stays, see --no-dedup).")),
     (("--near-dup-radius",), dict(type=int, help="Hamming radius of the 64-bit pHash near-duplicate search. [default: 4]")),
-    (("--near-dup-similarity",), dict(type=float, help="Thumbnail correlation a hash candidate needs to count as a near duplicate. [default: 0.98]")),
+    (("--near-dup-similarity",), dict(type=float, help="Thumbnail correlation a hash candidate needs to count as a near duplicate. [default: 0.99]")),
     (("--no-near-dups",), dict(is_flag=True, default=None, help="Keep near duplicates (exact duplicates are still removed).")),
     (("--min-aspect",), dict(type=float, help="bad_aspect: reject when min(w/h, h/w) is below this. [default: 0.25]")),
     (("--min-std",), dict(type=float, help="low_information: reject when the luma standard deviation (0-255) is below this. [default: 3]")),

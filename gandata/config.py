@@ -152,7 +152,7 @@ class CleanConfig:
     # Hamming radius of the 64-bit pHash search, and the thumbnail
     # correlation a candidate pair needs to count as a near duplicate.
     near_dup_radius: int = 4
-    near_dup_similarity: float = 0.98
+    near_dup_similarity: float = 0.99
     label_conflicts: str = "drop"
     # A check removing more than this share of a class stops the build.
     max_removed_share: float = 0.5

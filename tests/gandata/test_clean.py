@@ -106,7 +106,7 @@ def _messy_folder(root: Path) -> dict[str, list]:
     for i in range(60):
         images[f"photo/p{i:03d}.jpg"] = photo(rng)
         write(root / f"photo/p{i:03d}.jpg", jpeg(images[f"photo/p{i:03d}.jpg"], 90))
-    for i in range(160):
+    for i in range(400):  # many natural look-alikes
         images[f"one/o{i:03d}.png"] = digit(rng, 1)
         write(root / f"one/o{i:03d}.png", png(images[f"one/o{i:03d}.png"]))
     for i in range(60):
