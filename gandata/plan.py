@@ -173,7 +173,7 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     if config.dedup:
         keep, dup_rejections = find_exact_duplicates(staged)
         rejections.extend(dup_rejections)
-    cleaned = apply_cleaning(staged, keep, rejections, config.clean, config.image.size_px)
+    cleaned = apply_cleaning(staged, keep, rejections, config.clean, config.image.size_px, keep_exact=not config.dedup)
     keep, rejections = cleaned.keep, cleaned.rejections
     found = staged.table.column("label").to_pylist() if staged.num_rows else []
     classes = resolve_classes(found, declared_classes)

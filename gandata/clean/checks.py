@@ -110,13 +110,15 @@ def _guard(check: str, mask: np.ndarray, labels: list[Any], alive: np.ndarray, c
 
 
 def apply_cleaning(
-    staged: Any, keep: np.ndarray, rejections: list[Rejection], config: CleanConfig, size_px: int | None = None
+    staged: Any, keep: np.ndarray, rejections: list[Rejection], config: CleanConfig, size_px: int | None = None,
+    keep_exact: bool = False,
 ) -> CleanOutcome:
     """Apply the cleaning thresholds to the staged table (``plan.StagedTable``).
 
     ``keep``/``rejections`` come from exact-duplicate removal; the returned
     outcome replaces them (exact-duplicate rejections of a cluster that turns
-    out to be a label conflict are rewritten).
+    out to be a label conflict are rewritten). ``keep_exact`` (the build's
+    ``--no-dedup``) keeps copies with the same pixels as the kept member.
     """
     table = staged.table
     n = staged.num_rows
@@ -233,6 +235,9 @@ def apply_cleaning(
                 continue
             keep[r] = False
             if content[r] == content[kept]:
+                if keep_exact:  # --no-dedup: exact copies stay
+                    keep[r] = True
+                    continue
                 out.append(reject(r, "duplicate", f"same pixels as {keys[kept]}", kept=kept))
             else:
                 near_removed[r] = True

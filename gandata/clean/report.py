@@ -66,7 +66,7 @@ def write_report(config: BuildConfig, report_dir: str | Path, progress: Any = No
         keep, rejections = find_exact_duplicates(staged)
     # The audit shows everything a build would remove, even past the guard.
     relaxed = dataclasses.replace(config.clean, max_removed_share=1.0)
-    outcome = apply_cleaning(staged, keep, rejections, relaxed, config.image.size_px)
+    outcome = apply_cleaning(staged, keep, rejections, relaxed, config.image.size_px, keep_exact=not config.dedup)
     keys = staged.keys() if n else []
     labels = staged.table.column("label").to_pylist() if n else []
     sources = staged.column("source_index").astype(np.int64) if n else np.zeros(0, np.int64)

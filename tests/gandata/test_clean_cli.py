@@ -65,6 +65,9 @@ def test_build_flags_tune_cleaning_and_stats_shows_rejections(tmp_path: Path) ->
     assert manifest["config"]["clean"]["skip"] == ["low_information"]
     stats = runner.invoke(main, ["stats", str(out)])
     assert stats.exit_code == 0 and "rejected: 1" in stats.output and "duplicate" in stats.output
+    result = runner.invoke(main, ["build", str(tmp_path / "in"), "-o", str(out), "--size", "32", "--workers", "1", "--overwrite", "--no-dedup"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "manifest.json").read_text())["rejections"] == {"low_information": 1, "near_duplicate": 2}
     result = runner.invoke(main, ["build", str(tmp_path / "in"), "-o", str(out), "--size", "32", "--workers", "1", "--overwrite"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "manifest.json").read_text())["rejections"] == {"duplicate": 1, "low_information": 1, "near_duplicate": 2}
