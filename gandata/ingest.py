@@ -96,7 +96,7 @@ def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, Stage
         return Rejection(key=sample.key, locator=sample.locator, reason=exc.reason, detail=f"{sample.key}: {exc.detail}")
     pixels = prepared.pixels
     flat = pixels.reshape(-1, pixels.shape[-1]).astype(np.float64)
-    # Always computed (cheap at the target size), so cleaning thresholds can
+    # Always computed (on the small fitted image), so cleaning thresholds can
     # change without re-staging: the staged key depends on the image options only.
     scores, phash, thumb = image_scores(pixels, float(prepared.upscale))
     row = StagedRow(

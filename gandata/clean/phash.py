@@ -8,9 +8,10 @@ percent of scale hash (nearly) alike.
   bit saying whether a coefficient is above their median (DC excluded from the
   median). Robust to re-encoding and small rescaling.
 - dHash: whether each pixel of a 9x8 thumbnail is brighter than its right
-  neighbour. Cheap and sensitive to a different aspect of the image (local
-  gradients), so requiring both to agree cuts false matches between natural
-  look-alikes.
+  neighbour. Cheaper, but on flat backgrounds (digits on black) JPEG noise
+  flips many of its bits, so the pipeline searches with pHash and confirms
+  candidates with thumbnails instead; dHash is kept for callers that want a
+  second, independent hash.
 
 Hashes are returned as signed int64 (the same 64 bits as the unsigned value)
 because Parquet and Arrow handle int64 everywhere.

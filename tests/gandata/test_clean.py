@@ -243,3 +243,20 @@ def test_same_picture_in_other_colours_is_not_a_near_duplicate(tmp_path: Path) -
     assert summary.num_samples == 2 and summary.rejections == {"near_duplicate": 1}
     kept = set(pq.read_table(out / "samples.parquet").column("key").to_pylist())
     assert "b.png" in kept
+
+
+def test_perceptual_hashes_survive_reencoding_and_tell_pictures_apart() -> None:
+    from gandata.clean.phash import dhash, phash
+
+    rng = np.random.default_rng(2)
+    a, b = photo(rng, 64), photo(rng, 64)
+    gray = lambda im: np.asarray(im.convert("L"))  # noqa: E731
+    import io
+
+    buf = io.BytesIO()
+    a.save(buf, "JPEG", quality=60)
+    a2 = Image.open(io.BytesIO(buf.getvalue()))
+    for fn in (phash, dhash):
+        same = hamming(np.array([fn(gray(a))]).view(np.uint64), np.array([fn(gray(a2))]).view(np.uint64))[0]
+        other = hamming(np.array([fn(gray(a))]).view(np.uint64), np.array([fn(gray(b))]).view(np.uint64))[0]
+        assert same <= 8 < 16 <= other
