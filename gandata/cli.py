@@ -97,6 +97,54 @@ def _with_web_params(source: Any, web: dict[str, str]) -> Any:
         return {"uri": source, "params": dict(web)}
     return {**source, "params": {**web, **dict(source.get("params", {}) or {})}}
 
+
+# Cleaning flags shared by `build` and `clean` (docs/CLEANING.md); they map
+# onto the [clean] section of the config file.
+_CLEAN_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--no-clean",), dict(is_flag=True, default=None, help="Switch off every cleaning check (exact dedup stays, see --no-dedup).")),
+    (("--near-dup-radius",), dict(type=int, help="Hamming radius of the 64-bit pHash near-duplicate search. [default: 4]")),
+    (("--near-dup-similarity",), dict(type=float, help="Thumbnail correlation a hash candidate needs to count as a near duplicate. [default: 0.99]")),
+    (("--no-near-dups",), dict(is_flag=True, default=None, help="Keep near duplicates (exact duplicates are still removed).")),
+    (("--min-aspect",), dict(type=float, help="bad_aspect: reject when min(w/h, h/w) is below this. [default: 0.25]")),
+    (("--min-std",), dict(type=float, help="low_information: reject when the luma standard deviation (0-255) is below this. [default: 3]")),
+    (("--dark-p99",), dict(type=float, help="too_dark: reject when the 99th luma percentile is below this. [default: 12]")),
+    (("--light-p01",), dict(type=float, help="too_light: reject when the 1st luma percentile is above this. [default: 245]")),
+    (("--min-blur-ratio",), dict(type=float, help="blurry: reject when the fine/coarse Laplacian energy ratio is below this. [default: 1.1]")),
+    (("--gray-color",), dict(type=float, help="grayscale: flag RGB images whose mean channel spread is below this. [default: 2]")),
+    (("--drop-grayscale",), dict(is_flag=True, default=None, help="Drop images flagged grayscale (default: kept and reported).")),
+    (("--skip-check",), dict(multiple=True, type=click.Choice(["bad_aspect", "low_information", "too_dark", "too_light", "blurry", "grayscale"]), help="Switch one quality check off (repeatable).")),
+    (("--label-conflicts",), dict(type=click.Choice(["drop", "majority"]), help="Duplicates across classes: drop all, or keep the strict majority label. [default: drop]")),
+    (("--max-removed-share",), dict(type=float, help="Stop when one check would remove more than this share of a class. [default: 0.5]")),
+]
+
+
+def _clean_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for decls, kwargs in reversed(_CLEAN_FLAGS):
+        fn = click.option(*decls, **kwargs)(fn)
+    return fn
+
+
+def _pop_clean_flags(flags: dict[str, Any], data: dict[str, Any]) -> None:
+    """Move the cleaning flags out of ``flags`` into ``data["clean"]``."""
+    clean = dict(data.get("clean", {}) or {})
+    if flags.pop("no_clean"):
+        clean["enabled"] = False
+    if flags.pop("no_near_dups"):
+        clean["near_dups"] = False
+    if flags.pop("drop_grayscale"):
+        clean["drop_grayscale"] = True
+    skip = flags.pop("skip_check")
+    if skip:
+        clean["skip"] = list(skip)
+    for key in ("near_dup_radius", "near_dup_similarity", "min_aspect", "min_std", "dark_p99", "light_p01",
+                "min_blur_ratio", "gray_color", "label_conflicts", "max_removed_share"):
+        value = flags.pop(key)
+        if value is not None:
+            clean[key] = value
+    if clean:
+        data["clean"] = clean
+
+
 @main.command(
     epilog="Sources (URI forms):\n\n" + "\n\n".join(f"  {h}" for _, h in SCHEMES.values()) + "\n\n"
     "Several sources merge into one dataset; per-source options (label_map, label, max_samples, weight, "
@@ -143,13 +191,16 @@ def _with_web_params(source: Any, web: dict[str, str]) -> Any:
 @click.option("--max-depth", type=int, help="crawl: sources: link depth to follow from the start page. [default: no limit]")
 @click.option("--max-pages", type=int, help="crawl: sources: pages to fetch at most. [default: 1000]")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and the sources' partitions, then stop.")
+@_clean_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quiet: bool, **flags: Any) -> None:
     """Build a dataset from SOURCES (default: synth:shapes) into OUTPUT.
 
-    Images are decoded, oriented, converted and fitted to SIZE, exact
-    duplicates removed, classes optionally balanced (--balance) and a
-    validation split cut (--val-fraction; see docs/BALANCE.md), then written as safetensors shards with a manifest,
+    Images are decoded, oriented, converted and fitted to SIZE, cleaned
+    (exact and near duplicates, label conflicts, blank, dark, light, blurry
+    and out-of-aspect images; see `gandata clean`), classes optionally
+    balanced (--balance) and a validation split cut (--val-fraction; see
+    docs/BALANCE.md), then written as safetensors shards with a manifest,
     samples.parquet (every sample's origin) and rejected.jsonl (every input
     left out, with its reason). An interrupted build resumes when re-run with
     the same command.
@@ -185,6 +236,7 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
         if balance:
             data["balance"] = balance
         web = _web_params(flags.pop("web_options"), flags.pop("max_depth"), flags.pop("max_pages"))
+        _pop_clean_flags(flags, data)
         no_dedup = flags.pop("no_dedup")
         if no_dedup:
             data["dedup"] = False
@@ -241,6 +293,67 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
     if summary.reused_partitions or summary.reused_shards:
         click.echo(f"  resumed: reused {summary.reused_partitions} ingest partition(s), {summary.reused_shards} shard(s)")
     click.echo("  " + ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items()))
+
+
+@main.command(epilog="Example:\n\n  gandata clean ./photos --report audit/ --size 64\n\n  gandata clean ./photos --report audit/ --near-dup-radius 8 --min-std 5")
+@click.argument("sources", nargs=-1)
+@click.option("--report", "report_dir", required=True, type=click.Path(file_okay=False), help="Directory for report.md, summary.json, issues.parquet and grid-<reason>.png.")
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), help="TOML (or YAML) build config; flags override it.")
+@click.option("--labels", help="CSV file (path,label) labelling the files of a folder/archive source.")
+@click.option("--size", type=int, help="Images are fitted to SIZE x SIZE before scoring, as in a build. [default: 64]")
+@click.option("--channels", type=click.Choice(["1", "3"]), help="1 (grayscale) or 3 (RGB). [default: 3]")
+@click.option("--resize", type=click.Choice(["crop", "pad", "stretch"]), help="Center-crop, letterbox-pad or stretch to square. [default: crop]")
+@click.option("--workers", type=int, help="Worker processes; 0 = one per core. [default: 0]")
+@click.option("--no-dedup", is_flag=True, default=None, help="Keep exact duplicates.")
+@click.option("--keep-staging", is_flag=True, default=False, help="Keep REPORT/.staging (the decoded images) after the report.")
+@_clean_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
+def clean(sources: tuple[str, ...], report_dir: str, config_file: str | None, keep_staging: bool, quiet: bool, **flags: Any) -> None:
+    """Audit SOURCES without building: run ingest and the cleaning checks and
+    write a report into REPORT (counts per reason and class, score
+    percentiles, example grids with each duplicate beside the copy kept, and
+    issues.parquet with every image's scores). Run it before choosing
+    thresholds; the same flags then tune `gandata build`.
+    """
+    from gandata.clean.report import write_report
+
+    def resolve() -> Any:
+        data: dict[str, Any] = load_config_file(config_file) if config_file else {}
+        data.pop("output", None)
+        image = dict(data.get("image", {}) or {})
+        if sources:
+            data["sources"] = list(sources)
+        for key in ("size", "channels", "resize"):
+            value = flags.pop(key)
+            if value is not None:
+                image[key] = int(value) if key == "channels" else value
+        if image:
+            data["image"] = image
+        _pop_clean_flags(flags, data)
+        if flags.pop("no_dedup"):
+            data["dedup"] = False
+        if flags.get("workers") is not None:
+            data["workers"] = flags.pop("workers")
+        labels = flags.pop("labels", None)
+        if labels:
+            raw = data.get("sources") or ["synth:shapes"]
+            data["sources"] = [{"uri": s, "labels": labels} if isinstance(s, str) else s for s in (raw if isinstance(raw, list) else [raw])]
+        return build_config_from_mapping(data)
+
+    config = _run(resolve)
+    bars = PhaseBars(quiet)
+    try:
+        summary = _run(lambda: write_report(config, report_dir, progress=bars, keep_staging=keep_staging))
+    finally:
+        bars.close()
+    if quiet:
+        return
+    click.echo(f"{summary.report_dir}: {summary.num_inputs} inputs, {summary.num_kept} would be kept")
+    for reason, count in summary.reasons.items():
+        click.echo(f"  {reason}: {count}")
+    for line in summary.would_stop:
+        click.echo(f"  would stop a build: {line}")
+    click.echo(f"  report: {summary.report_dir}/report.md, issues.parquet, {len(summary.grids)} grid(s)")
 
 
 @main.command()

@@ -209,6 +209,59 @@ class BalanceConfig:
             raise ConfigError(f"--val-fraction: {self.val_fraction} must be in [0, 1)")
 
 
+QUALITY_CHECKS = ("bad_aspect", "low_information", "too_dark", "too_light", "blurry", "grayscale")
+LABEL_CONFLICT_MODES = ("drop", "majority")
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    """Cleaning checks applied by the plan step (docs/CLEANING.md).
+
+    Scores are computed at ingest whatever these values are, so changing a
+    threshold reuses the staged partitions. Defaults are conservative: they
+    remove (almost) nothing from ordinary photographs or digits.
+    """
+
+    enabled: bool = True
+    # bad_aspect: min(w/h, h/w) of the original below this.
+    min_aspect: float = 0.25
+    # low_information: luma standard deviation (0-255) below this.
+    min_std: float = 3.0
+    # too_dark: 99th luma percentile below this; too_light: 1st above this.
+    dark_p99: float = 12.0
+    light_p01: float = 245.0
+    # blurry: fine/coarse Laplacian energy ratio below this (sharp ~1.5+).
+    min_blur_ratio: float = 1.1
+    # grayscale (RGB builds): mean max-min channel spread below this.
+    gray_color: float = 2.0
+    drop_grayscale: bool = False
+    # Checks switched off by name (any of QUALITY_CHECKS).
+    skip: tuple[str, ...] = ()
+    near_dups: bool = True
+    # Hamming radius of the 64-bit pHash search, and the thumbnail
+    # correlation a candidate pair needs to count as a near duplicate.
+    near_dup_radius: int = 4
+    near_dup_similarity: float = 0.99
+    label_conflicts: str = "drop"
+    # A check removing more than this share of a class stops the build.
+    max_removed_share: float = 0.5
+
+    def validate(self) -> None:
+        if not 0.0 <= self.min_aspect <= 1.0:
+            raise ConfigError(f"--min-aspect/clean.min_aspect: {self.min_aspect} must be within 0..1")
+        if not 0 <= self.near_dup_radius <= 16:
+            raise ConfigError(f"--near-dup-radius/clean.near_dup_radius: {self.near_dup_radius} must be within 0..16")
+        if not -1.0 <= self.near_dup_similarity <= 1.0:
+            raise ConfigError(f"--near-dup-similarity/clean.near_dup_similarity: {self.near_dup_similarity} must be within -1..1")
+        if self.label_conflicts not in LABEL_CONFLICT_MODES:
+            raise ConfigError(f"--label-conflicts/clean.label_conflicts: {self.label_conflicts!r} must be one of {', '.join(LABEL_CONFLICT_MODES)}")
+        if not 0.0 < self.max_removed_share <= 1.0:
+            raise ConfigError(f"--max-removed-share/clean.max_removed_share: {self.max_removed_share} must be within (0, 1]")
+        unknown = [c for c in self.skip if c not in QUALITY_CHECKS]
+        if unknown:
+            raise ConfigError(f"--skip-check/clean.skip: unknown check {', '.join(map(repr, unknown))} (known: {', '.join(QUALITY_CHECKS)})")
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """The whole resolved configuration of one build."""
@@ -233,12 +286,14 @@ class BuildConfig:
     staging_dir: str | None = None
     # Web sources: fetch again the URLs whose download failed in an earlier build.
     retry_failed: bool = False
+    clean: CleanConfig = field(default_factory=CleanConfig)
 
     def validate(self) -> None:
         self.balance.validate()
         if not self.sources:
             raise ConfigError("sources: at least one source is needed")
         self.image.validate()
+        self.clean.validate()
         self.out.validate()
         if self.workers < 0:
             raise ConfigError(f"--workers: {self.workers} must be 0 (all cores) or more")
@@ -273,7 +328,7 @@ _IMAGE_KEYS = {
 _OUT_KEYS = {"normalize": "normalize", "dtype": "dtype", "shard_size": "shard_size"}
 _TOP_KEYS = {
     "output", "seed", "dedup", "workers", "executor", "keep_staging", "overwrite",
-    "allow_private_network", "sources", "image", "format", "balance", "ray_address", "staging_dir", "retry_failed",
+    "allow_private_network", "sources", "image", "format", "balance", "ray_address", "staging_dir", "retry_failed", "clean",
 }
 _BALANCE_KEYS = {
     "mode": "mode", "sampling_strategy": "sampling_strategy", "augment": "augment",
@@ -281,6 +336,7 @@ _BALANCE_KEYS = {
     "drop_small_classes": "drop_small_classes", "undersample_by_cluster": "undersample_by_cluster",
     "val_fraction": "val_fraction",
 }
+_CLEAN_KEYS = {f.name: f.name for f in dataclasses.fields(CleanConfig)}
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -385,9 +441,20 @@ def build_config_from_mapping(data: Mapping[str, Any]) -> BuildConfig:
         if colour in image_kwargs:
             image_kwargs[colour] = parse_color(image_kwargs[colour], f"image.{colour}")
     out_kwargs = _section(data, "format", _OUT_KEYS)
+    clean_kwargs = _section(data, "clean", _CLEAN_KEYS)
+    if "skip" in clean_kwargs:
+        skip = clean_kwargs["skip"]
+        clean_kwargs["skip"] = tuple([skip] if isinstance(skip, str) else skip)
+    for key, value in clean_kwargs.items():
+        default = getattr(CleanConfig(), key)
+        if isinstance(default, bool) != isinstance(value, bool) or (
+            isinstance(default, (int, float)) and not isinstance(value, (int, float))
+        ) or (isinstance(default, str) and not isinstance(value, str)):
+            raise ConfigError(f"clean.{key}: {value!r} has the wrong type")
     try:
         image = ImageConfig(**image_kwargs)
         out = OutputConfig(**out_kwargs)
+        clean = CleanConfig(**clean_kwargs)
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
     balance = _balance_from(_section(data, "balance", _BALANCE_KEYS))
@@ -395,9 +462,9 @@ def build_config_from_mapping(data: Mapping[str, Any]) -> BuildConfig:
     if isinstance(raw_sources, (str, Mapping)):
         raw_sources = [raw_sources]
     sources = tuple(_source_from(v, i) for i, v in enumerate(raw_sources))
-    top = {k.replace("-", "_"): v for k, v in data.items() if k not in ("sources", "image", "format", "balance")}
+    top = {k.replace("-", "_"): v for k, v in data.items() if k not in ("sources", "image", "format", "balance", "clean")}
     _check_types(top)
-    config = BuildConfig(sources=sources, image=image, out=out, balance=balance, **top)
+    config = BuildConfig(sources=sources, image=image, out=out, balance=balance, clean=clean, **top)
     _check_types(dataclasses.asdict(image), prefix="image.")
     config.validate()
     return config

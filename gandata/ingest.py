@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gandata.clean.scores import image_scores
 from gandata.config import ImageConfig
 from gandata.decode import ImageRejected
 from gandata.errors import BuildError, GandataError
@@ -95,6 +96,9 @@ def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, Stage
         return Rejection(key=sample.key, locator=sample.locator, reason=exc.reason, detail=f"{sample.key}: {exc.detail}")
     pixels = prepared.pixels
     flat = pixels.reshape(-1, pixels.shape[-1]).astype(np.float64)
+    # Always computed (on the small fitted image), so cleaning thresholds can
+    # change without re-staging: the staged key depends on the image options only.
+    scores, phash, thumb = image_scores(pixels, float(prepared.upscale))
     row = StagedRow(
         key=sample.key,
         locator=sample.locator,
@@ -106,5 +110,8 @@ def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, Stage
         channel_sum=(flat.sum(axis=0) / 255.0).tolist(),
         channel_sumsq=((flat / 255.0) ** 2).sum(axis=0).tolist(),
         provenance=dict(sample.provenance),
+        scores=scores,
+        phash=phash,
+        thumb=thumb,
     )
     return pixels, row

@@ -188,6 +188,21 @@ def build(config: BuildConfig, progress: ProgressFn | None = None, executor: Exe
     )
 
 
+def ingest_only(config: BuildConfig, staging: Path, progress: ProgressFn | None = None) -> tuple[StagedTable, list[str]]:
+    """Run only the ingest stage into ``staging`` (for ``gandata clean``):
+    the staged table and the staged partition directories. Partitions are
+    keyed like a build's, so a later run with the same options reuses them."""
+    config.validate()
+    sources = open_sources(config)
+    staging.mkdir(parents=True, exist_ok=True)
+    executor = make_executor(config.executor, config.resolved_workers)
+    try:
+        part_dirs, part_sources, _ = _ingest(config, sources, staging, executor, progress or _noop_progress)
+    finally:
+        executor.close()
+    return load_staged(part_dirs, part_sources, [s.uri for s in sources]), part_dirs
+
+
 def _ingest(
     config: BuildConfig, sources: Sequence[Source], staging: Path, executor: Executor, report: ProgressFn
 ) -> tuple[list[str], list[int], int]:
@@ -306,6 +321,7 @@ def _manifest(
         "licenses": licenses,
         "rejections": dict(sorted(Counter(r["reason"] for r in rejections).items())),
         "num_upscaled": upscaled,
+        **({"clean": plan.extra["clean"]} if "clean" in plan.extra else {}),
         "build_fingerprint": fingerprint,
         "config": config.to_json(),
     }

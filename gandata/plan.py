@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
+from gandata.clean.checks import apply_cleaning
 from gandata.config import BuildConfig
 from gandata.merge import merge_sources, source_weights
 from gandata.records import Rejection
@@ -176,6 +177,9 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     # Per-source label maps, fixed labels and caps (gandata/merge.py).
     declared_classes, cap_rejections = merge_sources(staged, config.sources, keep, declared_classes, config.seed)
     rejections.extend(cap_rejections)
+    # Cleaning after the merge: label conflicts need the unified labels.
+    cleaned = apply_cleaning(staged, keep, rejections, config.clean, config.image.size_px, keep_exact=not config.dedup)
+    keep, rejections = cleaned.keep, cleaned.rejections
     found = staged.table.column("label").to_pylist() if staged.num_rows else []
     classes = resolve_classes(found, declared_classes)
     all_labels = label_ids(staged, classes) if staged.num_rows else np.zeros(0, np.int64)
@@ -196,7 +200,12 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
         rejections=rejections,
         mean=mean,
         std=std,
+        extra={"clean": cleaned.summary} if cleaned.summary else {},
     )
+    if cleaned.cluster_ids is not None:
+        # Class balancing keeps near-duplicate clusters on one side of the
+        # validation split and undersamples one member per cluster first.
+        plan.extra["cluster_ids"] = cleaned.cluster_ids
     from gandata.balance import apply_balance  # imports plan helpers; late to avoid a cycle
 
     plan = apply_balance(plan, staged, config)

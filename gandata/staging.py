@@ -5,7 +5,8 @@ Each ingest partition becomes one directory ``part-SSS-PPPPPP`` holding
 - ``images.npy``: uint8 ``[n, H, W, C]``, read back memory-mapped so the plan
   and write passes never hold more than one shard's pixels;
 - ``meta.parquet``: one row per staged image (key, locator, label, original
-  size, exact-content hash, per-channel pixel sums, provenance as JSON);
+  size, exact-content hash, per-channel pixel sums, provenance as JSON,
+  quality scores ``score_<name>``, a 64-bit ``phash`` and a ``thumb``);
 - ``rejected.jsonl``: the inputs of this partition that were refused.
 
 A partition directory is written under a temporary name and renamed when
@@ -52,6 +53,10 @@ class StagedRow:
     provenance: dict[str, Any]
     # Scores computed at ingest by cleaning checks; name -> value.
     scores: dict[str, float] | None = None
+    # 64-bit perceptual hash (gandata.clean.phash) as int64, and a small
+    # grayscale thumbnail (gandata.clean.scores.thumbnail) for near duplicates.
+    phash: int | None = None
+    thumb: bytes | None = None
 
 
 def write_partition(part_dir: Path, images: np.ndarray, rows: list[StagedRow], rejections: Iterable[Rejection]) -> None:
@@ -76,6 +81,9 @@ def write_partition(part_dir: Path, images: np.ndarray, rows: list[StagedRow], r
     }
     for name in score_names:
         columns[f"score_{name}"] = pa.array([(r.scores or {}).get(name) for r in rows], pa.float32())
+    if any(r.phash is not None for r in rows):
+        columns["phash"] = pa.array([r.phash for r in rows], pa.int64())
+        columns["thumb"] = pa.array([r.thumb for r in rows], pa.binary())
     pq.write_table(pa.table(columns), tmp / META_FILE)
     with open(tmp / REJECTED_FILE, "w", encoding="utf-8") as fh:
         for rej in rejections:

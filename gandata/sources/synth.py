@@ -27,7 +27,7 @@ from typing import Any, Iterator
 from urllib.parse import parse_qsl
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 from gandata.config import SourceSpec
 from gandata.errors import SourceError
@@ -55,7 +55,7 @@ PARTITION_SIZE = 512
 # Defaults of the parameters that do not come from the build context.
 DEFAULT_COUNT = 5000
 DEFAULT_IMBALANCE = 1.0
-MAX_COUNT = 100_000_000
+MAX_COUNT = 10_000_000  # the label array (and its shuffle) is held in memory
 PARAMS = ("count", "size", "seed", "imbalance", "classes")
 
 # Stream tags mixed into the seed so the per-image generators and the label
@@ -64,12 +64,12 @@ PARAMS = ("count", "size", "seed", "imbalance", "classes")
 _IMAGE_STREAM = 1
 _LABEL_STREAM = 2
 
-# Rec. 601 luma weights: the pipeline's grayscale conversion uses the same.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # Minimum luma gap between the shape's colour and every background colour.
 _MIN_LUMA_GAP = 0.30
-# Shape extent (diameter of the circumscribed circle) as a fraction of the side.
-_SIZE_RANGE = (0.40, 0.85)
+# Shape extent (diameter of the circumscribed circle) as a fraction of the
+# side. Below ~45% a 32 px star or cross is ~14 px across and starts to read
+# as a blob; a classifier trained on 32 px images confused them noticeably.
+_SIZE_RANGE = (0.45, 0.85)
 
 
 # ---------------------------------------------------------------------------
@@ -160,6 +160,9 @@ def class_counts(count: int, n_classes: int, imbalance: float) -> list[int]:
     return [int(c) for c in counts]
 
 
+_cached_counts = lru_cache(maxsize=16)(class_counts)
+
+
 @lru_cache(maxsize=4)
 def _label_ids(seed: int, counts: tuple[int, ...]) -> np.ndarray:
     """Class id of every index: the counts, shuffled with the seed. Cached
@@ -175,16 +178,77 @@ def _label_ids(seed: int, counts: tuple[int, ...]) -> np.ndarray:
 # Drawing
 
 
+class _Draws:
+    """Uniform random numbers drawn in one batch and handed out one by one:
+    a Generator call per scalar costs microseconds, a list item nanoseconds."""
+
+    __slots__ = ("_next",)
+
+    def __init__(self, rng: np.random.Generator, n: int = 64) -> None:
+        self._next = iter(rng.random(n).tolist()).__next__
+
+    def u(self, lo: float = 0.0, hi: float = 1.0) -> float:
+        """A uniform float in [lo, hi)."""
+        return lo + (hi - lo) * self._next()
+
+    def chance(self, p: float) -> bool:
+        """True with probability p."""
+        return self._next() < p
+
+    def pick(self, n: int) -> int:
+        """A uniform integer in [0, n)."""
+        return min(int(self._next() * n), n - 1)
+
+
 @lru_cache(maxsize=8)
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-centre coordinates in [0, 1] (x, y), shape (size, size)."""
     axis = (np.arange(size, dtype=np.float32) + 0.5) / size
-    return np.meshgrid(axis, axis)
+    x, y = np.meshgrid(axis, axis)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
+@lru_cache(maxsize=32)
+def _spline_matrix(size: int, cells: int) -> np.ndarray:
+    """(size, cells+3) cubic B-spline weights that upsample a line of
+    cells+3 control values to ``size`` samples: ``W @ G @ W.T`` is smooth 2-D
+    value noise for the price of two matrix products with a tiny inner
+    dimension."""
+    pos = (np.arange(size, dtype=np.float64) + 0.5) / size * cells
+    d = np.abs(pos[:, None] - (np.arange(cells + 3) - 1.0)[None, :])
+    w = np.where(d < 1.0, (4.0 - 6.0 * d**2 + 3.0 * d**3) / 6.0, np.where(d < 2.0, (2.0 - d) ** 3 / 6.0, 0.0))
+    return w.astype(np.float32)
+
+
+# Drop shadows are computed from the shape's coverage on a grid of at most
+# this many cells a side: the blur is >= 2% of the image, so a 32-cell grid
+# (cells <= 3% of the side) loses nothing visible.
+_SHADOW_GRID = 32
+
+
+def _shadow_matrix(size: int, cells: int, shift: float, sigma: float) -> np.ndarray:
+    """(size, cells) matrix M: ``(M @ v)[i]`` is the coarse signal ``v`` (one
+    value per cell of ``size / cells`` pixels) moved by ``shift`` pixels,
+    blurred by a Gaussian of ``sigma`` pixels and sampled at pixel ``i``.
+
+    ``My @ coverage @ Mx.T`` is then a soft drop shadow at full size. Every
+    product has an inner dimension <= 32: full-size (size x size) products
+    would cost size^3 and, worse, make OpenBLAS spin up threads per image.
+    """
+    step = size / cells
+    pixel = np.arange(size, dtype=np.float32) + np.float32(0.5 - shift)
+    centre = (np.arange(cells, dtype=np.float32) + np.float32(0.5)) * np.float32(step)
+    d = pixel[:, None] - centre[None, :]
+    m = np.exp(d * d * np.float32(-0.5 / (sigma * sigma)))
+    # Gaussian density times the cell width: rows sum to ~1 inside the image.
+    m *= np.float32(step / (math.sqrt(2.0 * math.pi) * sigma))
+    return m
 
 
 def _supersample(size: int) -> int:
-    # 4x gives smooth edges at GAN sizes; big images need less and would
-    # otherwise cost a lot of memory per mask.
+    # 4x gives 17 coverage levels per edge pixel (smooth edges at GAN sizes);
+    # big images need less and would otherwise cost a lot of memory per mask.
     if size <= 128:
         return 4
     return 2 if size <= 1024 else 1
@@ -199,7 +263,9 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
 
 
 def _luma(rgb: np.ndarray) -> float:
-    return float(rgb @ _LUMA)
+    """Rec. 601 luma, the weights of PIL's (and the pipeline's) "L" mode."""
+    r, g, b = rgb.tolist()
+    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
 def _with_luma(rgb: np.ndarray, target: float) -> np.ndarray:
@@ -207,62 +273,107 @@ def _with_luma(rgb: np.ndarray, target: float) -> np.ndarray:
     by scaling towards black, lighten by mixing towards white (luma is linear
     in RGB, so both are exact)."""
     current = _luma(rgb)
-    target = float(target)
     if current >= target:
         return rgb * (target / max(current, 1e-6))
     return 1.0 - (1.0 - rgb) * ((1.0 - target) / max(1.0 - current, 1e-6))
 
 
-def _shape_vertices(rng: np.random.Generator, shape: str) -> np.ndarray:
-    """Unit-circumradius polygon (N x 2) of a shape, rotated, centred at 0."""
+# Unit polygons of the fixed shapes, as (cos, sin) lists; computed once.
+_CIRCLE_VERTICES = 48  # at 4x supersampling the facets are < 0.1 px deep
+_UNIT_CIRCLE = [(math.cos(2 * math.pi * k / _CIRCLE_VERTICES), math.sin(2 * math.pi * k / _CIRCLE_VERTICES))
+                for k in range(_CIRCLE_VERTICES)]
+_UNIT_SQUARE = [(math.cos(math.pi / 4 + k * math.pi / 2), math.sin(math.pi / 4 + k * math.pi / 2)) for k in range(4)]
+_UNIT_STAR = [(math.cos(-math.pi / 2 + k * math.pi / 5), math.sin(-math.pi / 2 + k * math.pi / 5)) for k in range(10)]
+
+Points = list[tuple[float, float]]
+
+
+def _shape_vertices(draws: _Draws, shape: str) -> Points:
+    """Unit-circumradius polygon of a shape, centred at 0, unrotated.
+
+    Plain Python: the polygons have 3-48 vertices, where NumPy's per-call
+    overhead costs more than the arithmetic."""
     if shape == "circle":
-        # A slight, rotated ellipse keeps circles from being pixel-identical
-        # discs while staying unmistakably round.
-        t = np.linspace(0.0, 2 * np.pi, 72, endpoint=False)
-        pts = np.stack([np.cos(t), rng.uniform(0.88, 1.0) * np.sin(t)], axis=1)
-    elif shape == "square":
-        t = np.pi / 4 + np.arange(4) * (np.pi / 2)
-        pts = np.stack([np.cos(t), np.sin(t)], axis=1)
-    elif shape == "triangle":
+        # A slight ellipse keeps circles from being pixel-identical discs
+        # while staying unmistakably round.
+        squash = draws.u(0.88, 1.0)
+        return [(c, s * squash) for c, s in _UNIT_CIRCLE]
+    if shape == "square":
+        return list(_UNIT_SQUARE)
+    if shape == "triangle":
         # Mildly irregular, but every angle stays near 60 degrees.
-        t = -np.pi / 2 + np.arange(3) * (2 * np.pi / 3) + rng.uniform(-0.10, 0.10, 3)
-        r = rng.uniform(0.92, 1.0, 3)
-        pts = np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
-    elif shape == "star":
-        inner = rng.uniform(0.38, 0.50)
-        t = -np.pi / 2 + np.arange(10) * (np.pi / 5)
-        r = np.where(np.arange(10) % 2 == 0, 1.0, inner)
-        pts = np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
-    elif shape == "cross":
-        w = rng.uniform(0.20, 0.30)  # arm half-width, arm length 1
-        pts = np.array(
-            [(w, w), (w, 1), (-w, 1), (-w, w), (-1, w), (-1, -w),
-             (-w, -w), (-w, -1), (w, -1), (w, -w), (1, -w), (1, w)],
-            dtype=np.float64,
-        ) / math.hypot(1.0, w)
-    else:  # pragma: no cover - guarded by the class list
-        raise ValueError(shape)
-    angle = rng.uniform(0.0, 2 * np.pi)
-    c, s = math.cos(angle), math.sin(angle)
-    return pts @ np.array([[c, s], [-s, c]])
+        pts = []
+        for k in range(3):
+            t = -math.pi / 2 + k * (2 * math.pi / 3) + draws.u(-0.1, 0.1)
+            r = draws.u(0.92, 1.0)
+            pts.append((r * math.cos(t), r * math.sin(t)))
+        return pts
+    if shape == "star":
+        # Inner radius 0.36-0.46: notches deep enough to read as a star at 32 px.
+        inner = draws.u(0.36, 0.46)
+        return [(c, s) if k % 2 == 0 else (c * inner, s * inner) for k, (c, s) in enumerate(_UNIT_STAR)]
+    if shape == "cross":
+        w = draws.u(0.20, 0.30)  # arm half-width, arm length 1
+        n = 1.0 / math.hypot(1.0, w)
+        a, b = w * n, n
+        return [(a, a), (a, b), (-a, b), (-a, a), (-b, a), (-b, -a),
+                (-a, -a), (-a, -b), (a, -b), (a, -a), (b, -a), (b, a)]
+    raise ValueError(shape)  # pragma: no cover - guarded by the class list
 
 
-def _mask(points: np.ndarray, size: int, ss: int, inset: float = 0.0) -> np.ndarray:
+def _place(points: Points, angle: float, scale: float, cx: float, cy: float) -> Points:
+    """Rotate, scale and move a unit polygon into pixel coordinates."""
+    c, s = math.cos(angle) * scale, math.sin(angle) * scale
+    return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in points]
+
+
+def _inset(points: Points, width: float) -> Points:
+    """The polygon shrunk by ``width`` (miter offset of every edge inwards).
+
+    Exact for convex polygons and for the star and cross as long as the
+    width is small against their arms, which the outline widths are."""
+    n = len(points)
+    # Orientation decides which side of an edge is "inside".
+    area2 = sum(points[i][0] * points[(i + 1) % n][1] - points[(i + 1) % n][0] * points[i][1] for i in range(n))
+    sign = 1.0 if area2 > 0 else -1.0
+    normals = []
+    for i in range(n):
+        (x0, y0), (x1, y1) = points[i], points[(i + 1) % n]
+        length = math.hypot(x1 - x0, y1 - y0) or 1.0
+        # Left normal of the edge; inward for counter-clockwise (area2 > 0).
+        normals.append((-(y1 - y0) / length * sign, (x1 - x0) / length * sign))
+    out = []
+    for i in range(n):
+        (ax, ay), (bx, by) = normals[i - 1], normals[i]
+        # Miter: the point at distance width from both adjacent edges.
+        k = width / max(1.0 + ax * bx + ay * by, 1e-3)
+        out.append((points[i][0] + (ax + bx) * k, points[i][1] + (ay + by) * k))
+    return out
+
+
+def _mask(points: Points, size: int, ss: int) -> np.ndarray:
     """Anti-aliased coverage (float32 in [0, 1]) of a polygon given in pixel
-    coordinates of the final image; ``inset`` > 0 draws an inward border of
-    that width (in final pixels) as uncovered, for outlines."""
-    canvas = Image.new("L", (size * ss, size * ss), 0)
-    draw = ImageDraw.Draw(canvas)
-    xy = [tuple(p) for p in (points * ss).tolist()]
-    if inset > 0:
-        # Pillow draws a wide polygon outline inside the polygon, so an
-        # outline of "ink" 0 leaves exactly the interior minus the border.
-        draw.polygon(xy, fill=255, outline=0, width=max(1, int(round(inset * ss))))
-    else:
-        draw.polygon(xy, fill=255)
+    coordinates of the final image, drawn at ``ss`` times the size.
+
+    Only the polygon's bounding box (within the image) is drawn and reduced:
+    the shape covers well under the whole image, and downscaling is the
+    costly step."""
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    x0, y0 = max(int(math.floor(min(xs))), 0), max(int(math.floor(min(ys))), 0)
+    x1, y1 = min(int(math.ceil(max(xs))), size), min(int(math.ceil(max(ys))), size)
+    mask = np.zeros((size, size), dtype=np.float32)
+    if x1 <= x0 or y1 <= y0:
+        return mask
+    w, h = x1 - x0, y1 - y0
+    canvas = Image.new("L", (w * ss, h * ss), 0)
+    ImageDraw.Draw(canvas).polygon([((x - x0) * ss, (y - y0) * ss) for x, y in points], fill=255)
     if ss > 1:
         canvas = canvas.reduce(ss)  # box filter: exact area coverage
-    return np.asarray(canvas, dtype=np.float32) * (1.0 / 255.0)
+    # frombuffer(tobytes()) is ~3x faster than asarray(image) for small images.
+    box = np.frombuffer(canvas.tobytes(), dtype=np.uint8).reshape(h, w)
+    np.multiply(box, np.float32(1.0 / 255.0), out=mask[y0:y1, x0:x1])
+    return mask
 
 
 _BACKGROUNDS = ("solid", "linear", "radial", "noise", "stripes")
@@ -270,75 +381,75 @@ _BACKGROUNDS = ("solid", "linear", "radial", "noise", "stripes")
 _BACKGROUND_CDF = (0.15, 0.45, 0.60, 0.90, 1.0)
 
 
-def _background(rng: np.random.Generator, size: int, colours: list[np.ndarray]) -> np.ndarray:
+def _background(draws: _Draws, rng: np.random.Generator, size: int, colours: list[np.ndarray]) -> np.ndarray:
     """A 3 x size x size float32 background mixing two colours.
 
     Images are built channel-first: broadcasting a colour over (3, H, W) runs
     contiguous inner loops, several times faster than (H, W, 3). Scalars are
-    made Python floats throughout because NumPy float64 scalars would silently
+    Python floats throughout because NumPy float64 scalars would silently
     promote the float32 arrays to float64.
     """
     x, y = _grid(size)
     c0, c1 = (c[:, None, None] for c in colours)
-    kind = _BACKGROUNDS[bisect.bisect(_BACKGROUND_CDF, rng.random())]
+    kind = _BACKGROUNDS[bisect.bisect(_BACKGROUND_CDF, draws.u())]
     if kind == "solid":
         return np.repeat(np.repeat(c0, size, axis=1), size, axis=2)
     if kind == "linear":  # in a random direction, spanning the image
-        a = float(rng.uniform(0, 2 * np.pi))
+        a = draws.u(0, 2 * np.pi)
         ca, sa = math.cos(a), math.sin(a)
-        t = ((x - 0.5) * ca + (y - 0.5) * sa) * (1.0 / (abs(ca) + abs(sa))) + 0.5
+        k = 1.0 / (abs(ca) + abs(sa))
+        t = x * (ca * k) + y * (sa * k) + (0.5 - 0.5 * (ca + sa) * k)
     elif kind == "radial":  # around a random point
-        cx, cy = (float(v) for v in rng.uniform(0.1, 0.9, 2))
-        t = np.sqrt((x - cx) ** 2 + (y - cy) ** 2) * float(rng.uniform(0.9, 1.5))
-    elif kind == "noise":  # low-frequency value noise, two octaves
-        t = _value_noise(rng, size, int(rng.integers(2, 5)))
-        t = t + 0.4 * _value_noise(rng, size, int(rng.integers(5, 9)))
-        t = (t - t.min()) * (1.0 / max(float(t.max() - t.min()), 1e-6))
+        cx, cy, k = draws.u(0.1, 0.9), draws.u(0.1, 0.9), draws.u(0.9, 1.5)
+        t = np.sqrt((x - cx) ** 2 + (y - cy) ** 2) * k
+    elif kind == "noise":  # smooth value noise, two octaves
+        coarse, fine = 2 + draws.pick(3), 5 + draws.pick(4)
+        grids = rng.random(((coarse + 3) ** 2 + (fine + 3) ** 2,), dtype=np.float32)
+        g1 = grids[: (coarse + 3) ** 2].reshape(coarse + 3, coarse + 3)
+        g2 = grids[(coarse + 3) ** 2 :].reshape(fine + 3, fine + 3)
+        w1, w2 = _spline_matrix(size, coarse), _spline_matrix(size, fine)
+        # Both octaves in one product whose inner dimension is <= 18.
+        left = np.concatenate([w1 @ g1, (w2 @ g2) * np.float32(0.4)], axis=1)
+        t = left @ np.concatenate([w1, w2], axis=1).T
+        lo, hi = float(t.min()), float(t.max())
+        t = (t - lo) * (1.0 / max(hi - lo, 1e-6))
     else:
         # Faint stripes: a quarter of the colour difference is enough texture;
         # full-contrast stripes would compete with the shape's edges.
         c1 = c0 + 0.25 * (c1 - c0)
-        a = float(rng.uniform(0, np.pi))
-        freq = float(rng.uniform(3.0, 8.0))
-        phase = float(rng.uniform(0, 2 * np.pi))
-        t = 0.5 + 0.5 * np.sin((x * math.cos(a) + y * math.sin(a)) * (2 * np.pi * freq) + phase)
+        a, freq, phase = draws.u(0, np.pi), draws.u(3.0, 8.0), draws.u(0, 2 * np.pi)
+        k = 2 * np.pi * freq
+        t = np.sin(x * (math.cos(a) * k) + y * (math.sin(a) * k) + phase) * 0.5 + 0.5
     t = np.clip(t, 0.0, 1.0)
     # Convex mix: every pixel's luma stays between the two colours' lumas.
     return c0 + t * (c1 - c0)
 
 
-def _value_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """Smooth noise: a (cells+1)^2 random grid upsampled bicubically."""
-    grid = rng.random((cells + 1, cells + 1), dtype=np.float32)
-    img = Image.fromarray(grid, mode="F").resize((size, size), Image.Resampling.BICUBIC)
-    return np.asarray(img, dtype=np.float32)
-
-
-def _colours(rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray], bool]:
+def _colours(draws: _Draws) -> tuple[np.ndarray, list[np.ndarray], bool]:
     """Shape colour, two background colours, and whether the background is
     lighter than the shape. Every background colour's luma is at least
     _MIN_LUMA_GAP away from the shape's, on one side of it, so the shape
     stands out in colour and in grayscale alike."""
-    shape = _hsv_to_rgb(rng.random(), float(rng.uniform(0.55, 1.0)), float(rng.uniform(0.6, 1.0)))
+    shape = _hsv_to_rgb(draws.u(), draws.u(0.55, 1.0), draws.u(0.6, 1.0))
     ls = _luma(shape)
     dark = (0.03, ls - _MIN_LUMA_GAP)
     light = (ls + _MIN_LUMA_GAP, 0.97)
     # The shape's value is >= 0.6, so its luma is >= 0.068 and at least one
     # side always has room (blue shapes get light backgrounds, yellow dark).
     sides = [r for r in (dark, light) if r[1] > r[0] + 0.02]
-    lo, hi = sides[int(rng.integers(len(sides)))]
-    hue = rng.random()
-    t0 = float(rng.uniform(lo, hi))
-    if rng.random() < 0.5:
-        t1 = float(rng.uniform(lo, hi))
+    lo, hi = sides[draws.pick(len(sides))]
+    t0 = draws.u(lo, hi)
+    if draws.chance(0.5):
+        t1 = draws.u(lo, hi)
     else:  # a subtler second colour
-        t1 = min(max(t0 + float(rng.uniform(-0.12, 0.12)), lo), hi)
+        t1 = min(max(t0 + draws.u(-0.12, 0.12), lo), hi)
+    hue = draws.u()
     colours = []
     for target in (t0, t1):
         # Mostly near one hue (harmonious), sometimes any hue; mostly muted
         # (saturation skewed low) so the saturated shape stands out.
-        h = (hue + float(rng.normal(0, 0.15))) % 1.0 if rng.random() < 0.6 else rng.random()
-        base = _hsv_to_rgb(h, float(rng.uniform(0.0, 0.7)) ** 1.5, 1.0)
+        h = (hue + draws.u(-0.2, 0.2)) % 1.0 if draws.chance(0.6) else draws.u()
+        base = _hsv_to_rgb(h, draws.u(0.0, 0.7) ** 1.5, 1.0)
         colours.append(_with_luma(base, target))
     return shape, colours, lo > ls
 
@@ -350,62 +461,64 @@ def render_shape(seed: int, index: int, shape: str, size: int) -> np.ndarray:
     ``default_rng([seed, stream, index])``.
     """
     rng = np.random.default_rng([seed, _IMAGE_STREAM, index])
+    draws = _Draws(rng)
     ss = _supersample(size)
-    shape_rgb, bg_colours, bg_light = _colours(rng)
-    img = _background(rng, size, bg_colours)
+    shape_rgb, bg_colours, bg_light = _colours(draws)
+    img = _background(draws, rng, size, bg_colours)
 
-    radius = 0.5 * float(rng.uniform(*_SIZE_RANGE)) * size
+    radius = 0.5 * draws.u(*_SIZE_RANGE) * size
     # Centre so the circumscribed circle is at most 10% outside the image.
     margin = 0.9 * radius
-    cx, cy = (float(v) for v in rng.uniform(margin, size - margin, 2))
-    verts = _shape_vertices(rng, shape) * radius + np.array([cx, cy])
+    cx, cy = draws.u(margin, size - margin), draws.u(margin, size - margin)
+    verts = _place(_shape_vertices(draws, shape), draws.u(0, 2 * np.pi), radius, cx, cy)
+    coverage = _mask(verts, size, ss)
 
-    # Soft drop shadow: darkens the background below and beside the shape.
-    if rng.random() < 0.35:
-        strength = float(rng.uniform(0.25, 0.5))
+    if draws.chance(0.35):
+        # Soft drop shadow: the coverage mask, shifted and blurred, darkens
+        # the background beside the shape.
+        strength = draws.u(0.25, 0.5)
         if bg_light:
             # Keep the shadowed background lighter than the shape by a margin.
             min_bg = min(_luma(c) for c in bg_colours)
             strength = min(strength, 1.0 - (_luma(shape_rgb) + 0.15) / max(min_bg, 1e-6))
-        angle = float(rng.uniform(0, 2 * np.pi))
-        distance = float(rng.uniform(0.03, 0.07)) * size
-        blur = float(rng.uniform(0.02, 0.05)) * size
+        angle, distance, blur = draws.u(0, 2 * np.pi), draws.u(0.03, 0.07) * size, draws.u(0.02, 0.05) * size
         if strength > 0.05:
-            offset = np.array([math.cos(angle), math.sin(angle)]) * distance
-            shadow = Image.new("L", (size, size), 0)
-            ImageDraw.Draw(shadow).polygon([tuple(p) for p in (verts + offset).tolist()], fill=255)
-            shadow = shadow.filter(ImageFilter.GaussianBlur(radius=blur))
-            img *= 1.0 - np.asarray(shadow, dtype=np.float32) * (strength / 255.0)
+            cells = min(size, _SHADOW_GRID)
+            coarse = coverage if cells == size else _mask([(x * cells / size, y * cells / size) for x, y in verts], cells, 2)
+            my = _shadow_matrix(size, cells, math.sin(angle) * distance, blur)
+            mx = _shadow_matrix(size, cells, math.cos(angle) * distance, blur)
+            shadow = (my @ coarse) @ mx.T
+            img *= 1.0 - np.minimum(shadow, 1.0) * strength
 
     colour = shape_rgb[:, None, None]
     fill: np.ndarray = colour
-    if rng.random() < 0.6:
+    if draws.chance(0.6):
         # Gentle linear shading across the shape, as if lit from one side.
         x, y = _grid(size)
-        a = float(rng.uniform(0, 2 * np.pi))
-        amount = float(rng.uniform(0.05, 0.15))
-        ca, sa = math.cos(a) * amount / radius, math.sin(a) * amount / radius
-        fill = colour * (1.0 + (x * size - cx) * ca + (y * size - cy) * sa)
+        a, amount = draws.u(0, 2 * np.pi), draws.u(0.05, 0.15)
+        ca, sa = math.cos(a) * amount * size / radius, math.sin(a) * amount * size / radius
+        fill = colour * (x * ca + y * sa + (1.0 - (cx * ca + cy * sa) / size))
 
-    coverage = _mask(verts, size, ss)
-    if rng.random() < 0.25:
+    if draws.chance(0.25):
         # Outline on the far side of the background, so it adds contrast.
-        width = float(rng.uniform(0.04, 0.09)) * radius + 0.5
+        width = draws.u(0.04, 0.09) * radius + 0.5
         outline = colour * 0.35 if bg_light else 1.0 - (1.0 - colour) * 0.3
-        inner = _mask(verts, size, ss, inset=width)
+        inner = _mask(_inset(verts, width), size, ss)
         img = img * (1.0 - coverage) + outline * (coverage - inner) + fill * inner
     else:
         img = img * (1.0 - coverage) + fill * coverage
 
-    # Fine grain over everything, like sensor noise (uniform: cheaper than
-    # Gaussian and indistinguishable at this amplitude).
-    grain = float(rng.uniform(0.004, 0.02)) * math.sqrt(12.0)
-    img += (rng.random(img.shape, dtype=np.float32) - 0.5) * grain
+    # Fine grain over everything (uniform: cheaper than Gaussian and
+    # indistinguishable at this amplitude), then round to 8 bits.
+    grain = draws.u(0.004, 0.02) * math.sqrt(12.0) * 255.0
+    noise = rng.random((size, size), dtype=np.float32)
+    noise *= grain
     img *= 255.0
-    img += 0.5
+    img += noise  # one plane for all channels: luminance grain, like film
+    img += 0.5 - 0.5 * grain
     np.clip(img, 0.0, 255.0, out=img)
-    # Interleave into H x W x 3 one channel at a time: a strided write per
-    # plane is much faster than a transposing copy.
+    # Interleave into H x W x 3 one plane at a time: three strided writes are
+    # much faster than one transposing copy.
     out = np.empty((size, size, 3), dtype=np.uint8)
     for k in range(3):
         out[..., k] = img[k]
@@ -433,10 +546,25 @@ class SynthShapesSource:
     imbalance: float = DEFAULT_IMBALANCE
     classes: tuple[str, ...] = SHAPE_CLASSES
 
+    def __post_init__(self) -> None:
+        # open_synth validates user input with friendlier messages; this
+        # guards direct construction (tests, library users).
+        if not self.classes or any(c not in SHAPE_CLASSES for c in self.classes) or \
+                list(self.classes) != [c for c in SHAPE_CLASSES if c in self.classes]:
+            raise _fail(self.uri, f"classes {self.classes!r} must be a non-empty subset of {SHAPE_CLASSES} in that order")
+        if not len(self.classes) <= self.count <= MAX_COUNT:
+            raise _fail(self.uri, f"parameter count={self.count} must be {len(self.classes)}..{MAX_COUNT}")
+        if not 4 <= self.size <= 4096:
+            raise _fail(self.uri, f"parameter size={self.size} is out of range (4..4096)")
+        if self.seed < 0:
+            raise _fail(self.uri, f"parameter seed={self.seed} must be >= 0")
+        if not (math.isfinite(self.imbalance) and self.imbalance >= 1.0):
+            raise _fail(self.uri, f"parameter imbalance={self.imbalance!r} must be a finite number >= 1")
+
     @property
     def counts(self) -> list[int]:
         """Images per class, in label order."""
-        return class_counts(self.count, len(self.classes), self.imbalance)
+        return list(_cached_counts(self.count, len(self.classes), self.imbalance))
 
     def label_ids(self) -> np.ndarray:
         """Class id of every index (read-only int16 array of length count)."""

@@ -1,0 +1,72 @@
+"""64-bit perceptual hashes of small grayscale images.
+
+Both hashes are computed from the image already fitted to the training size,
+so two copies of a picture that differ only in JPEG quality or by a few
+percent of scale hash (nearly) alike.
+
+- pHash: the 8x8 lowest frequencies of the 2-D DCT of a 32x32 thumbnail, each
+  bit saying whether a coefficient is above their median (DC excluded from the
+  median). Robust to re-encoding and small rescaling.
+- dHash: whether each pixel of a 9x8 thumbnail is brighter than its right
+  neighbour. Cheaper, but on flat backgrounds (digits on black) JPEG noise
+  flips many of its bits, so the pipeline searches with pHash and confirms
+  candidates with thumbnails instead; dHash is kept for callers that want a
+  second, independent hash.
+
+Hashes are returned as signed int64 (the same 64 bits as the unsigned value)
+because Parquet and Arrow handle int64 everywhere.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["dhash", "phash", "to_signed", "to_unsigned"]
+
+
+@lru_cache(maxsize=4)
+def _dct_matrix(n: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix: ``D @ x`` is the DCT of the column ``x``."""
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    d = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    d[0] /= np.sqrt(2.0)
+    return d
+
+
+def _pack(bits: np.ndarray) -> int:
+    """64 booleans (most significant first) -> signed int64 value."""
+    return to_signed(int.from_bytes(np.packbits(bits.reshape(64)).tobytes(), "big"))
+
+
+def to_signed(value: int) -> int:
+    """The unsigned 64-bit ``value`` as the int64 with the same bits."""
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def to_unsigned(values: np.ndarray) -> np.ndarray:
+    """int64 hashes -> uint64 with the same bits (no copy)."""
+    return np.asarray(values, dtype=np.int64).view(np.uint64)
+
+
+def _thumbnail(gray: np.ndarray, width: int, height: int) -> np.ndarray:
+    image = Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8), mode="L")
+    return np.asarray(image.resize((width, height), Image.Resampling.BOX), dtype=np.float64)
+
+
+def phash(gray: np.ndarray) -> int:
+    """DCT perceptual hash of a 2-D uint8 grayscale image (int64)."""
+    small = _thumbnail(gray, 32, 32)
+    d = _dct_matrix(32)
+    low = (d @ small @ d.T)[:8, :8]
+    median = np.median(low.reshape(-1)[1:])
+    return _pack(low > median)
+
+
+def dhash(gray: np.ndarray) -> int:
+    """Horizontal difference hash of a 2-D uint8 grayscale image (int64)."""
+    small = _thumbnail(gray, 9, 8)
+    return _pack(small[:, 1:] > small[:, :-1])

@@ -1,0 +1,114 @@
+"""Per-image quality scores, computed at ingest from the prepared pixels.
+
+Every score is a plain number stored in the staged metadata (``score_<name>``
+columns of meta.parquet) so that the plan step, or ``gandata clean``, can apply
+any threshold without decoding an image again. Pixel values are on the 0-255
+scale of the fitted uint8 image; luma uses the Rec. 601 weights.
+
+| score | meaning | used by |
+|---|---|---|
+| ``std`` | standard deviation of luma | ``low_information`` |
+| ``entropy`` | Shannon entropy of the luma histogram, bits (0..8) | report only |
+| ``p01``, ``p99`` | 1st and 99th luma percentiles | ``too_light``, ``too_dark`` |
+| ``sharpness`` | variance of the Laplacian of luma | near-duplicate keep rule |
+| ``blur`` | fine-scale over coarse-scale Laplacian energy (see below) | ``blurry`` |
+| ``color`` | mean over pixels of max minus min channel (RGB only) | ``grayscale`` |
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from gandata.clean.phash import phash
+
+__all__ = ["BLUR_MIN_STRUCTURE", "THUMB_PX", "blur_score", "image_scores", "luma", "thumbnail"]
+
+# Side of the grayscale thumbnail stored per image (THUMB_PX**2 bytes): the
+# near-duplicate step verifies hash candidates by correlating thumbnails,
+# which tells a re-encoded copy from a natural look-alike (two similar
+# handwritten 1s can share a perceptual hash).
+THUMB_PX = 16
+# Below this coarse-scale Laplacian energy (variance, 0-255 units per px^2)
+# an image has no edges to judge (uniform, a smooth gradient): its blur score
+# is +inf, i.e. it is never called blurry. Only an image with clear
+# coarse-scale structure and little fine-scale detail scores low.
+BLUR_MIN_STRUCTURE = 1.0
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def luma(pixels: np.ndarray) -> np.ndarray:
+    """HxWxC uint8 -> HxW float32 luma (0-255)."""
+    if pixels.shape[-1] == 1:
+        return pixels[..., 0].astype(np.float32)
+    return pixels[..., :3].astype(np.float32) @ _LUMA
+
+
+def _laplacian_var(gray: np.ndarray) -> float:
+    if gray.shape[0] < 3 or gray.shape[1] < 3:
+        return 0.0
+    lap = (
+        gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
+    )
+    return float(lap.var())
+
+
+def blur_score(gray: np.ndarray, upscale: float = 1.0) -> float:
+    """Fine-scale Laplacian energy over the energy one octave coarser.
+
+    A sharp image has detail at the finest scale comparable to the next one
+    (ratio around 1 or more); a blurred one has lost it (ratio well below 1).
+    Being a ratio, it does not flag images that are merely smooth or
+    low-contrast. An upscaled image is first brought back to its original
+    resolution, so a small original (a 28 px digit fitted to 64 px) is judged
+    on its own pixels, not on the interpolation.
+    """
+    if upscale > 1.0 + 1e-6:
+        h, w = gray.shape
+        side = max(8, int(round(min(h, w) / upscale)))
+        image = Image.fromarray(gray.astype(np.float32), mode="F")
+        gray = np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=np.float32)
+    h, w = gray.shape
+    h2, w2 = h // 2 * 2, w // 2 * 2
+    coarse = gray[:h2, :w2].reshape(h2 // 2, 2, w2 // 2, 2).mean(axis=(1, 3))
+    fine_energy = _laplacian_var(gray)
+    # Pooling by 2 halves the distances, so the coarse Laplacian is in units
+    # per 2 px: scale it back to per-pixel (x1/16 for the second derivative
+    # squared) and the ratio of a scale-free image does not depend on the size.
+    coarse_energy = _laplacian_var(coarse) / 16.0
+    if coarse_energy < BLUR_MIN_STRUCTURE:
+        return float("inf")
+    return float(fine_energy / coarse_energy)
+
+
+def thumbnail(gray8: np.ndarray) -> bytes:
+    """THUMB_PX x THUMB_PX box-filtered grayscale thumbnail, as raw bytes."""
+    image = Image.fromarray(np.ascontiguousarray(gray8), mode="L")
+    return image.resize((THUMB_PX, THUMB_PX), Image.Resampling.BOX).tobytes()
+
+
+def image_scores(pixels: np.ndarray, upscale: float = 1.0) -> tuple[dict[str, float], int, bytes]:
+    """Quality scores, the 64-bit pHash (int64) and the thumbnail of one
+    fitted HxWxC uint8 image."""
+    gray = luma(pixels)
+    # Nearest-rank percentiles by partial sort (np.percentile sorts fully).
+    flat = gray.ravel()
+    k01, k99 = int(0.01 * (flat.size - 1)), int(round(0.99 * (flat.size - 1)))
+    part = np.partition(flat, (k01, k99))
+    p01, p99 = part[k01], part[k99]
+    hist = np.bincount(np.clip(gray + 0.5, 0, 255).astype(np.int64).ravel(), minlength=256)
+    prob = hist[hist > 0] / gray.size
+    scores = {
+        "std": float(gray.std()),
+        "entropy": float(-(prob * np.log2(prob)).sum()),
+        "p01": float(p01),
+        "p99": float(p99),
+        "sharpness": _laplacian_var(gray),
+        "blur": blur_score(gray, upscale),
+    }
+    if pixels.shape[-1] >= 3:
+        r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+        spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)  # uint8, no overflow
+        scores["color"] = float(spread.mean())
+    gray8 = np.clip(gray + 0.5, 0, 255).astype(np.uint8)
+    return scores, phash(gray8), thumbnail(gray8)
