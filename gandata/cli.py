@@ -426,7 +426,10 @@ def stats(targets: tuple[str, ...], as_json: bool, plot: str | None, floor: int,
         from gandata.manifest import read_manifest
         from gandata.stats import provenance_tables
 
-        _, data["licenses"] = provenance_tables(_run(lambda: read_manifest(targets[0])))
+        manifest = _run(lambda: read_manifest(targets[0]))
+        _, data["licenses"] = provenance_tables(manifest)
+        if manifest.get("clean"):
+            data["clean"] = manifest["clean"]
     if plot:
         from gandata.preview import bar_chart, grid_image, save_png, stack_vertically
 
@@ -485,9 +488,26 @@ def _print_audit(data: dict[str, Any]) -> None:
         click.echo("mean: " + " ".join(f"{m:.4f}" for m in data["mean"]) + "   std: " + " ".join(f"{s:.4f}" for s in data["std"]))
     if data.get("splits"):
         click.echo("splits: " + ", ".join(f"{k} {v}" for k, v in data["splits"].items()))
-    for reason, count in data.get("rejections", {}).items():
-        click.echo(f"  rejected {reason}: {count}")
+    _echo_rejections(data)
     _echo_provenance(data)
+
+
+def _echo_rejections(manifest: dict[str, Any]) -> None:
+    """The rejection table of `gandata stats` (counts by reason, from the manifest)."""
+    from gandata.records import REASONS
+
+    rejections = manifest.get("rejections") or {}
+    if not rejections:
+        click.echo("rejected: none")
+        return
+    total = sum(rejections.values())
+    click.echo(f"rejected: {total} (details in rejected.jsonl)")
+    width = max(len(r) for r in rejections)
+    for reason, count in sorted(rejections.items(), key=lambda kv: (-kv[1], kv[0])):
+        click.echo(f"  {reason:<{width}}  {count:>8}  {REASONS.get(reason, '')}")
+    kept_gray = (manifest.get("clean") or {}).get("grayscale_kept")
+    if kept_gray:
+        click.echo(f"  (kept but flagged grayscale: {kept_gray}; --drop-grayscale drops them)")
 
 
 def _echo_provenance(data: dict[str, Any]) -> None:
