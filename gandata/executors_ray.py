@@ -8,7 +8,7 @@ Ray up to ``max_retries`` times; the ingest and write tasks are idempotent
 (they write under temporary names and rename), so a re-run is safe.
 
 The staging area must be on storage every worker sees (a shared file system
-on a multi-node cluster); see docs/CLUSTER.md.
+on a multi-node cluster); see "Running on a cluster" in the README.
 """
 
 from __future__ import annotations
