@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from gandata import open_dataset
-from gandata.config import BuildConfig, ImageConfig, SourceSpec
+from gandata.config import BuildConfig, CleanConfig, ImageConfig, SourceSpec
 from gandata.pipeline import build
 from gandata.verify import verify_dataset
-from tests.gandata.imagefactory import write_exif_rotated, write_messy_folder
+from tests.gandata.imagefactory import quadrants, write_exif_rotated, write_messy_folder
 
 
 def _messy(root: Path) -> dict[str, str]:
@@ -24,7 +24,11 @@ def _messy(root: Path) -> dict[str, str]:
     # Non-square, rotated 90 degrees: upright means red top-left, green
     # top-right, blue bottom half in the output too.
     for orientation in (6, 8):
-        write_exif_rotated(root / "upright" / f"rot{orientation}.jpg", orientation, size=(96, 64))
+        content = quadrants(96, 64)
+        # Distinct content per file: identical pictures would be (rightly)
+        # removed as near duplicates of each other.
+        content[40:48, 10 + 30 * (orientation == 8) : 40 + 30 * (orientation == 8)] = 255
+        write_exif_rotated(root / "upright" / f"rot{orientation}.jpg", orientation, size=(96, 64), content=content)
         expected[f"upright/rot{orientation}.jpg"] = "ok"
     return expected
 
@@ -96,7 +100,9 @@ def test_background_option_reaches_alpha_compositing(tmp_path: Path, background:
     out = tmp_path / "out"
     from gandata.config import parse_color
 
+    # A uniform black or white image is what the quality checks remove.
     build(BuildConfig(sources=(SourceSpec(str(src)),), output=str(out),
-                      image=ImageConfig(size_px=32, background=parse_color(background, "--background")), workers=1))
+                      image=ImageConfig(size_px=32, background=parse_color(background, "--background")), workers=1,
+                      clean=CleanConfig(skip=("low_information", "too_dark", "too_light"))))
     image, _ = open_dataset(out)[0]
     assert int(image.mean()) == (0 if background == "black" else 255)

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from gandata.cli import main
-from gandata.config import BuildConfig, ImageConfig, SourceSpec
+from gandata.config import BuildConfig, CleanConfig, ImageConfig, SourceSpec
 from gandata.errors import SourceError
 from gandata.pipeline import build
 from gandata.sources.base import SourceContext
@@ -38,6 +38,9 @@ def server():
 def _config(tmp_path: Path, uri: str, params: dict[str, str] | None = None, **kw) -> BuildConfig:
     kw.setdefault("allow_private_network", True)
     kw.setdefault("executor", "serial")
+    # These tests check fetching; the server's images are flat colours that
+    # the (default-on) low-information and near-duplicate checks would drop.
+    kw.setdefault("clean", CleanConfig(enabled=False))
     return BuildConfig(sources=(SourceSpec(uri, params=params or {}),), output=str(tmp_path / "out"), image=IMAGE, **kw)
 
 
