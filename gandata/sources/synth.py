@@ -10,7 +10,8 @@ box-downscaled, so edges are anti-aliased.
 The dataset is meant to be worth training a (conditional) GAN on while keeping
 the classes unmistakable at 32 px: the shape always contrasts with its
 background by a minimum luminance gap (so it survives conversion to grayscale),
-is at least ~40% of the image across and lies (almost) fully inside it.
+its circumscribed circle spans 45-85% of the image side, and it lies (almost)
+fully inside the image.
 
 Determinism: image ``i`` depends only on the seed, ``i``, its class and the
 image size, never on how the work is partitioned; which index gets which class
@@ -42,6 +43,7 @@ __all__ = [
     "SynthShapesSource",
     "class_counts",
     "open_synth",
+    "render_shape",
 ]
 
 # Bump whenever the drawing code changes what any image looks like: it is part
@@ -209,41 +211,45 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+# Low-frequency fields (value noise, drop shadows) are computed on a grid of
+# at most this many cells a side and upsampled: they have no detail finer
+# than ~2% of the image, and full-size matrix products would cost size^3 and,
+# worse, make OpenBLAS start threads for every image (ruinous in a worker
+# pool). The products stay under OpenBLAS's threading threshold
+# (m*n*k < 262144): noise is 64 x 18 x 64, shadows 48 x 48 x 48.
+_COARSE_NOISE = 64
+_COARSE_SHADOW = 48
+
+
 @lru_cache(maxsize=32)
 def _spline_matrix(size: int, cells: int) -> np.ndarray:
     """(size, cells+3) cubic B-spline weights that upsample a line of
     cells+3 control values to ``size`` samples: ``W @ G @ W.T`` is smooth 2-D
-    value noise for the price of two matrix products with a tiny inner
-    dimension."""
+    value noise."""
     pos = (np.arange(size, dtype=np.float64) + 0.5) / size * cells
     d = np.abs(pos[:, None] - (np.arange(cells + 3) - 1.0)[None, :])
     w = np.where(d < 1.0, (4.0 - 6.0 * d**2 + 3.0 * d**3) / 6.0, np.where(d < 2.0, (2.0 - d) ** 3 / 6.0, 0.0))
     return w.astype(np.float32)
 
 
-# Drop shadows are computed from the shape's coverage on a grid of at most
-# this many cells a side: the blur is >= 2% of the image, so a 32-cell grid
-# (cells <= 3% of the side) loses nothing visible.
-_SHADOW_GRID = 32
-
-
-def _shadow_matrix(size: int, cells: int, shift: float, sigma: float) -> np.ndarray:
-    """(size, cells) matrix M: ``(M @ v)[i]`` is the coarse signal ``v`` (one
-    value per cell of ``size / cells`` pixels) moved by ``shift`` pixels,
-    blurred by a Gaussian of ``sigma`` pixels and sampled at pixel ``i``.
-
-    ``My @ coverage @ Mx.T`` is then a soft drop shadow at full size. Every
-    product has an inner dimension <= 32: full-size (size x size) products
-    would cost size^3 and, worse, make OpenBLAS spin up threads per image.
-    """
-    step = size / cells
-    pixel = np.arange(size, dtype=np.float32) + np.float32(0.5 - shift)
-    centre = (np.arange(cells, dtype=np.float32) + np.float32(0.5)) * np.float32(step)
-    d = pixel[:, None] - centre[None, :]
+def _blur_matrix(size: int, shift: float, sigma: float) -> np.ndarray:
+    """(size, size) matrix M with ``(M @ v)[i] = sum_j g(i - j - shift) v[j]``:
+    moves a signal by ``shift`` cells and blurs it with a Gaussian of
+    ``sigma`` cells, so ``My @ mask @ Mx.T`` is a soft drop shadow."""
+    idx = np.arange(size, dtype=np.float32)
+    d = idx[:, None] - idx[None, :] - np.float32(shift)
     m = np.exp(d * d * np.float32(-0.5 / (sigma * sigma)))
-    # Gaussian density times the cell width: rows sum to ~1 inside the image.
-    m *= np.float32(step / (math.sqrt(2.0 * math.pi) * sigma))
+    m *= np.float32(1.0 / (math.sqrt(2.0 * math.pi) * sigma))
     return m
+
+
+def _upsample(field: np.ndarray, size: int) -> np.ndarray:
+    """A smooth float32 field resized to size x size (bicubic, in PIL's C
+    code: no BLAS, no threads)."""
+    if field.shape[0] == size:
+        return field
+    img = Image.fromarray(np.ascontiguousarray(field, dtype=np.float32)).resize((size, size), Image.Resampling.BICUBIC)
+    return np.frombuffer(img.tobytes(), dtype=np.float32).reshape(size, size)
 
 
 def _supersample(size: int) -> int:
@@ -285,10 +291,10 @@ _UNIT_CIRCLE = [(math.cos(2 * math.pi * k / _CIRCLE_VERTICES), math.sin(2 * math
 _UNIT_SQUARE = [(math.cos(math.pi / 4 + k * math.pi / 2), math.sin(math.pi / 4 + k * math.pi / 2)) for k in range(4)]
 _UNIT_STAR = [(math.cos(-math.pi / 2 + k * math.pi / 5), math.sin(-math.pi / 2 + k * math.pi / 5)) for k in range(10)]
 
-Points = list[tuple[float, float]]
+_Points = list[tuple[float, float]]
 
 
-def _shape_vertices(draws: _Draws, shape: str) -> Points:
+def _shape_vertices(draws: _Draws, shape: str) -> _Points:
     """Unit-circumradius polygon of a shape, centred at 0, unrotated.
 
     Plain Python: the polygons have 3-48 vertices, where NumPy's per-call
@@ -321,13 +327,13 @@ def _shape_vertices(draws: _Draws, shape: str) -> Points:
     raise ValueError(shape)  # pragma: no cover - guarded by the class list
 
 
-def _place(points: Points, angle: float, scale: float, cx: float, cy: float) -> Points:
+def _place(points: _Points, angle: float, scale: float, cx: float, cy: float) -> _Points:
     """Rotate, scale and move a unit polygon into pixel coordinates."""
     c, s = math.cos(angle) * scale, math.sin(angle) * scale
     return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in points]
 
 
-def _inset(points: Points, width: float) -> Points:
+def _inset(points: _Points, width: float) -> _Points:
     """The polygon shrunk by ``width`` (miter offset of every edge inwards).
 
     Exact for convex polygons and for the star and cross as long as the
@@ -351,7 +357,7 @@ def _inset(points: Points, width: float) -> Points:
     return out
 
 
-def _mask(points: Points, size: int, ss: int) -> np.ndarray:
+def _mask(points: _Points, size: int, ss: int) -> np.ndarray:
     """Anti-aliased coverage (float32 in [0, 1]) of a polygon given in pixel
     coordinates of the final image, drawn at ``ss`` times the size.
 
@@ -404,13 +410,14 @@ def _background(draws: _Draws, rng: np.random.Generator, size: int, colours: lis
         t = np.sqrt((x - cx) ** 2 + (y - cy) ** 2) * k
     elif kind == "noise":  # smooth value noise, two octaves
         coarse, fine = 2 + draws.pick(3), 5 + draws.pick(4)
+        cells = min(size, _COARSE_NOISE)
         grids = rng.random(((coarse + 3) ** 2 + (fine + 3) ** 2,), dtype=np.float32)
         g1 = grids[: (coarse + 3) ** 2].reshape(coarse + 3, coarse + 3)
         g2 = grids[(coarse + 3) ** 2 :].reshape(fine + 3, fine + 3)
-        w1, w2 = _spline_matrix(size, coarse), _spline_matrix(size, fine)
-        # Both octaves in one product whose inner dimension is <= 18.
+        w1, w2 = _spline_matrix(cells, coarse), _spline_matrix(cells, fine)
+        # Both octaves in one product with an inner dimension <= 18.
         left = np.concatenate([w1 @ g1, (w2 @ g2) * np.float32(0.4)], axis=1)
-        t = left @ np.concatenate([w1, w2], axis=1).T
+        t = _upsample(left @ np.concatenate([w1, w2], axis=1).T, size)
         lo, hi = float(t.min()), float(t.max())
         t = (t - lo) * (1.0 / max(hi - lo, 1e-6))
     else:
@@ -483,11 +490,12 @@ def render_shape(seed: int, index: int, shape: str, size: int) -> np.ndarray:
             strength = min(strength, 1.0 - (_luma(shape_rgb) + 0.15) / max(min_bg, 1e-6))
         angle, distance, blur = draws.u(0, 2 * np.pi), draws.u(0.03, 0.07) * size, draws.u(0.02, 0.05) * size
         if strength > 0.05:
-            cells = min(size, _SHADOW_GRID)
-            coarse = coverage if cells == size else _mask([(x * cells / size, y * cells / size) for x, y in verts], cells, 2)
-            my = _shadow_matrix(size, cells, math.sin(angle) * distance, blur)
-            mx = _shadow_matrix(size, cells, math.cos(angle) * distance, blur)
-            shadow = (my @ coarse) @ mx.T
+            cells = min(size, _COARSE_SHADOW)
+            k = cells / size
+            coarse = coverage if cells == size else _mask([(x * k, y * k) for x, y in verts], cells, 2)
+            my = _blur_matrix(cells, math.sin(angle) * distance * k, blur * k)
+            mx = _blur_matrix(cells, math.cos(angle) * distance * k, blur * k)
+            shadow = _upsample(my @ coarse @ mx.T, size)
             img *= 1.0 - np.minimum(shadow, 1.0) * strength
 
     colour = shape_rgb[:, None, None]
