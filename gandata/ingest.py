@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gandata.clean.scores import image_scores
+from gandata.clean.scores import batch_image_scores
 from gandata.config import ImageConfig
 from gandata.decode import ImageRejected
 from gandata.errors import BuildError, GandataError
@@ -85,6 +85,7 @@ def ingest_partition(task: IngestTask) -> IngestResult:
             f"({task.partition.description or 'no description'}) failed: {exc!r}\n{traceback.format_exc()}"
         ) from None
     stacked = np.stack(images) if images else np.zeros((0, size, size, channels), np.uint8)
+    _add_scores(stacked, rows)
     write_partition(part_dir, stacked, rows, rejections)
     return IngestResult(task.part_dir, len(rows), len(rejections), reused=False)
 
@@ -96,9 +97,6 @@ def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, Stage
         return Rejection(key=sample.key, locator=sample.locator, reason=exc.reason, detail=f"{sample.key}: {exc.detail}")
     pixels = prepared.pixels
     flat = pixels.reshape(-1, pixels.shape[-1]).astype(np.float64)
-    # Always computed (on the small fitted image), so cleaning thresholds can
-    # change without re-staging: the staged key depends on the image options only.
-    scores, phash, thumb = image_scores(pixels, float(prepared.upscale))
     row = StagedRow(
         key=sample.key,
         locator=sample.locator,
@@ -110,8 +108,18 @@ def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, Stage
         channel_sum=(flat.sum(axis=0) / 255.0).tolist(),
         channel_sumsq=((flat / 255.0) ** 2).sum(axis=0).tolist(),
         provenance=dict(sample.provenance),
-        scores=scores,
-        phash=phash,
-        thumb=thumb,
     )
     return pixels, row
+
+
+def _add_scores(images: np.ndarray, rows: list[StagedRow]) -> None:
+    """Cleaning scores, pHash and thumbnail of every staged image, computed
+    for the whole partition at once. Always computed (on the small fitted
+    images), so cleaning thresholds can change without re-staging: the staged
+    key depends on the image options only."""
+    scores, hashes, thumbs = batch_image_scores(images, np.array([r.upscale for r in rows], np.float64))
+    names = list(scores)
+    for i, row in enumerate(rows):
+        row.scores = {name: float(scores[name][i]) for name in names}
+        row.phash = int(hashes[i])
+        row.thumb = thumbs[i]

@@ -1,0 +1,26 @@
+"""The batched scores computed at ingest equal the per-image definition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gandata.clean.scores import batch_image_scores, image_scores
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_batch_scores_match_per_image_scores(channels: int) -> None:
+    rng = np.random.default_rng(0)
+    smooth = np.repeat(np.repeat(rng.integers(0, 255, (6, 8, 8, channels)), 8, axis=1), 8, axis=2)
+    noisy = rng.integers(0, 255, (4, 64, 64, channels))
+    flat = np.full((2, 64, 64, channels), 128)
+    images = np.concatenate([smooth, noisy, flat]).astype(np.uint8)
+    upscales = np.ones(len(images))
+    upscales[1] = 2.0  # the per-image blur path at the original resolution
+    scores, hashes, thumbs = batch_image_scores(images, upscales)
+    for i, image in enumerate(images):
+        one, phash, thumb = image_scores(image, float(upscales[i]))
+        assert set(one) == set(scores)
+        for name, value in one.items():
+            assert np.isclose(scores[name][i], value, rtol=1e-4, atol=1e-4) or (np.isinf(value) and np.isinf(scores[name][i])), (i, name)
+        assert hashes[i] == phash and thumbs[i] == thumb
