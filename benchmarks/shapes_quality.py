@@ -1,0 +1,114 @@
+"""Quality acceptance of gantrain: a conditional DCGAN on gandata's synthetic shapes.
+
+Builds ``synth:shapes`` at 32 px (5 classes), trains a class-conditional DCGAN
+for a few thousand steps on the CPU (or GPU), then evaluates the best
+checkpoint with ``gantrain eval``'s protocol and checks the acceptance:
+
+* at least 95% of the samples are classified as the class they were asked for
+  by the evaluation classifier, and
+* the Frechet distance in the classifier's feature space is within a small
+  factor (``--max-fd-ratio``, default 3) of the real-vs-real floor.
+
+    .venv/bin/python benchmarks/shapes_quality.py --out /tmp/shapes-quality
+
+Prints the report and a PASS/FAIL line, and writes ``results.json`` in --out.
+Exits 1 when the acceptance fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="benchmark-out/shapes-quality", help="Work directory (dataset, run, cache).")
+    parser.add_argument("--count", type=int, default=5000, help="Images in the shapes dataset.")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--width", type=int, default=32, help="ngf = ndf.")
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--samples", type=int, default=2500, help="Samples of the final evaluation.")
+    parser.add_argument("--classifier-steps", type=int, default=1000)
+    parser.add_argument("--max-fd-ratio", type=float, default=3.0)
+    parser.add_argument("--min-class-accuracy", type=float, default=0.95)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default).")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from gandata.config import BuildConfig, ImageConfig, SourceSpec
+    from gandata.pipeline import build
+    from gantrain.classifier import ClassifierConfig
+    from gantrain.config import TrainConfig
+    from gantrain.evaluate import EvalConfig, evaluate_run
+    from gantrain.runtime import resolve_device
+    from gantrain.train import train
+
+    out = Path(args.out)
+    data = out / "shapes32"
+    run = out / "run"
+    cache = out / "cache"
+    t0 = time.perf_counter()
+    if not (data / "manifest.json").is_file():  # reuse a finished dataset (and its cached classifier)
+        build(BuildConfig(
+            sources=(SourceSpec(f"synth:shapes?count={args.count}&size=32"),), output=str(data),
+            image=ImageConfig(size_px=32), workers=1, seed=args.seed,
+        ))
+    print(f"dataset: {data} ({args.count} images, {time.perf_counter() - t0:.0f} s)", flush=True)
+
+    class PrintReporter:
+        def start(self, total, initial): self.t = time.perf_counter(); print(f"training {initial} -> {total} steps", flush=True)
+        def advance(self, step): pass
+        def log(self, step, row):
+            print(f"step {step:5d}  loss_d {row['loss_d']:.3f}  loss_g {row['loss_g']:.3f}  D(x) {row['d_real']:.2f}  "
+                  f"D(G(z)) {row['d_fake']:.2f}  {row['images_per_s']:.0f} img/s  {time.perf_counter() - self.t:.0f} s", flush=True)
+        def message(self, text): print(text, flush=True)
+        def close(self): pass
+
+    config = TrainConfig(
+        data=str(data), run_dir=str(run), steps=args.steps, batch_size=args.batch_size, conditional=True,
+        ngf=args.width, ndf=args.width, ema=True, seed=args.seed, device=args.device, log_every=100,
+        sample_every=500, checkpoint_every=500, eval_every=args.eval_every, eval_samples=2000,
+        classifier_steps=args.classifier_steps, cache_dir=str(cache),
+    )
+    resume = (run / "checkpoints" / "last.pt").is_file()
+    t1 = time.perf_counter()
+    result = train(config, resume=resume, reporter=PrintReporter())
+    train_s = time.perf_counter() - t1
+    print(f"trained to step {result.step} in {train_s:.0f} s ({result.images_per_s:.0f} images/s)", flush=True)
+
+    eval_config = EvalConfig(
+        num_samples=args.samples, seed=args.seed, classifier=ClassifierConfig(steps=args.classifier_steps),
+        cache_dir=str(cache),
+    )
+    report = evaluate_run(run, checkpoint="best", config=eval_config, device=resolve_device(args.device))
+    for line in report.lines():
+        print(line)
+    ok_acc = report.class_accuracy is not None and report.class_accuracy >= args.min_class_accuracy
+    ok_fd = report.fd_ratio <= args.max_fd_ratio
+    verdict = "PASS" if ok_acc and ok_fd else "FAIL"
+    print(
+        f"{verdict}: classified as asked {report.class_accuracy:.1%} (need >= {args.min_class_accuracy:.0%}), "
+        f"FD {report.samples.fd:.3f} = {report.fd_ratio:.2f}x the real-vs-real floor {report.floor.fd:.3f} "
+        f"(need <= {args.max_fd_ratio}x)"
+    )
+    results = {
+        "verdict": verdict, "steps": result.step, "batch_size": args.batch_size, "width": args.width,
+        "train_seconds": train_s, "images_per_s": result.images_per_s, "torch_threads": torch.get_num_threads(),
+        "report": report.to_json(),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

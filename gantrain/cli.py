@@ -1,0 +1,246 @@
+"""The ``gantrain`` command line: train, sample, eval.
+
+Printing and progress bars live here and nowhere else; every command resolves
+its options up front, turns library errors into one-line messages naming the
+option at fault, and exits non-zero on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from gantrain.config import AUGMENTS, LOSSES, PLACEMENTS, PRECISIONS, TrainConfig
+from gantrain.errors import GantrainError, NonFiniteError
+
+
+def _is_main_process() -> bool:
+    # Under torchrun only rank 0 talks to the terminal.
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class TqdmReporter:
+    """Progress bar with ETA, losses in the postfix, messages above the bar."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def start(self, total_steps: int, start_step: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc="train")
+
+    def advance(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+
+    def log(self, step: int, row: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(
+                loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}", d_x=f"{row['d_real']:.2f}",
+                d_gz=f"{row['d_fake']:.2f}", img_s=f"{row['images_per_s']:.0f}", refresh=False,
+            )
+
+    def message(self, text: str) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _fail(exc: Exception) -> None:
+    raise click.ClickException(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="gandata", prog_name="gantrain")
+def main() -> None:
+    """gantrain: the reference DCGAN, trained on gandata datasets."""
+
+
+# Options of `train` and the TrainConfig field each one sets.
+_TRAIN_FIELDS = {
+    "steps": "steps", "batch_size": "batch_size", "conditional": "conditional", "loss": "loss",
+    "spectral_norm": "spectral_norm", "ema": "ema", "ema_decay": "ema_decay", "diffaugment": "diffaugment",
+    "flip": "flip", "nz": "nz", "ngf": "ngf", "ndf": "ndf", "lr_g": "lr_g", "lr_d": "lr_d", "beta1": "beta1",
+    "beta2": "beta2", "precision": "precision", "channels_last": "channels_last", "compile": "compile",
+    "deterministic": "deterministic", "seed": "seed", "device": "device", "placement": "placement",
+    "weights": "weights", "split": "split", "log_every": "log_every", "sample_every": "sample_every",
+    "checkpoint_every": "checkpoint_every", "eval_every": "eval_every", "eval_samples": "eval_samples",
+    "classifier_steps": "classifier_steps", "cache_dir": "cache_dir",
+}
+
+
+def _parse_augment(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    policies = tuple(p.strip() for p in value.split(",") if p.strip())
+    for p in policies:
+        if p not in AUGMENTS:
+            raise click.BadParameter(f"{p!r} is not one of {', '.join(AUGMENTS)}", param_hint="--diffaugment")
+    return policies
+
+
+@main.command()
+@click.argument("data", type=click.Path(file_okay=False))
+@click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
+@click.option("--steps", type=int, default=20_000, show_default=True, help="Total optimisation steps (a resumed run continues up to it).")
+@click.option("--batch-size", type=int, default=128, show_default=True, help="Global batch size (split across processes).")
+@click.option("--conditional", is_flag=True, help="Class-conditional DCGAN (conditional BatchNorm in G, projection D).")
+@click.option("--loss", type=click.Choice(LOSSES), default="bce", show_default=True, help="Non-saturating BCE-with-logits or hinge.")
+@click.option("--spectral-norm", is_flag=True, help="Spectral normalisation in D (replaces its BatchNorm).")
+@click.option("--ema/--no-ema", default=False, show_default=True, help="Keep an exponential moving average of G.")
+@click.option("--ema-decay", type=float, default=0.999, show_default=True)
+@click.option("--diffaugment", default="", metavar="POLICIES", help="DiffAugment policies, e.g. color,translation,cutout.")
+@click.option("--flip", is_flag=True, help="Random horizontal flips of real images.")
+@click.option("--nz", type=int, default=100, show_default=True, help="Noise dimension.")
+@click.option("--ngf", type=int, default=64, show_default=True, help="Generator width.")
+@click.option("--ndf", type=int, default=64, show_default=True, help="Discriminator width.")
+@click.option("--lr-g", type=float, default=2e-4, show_default=True)
+@click.option("--lr-d", type=float, default=2e-4, show_default=True)
+@click.option("--beta1", type=float, default=0.5, show_default=True)
+@click.option("--beta2", type=float, default=0.999, show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help="auto: bf16 on GPUs that support it, fp32 elsewhere.")
+@click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format [default: on for CUDA].")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the networks.")
+@click.option("--deterministic", is_flag=True, help="Deterministic kernels: bit-exact runs and resumes (slower on GPU).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
+@click.option("--placement", type=click.Choice(PLACEMENTS), default="auto", show_default=True, help="Dataset on the device, or streamed from pinned host memory.")
+@click.option("--weights", type=click.Choice(["sample", "none"]), default="sample", show_default=True, help="Honour per-sample weights in the shards by weighted sampling.")
+@click.option("--split", default="train", show_default=True, help="Dataset split to train on.")
+@click.option("--log-every", type=int, default=50, show_default=True, help="Steps between metric rows (the only host syncs).")
+@click.option("--sample-every", type=int, default=500, show_default=True, help="Steps between fixed-noise sample grids.")
+@click.option("--checkpoint-every", type=int, default=1000, show_default=True)
+@click.option("--eval-every", type=int, default=None, help="Steps between evaluations (best checkpoint) [default: --checkpoint-every; 0: off].")
+@click.option("--eval-samples", type=int, default=2000, show_default=True, help="Samples per evaluation during training.")
+@click.option("--classifier-steps", type=int, default=1000, show_default=True, help="Training steps of the evaluation classifier.")
+@click.option("--cache-dir", default=None, help="Where evaluation classifiers are cached [default: $GANTRAIN_CACHE or ~/.cache/gantrain].")
+@click.option("--resume", is_flag=True, help="Continue the run in -o up to --steps, exactly where it stopped.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
+@click.pass_context
+def train(ctx: click.Context, data: str, run_dir: str, resume: bool, dry_run: bool, compile_: bool, **options: Any) -> None:
+    """Train a DCGAN on the gandata dataset DATA into the run directory -o."""
+    from gantrain import train as train_mod
+
+    options["compile"] = compile_
+    options["diffaugment"] = _parse_augment(options["diffaugment"])
+    try:
+        if resume:
+            # Only the options given on this command line change a resumed run.
+            given = {
+                field: options[name] for name, field in _TRAIN_FIELDS.items()
+                if ctx.get_parameter_source(name if name != "compile" else "compile_") == ParameterSource.COMMANDLINE
+            }
+            config = train_mod.resume_config(run_dir, {**given, "data": data})
+        else:
+            config = TrainConfig(data=data, run_dir=run_dir, **{field: options[name] for name, field in _TRAIN_FIELDS.items()})
+        if dry_run:
+            resolved = train_mod.resolve(config)
+            click.echo(json.dumps(resolved.to_json(), indent=2, sort_keys=True))
+            return
+        reporter = TqdmReporter() if _is_main_process() else None
+        result = train_mod.train(config, resume=resume, reporter=reporter)
+    except NonFiniteError as exc:
+        raise click.ClickException(f"training stopped: {exc}") from None
+    except GantrainError as exc:
+        _fail(exc)
+        return
+    if _is_main_process():
+        best = f"; best FD {result.best_fd:.4f} in {result.best_checkpoint}" if result.best_checkpoint else ""
+        click.echo(f"done: step {result.step}, {result.images_per_s:.0f} images/s, checkpoint {result.last_checkpoint}{best}")
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True))
+@click.option("-n", "--num", "n", type=int, default=64, show_default=True, help="Number of samples.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file (.png grid or .npz arrays).")
+@click.option("--class", "class_name", default=None, help="Class name to sample (conditional models).")
+@click.option("--ema/--no-ema", default=None, help="Use the EMA generator [default: when the run has one].")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["png", "npz"]), default=None, help="[default: from the output's suffix]")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def sample(run: str, n: int, output: str, class_name: str | None, ema: bool | None, checkpoint: str, fmt: str | None, seed: int, device: str) -> None:
+    """Sample images from the generator of RUN (in eval mode)."""
+    from gantrain.images import save_grid, save_npz
+    from gantrain.sample import load_generator
+
+    fmt = fmt or ("npz" if output.lower().endswith(".npz") else "png")
+    if n < 1:
+        _fail(click.BadParameter(f"{n} must be at least 1", param_hint="-n"))
+    try:
+        g = load_generator(run, checkpoint=checkpoint, ema=ema, device=device)
+        ncols = 8
+        if class_name is not None:
+            labels: Any = g.class_index(class_name)
+        elif g.conditional:
+            # One row per class.
+            k = len(g.classes)
+            ncols = -(-n // k)
+            labels = [min(i // ncols, k - 1) for i in range(n)]
+        else:
+            labels = None
+        images, label_ids = g.generate_uint8(n, labels, seed=seed)
+        if fmt == "npz":
+            path = save_npz(output, images, label_ids)
+        else:
+            path = save_grid(images, output, ncols)
+    except GantrainError as exc:
+        _fail(exc)
+        return
+    what = f"class {class_name!r}" if class_name else ("all classes" if g.conditional else "unconditional")
+    click.echo(f"wrote {n} samples ({what}, {'EMA' if g.ema else 'raw'} generator, step {g.step}) to {path}")
+
+
+@main.command(name="eval")
+@click.argument("run", type=click.Path(exists=True))
+@click.option("--samples", type=int, default=5000, show_default=True, help="Generated images (and real images per reference set).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@click.option("--ema/--no-ema", default=None, help="Evaluate the EMA generator [default: when the run has one].")
+@click.option("--data", default=None, type=click.Path(file_okay=False), help="Dataset [default: the one the run was trained on].")
+@click.option("--split", default="train", show_default=True, help="Split of the real reference images.")
+@click.option("--classifier-steps", type=int, default=1000, show_default=True, help="Training steps of the evaluation classifier.")
+@click.option("--cache-dir", default=None, help="Classifier cache [default: $GANTRAIN_CACHE or ~/.cache/gantrain].")
+@click.option("--inception-weights", default=None, type=click.Path(dir_okay=False), help="pt_inception-2015-12-05 weights: adds standard FID/KID (needs torch-fidelity).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def eval_(run: str, samples: int, checkpoint: str, ema: bool | None, data: str | None, split: str, classifier_steps: int,
+          cache_dir: str | None, inception_weights: str | None, seed: int, device: str, as_json: bool) -> None:
+    """Evaluate the generator of RUN offline: Frechet distance, KID, precision/recall
+    in a classifier trained on the dataset, class histogram and (conditional)
+    share classified as asked, each beside its real-vs-real floor."""
+    from gantrain.classifier import ClassifierConfig
+    from gantrain.evaluate import EvalConfig, evaluate_run
+    from gantrain.runtime import resolve_device
+
+    try:
+        config = EvalConfig(
+            num_samples=samples, split=split, seed=seed, classifier=ClassifierConfig(steps=classifier_steps),
+            cache_dir=cache_dir, inception_weights=inception_weights,
+        )
+        if not as_json:
+            click.echo("evaluating (the classifier is trained on first use and cached)...", err=True)
+        report = evaluate_run(run, checkpoint=checkpoint, ema=ema, data=data, config=config, device=resolve_device(device))
+    except GantrainError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        for line in report.lines():
+            click.echo(line)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""Configuration of a training run: frozen dataclasses, validated once.
+
+``TrainConfig`` is what the user chooses (CLI flags or the Python API).
+``ModelConfig`` is what the networks need, resolved from the training config
+and the dataset's manifest (image size, channels, classes, normalization). Both
+are stored as plain dicts in every checkpoint and in the run's ``config.json``,
+so a run can be resumed or sampled without the original command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from gantrain.errors import ConfigError
+
+LOSSES = ("bce", "hinge")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PLACEMENTS = ("auto", "device", "stream")
+WEIGHT_MODES = ("sample", "none")
+AUGMENTS = ("color", "translation", "cutout")
+IMAGE_SIZES = (32, 64, 128)
+
+# Options that may change when a run is resumed: they steer the loop and its
+# outputs, not the model or the optimisation, so the result stays comparable.
+RESUMABLE_OVERRIDES = frozenset(
+    {
+        "steps", "log_every", "sample_every", "checkpoint_every", "eval_every", "eval_samples", "classifier_steps",
+        "device", "compile", "data", "cache_dir", "placement", "precision", "channels_last",
+    }
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a user chooses about one training run.
+
+    ``steps`` is the total number of optimisation steps of the run (a resumed run
+    continues up to it). ``batch_size`` is the global batch: with several
+    processes each rank draws ``batch_size / world_size`` images per step, so a
+    run means the same thing on any number of GPUs.
+    """
+
+    data: str
+    run_dir: str
+    split: str | None = "train"
+    steps: int = 20_000
+    batch_size: int = 128
+    conditional: bool = False
+    # Architecture (Radford et al. defaults).
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    spectral_norm: bool = False
+    # Optimisation (Radford et al. defaults: Adam 2e-4, betas 0.5/0.999).
+    loss: str = "bce"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema: bool = False
+    ema_decay: float = 0.999
+    # Data handling.
+    flip: bool = False
+    diffaugment: tuple[str, ...] = ()
+    weights: str = "sample"
+    placement: str = "auto"
+    # Runtime.
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool | None = None  # None: on for CUDA, off elsewhere
+    compile: bool = False
+    deterministic: bool = False
+    seed: int = 0
+    # Outputs.
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    # None: evaluate at every checkpoint; 0: never evaluate during training.
+    eval_every: int | None = None
+    eval_samples: int = 2000
+    # Training steps of the evaluation classifier (part of its cache key).
+    classifier_steps: int = 1000
+    cache_dir: str | None = None
+    # Collapse alarm: D loss below this for this many logged windows.
+    collapse_d_loss: float = 0.05
+    collapse_windows: int = 10
+
+    def validate(self) -> None:
+        """Check every option; raises ``ConfigError`` naming the CLI option."""
+        if not self.data:
+            raise ConfigError("DATA: a dataset directory is needed")
+        if not self.run_dir:
+            raise ConfigError("-o/--output: a run directory is needed")
+        positive = {
+            "--steps": self.steps, "--batch-size": self.batch_size, "--nz": self.nz, "--ngf": self.ngf,
+            "--ndf": self.ndf, "--log-every": self.log_every, "--sample-every": self.sample_every,
+            "--checkpoint-every": self.checkpoint_every, "--eval-samples": self.eval_samples,
+            "--classifier-steps": self.classifier_steps,
+            "--collapse-windows": self.collapse_windows,
+        }
+        for option, value in positive.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{option}: {value!r} must be a positive integer")
+        if self.eval_every is not None and self.eval_every < 0:
+            raise ConfigError(f"--eval-every: {self.eval_every} must be 0 (off) or positive")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"--loss: {self.loss!r} must be one of {', '.join(LOSSES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision: {self.precision!r} must be one of {', '.join(PRECISIONS)}")
+        if self.placement not in PLACEMENTS:
+            raise ConfigError(f"--placement: {self.placement!r} must be one of {', '.join(PLACEMENTS)}")
+        if self.weights not in WEIGHT_MODES:
+            raise ConfigError(f"--weights: {self.weights!r} must be one of {', '.join(WEIGHT_MODES)}")
+        for policy in self.diffaugment:
+            if policy not in AUGMENTS:
+                raise ConfigError(f"--diffaugment: {policy!r} must be among {', '.join(AUGMENTS)}")
+        for option, value in (("--lr-g", self.lr_g), ("--lr-d", self.lr_d)):
+            if not value > 0:
+                raise ConfigError(f"{option}: {value} must be positive")
+        for option, value in (("--beta1", self.beta1), ("--beta2", self.beta2), ("--ema-decay", self.ema_decay)):
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{option}: {value} must be in [0, 1)")
+        if self.device not in ("auto", "cpu") and not self.device.startswith(("cuda", "mps")):
+            raise ConfigError(f"--device: {self.device!r} must be auto, cpu, cuda, cuda:N or mps")
+
+    @property
+    def resolved_eval_every(self) -> int:
+        """Steps between evaluations during training (0 = never)."""
+        return self.checkpoint_every if self.eval_every is None else self.eval_every
+
+    def to_json(self) -> dict[str, Any]:
+        """The config as JSON-ready data (saved in config.json and checkpoints)."""
+        data = dataclasses.asdict(self)
+        data["diffaugment"] = list(self.diffaugment)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        """Rebuild a config saved by ``to_json``; unknown keys are refused."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"config: unknown option(s) {', '.join(sorted(unknown))}")
+        values = dict(data)
+        values["diffaugment"] = tuple(values.get("diffaugment", ()))
+        return cls(**values)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "TrainConfig":
+        """This (saved) config with the options a resumed run may change.
+
+        Any other option that differs from the saved value is refused, because
+        it would make the resumed run a different experiment.
+        """
+        changes = {}
+        for key, value in overrides.items():
+            if key in ("run_dir",):
+                continue
+            if key == "diffaugment":
+                value = tuple(value)
+            current = getattr(self, key)
+            if value == current:
+                continue
+            if key not in RESUMABLE_OVERRIDES:
+                option = "--" + key.replace("_", "-")
+                raise ConfigError(
+                    f"{option}: the run was trained with {current!r}; a resumed run keeps it "
+                    f"(drop the option, or start a new run in another directory)"
+                )
+            changes[key] = value
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the generator and discriminator are built from.
+
+    ``offset``/``scale`` are the dataset's normalization (normalized =
+    (pixel - offset) / scale with pixel in [0, 1]); the generator maps its Tanh
+    output into exactly that range, so samples can be turned back into pixels
+    without the dataset at hand.
+    """
+
+    image_size: int
+    channels: int
+    num_classes: int = 0
+    conditional: bool = False
+    nz: int = 100
+    ngf: int = 64
+    ndf: int = 64
+    spectral_norm: bool = False
+    offset: tuple[float, ...] = field(default_factory=tuple)
+    scale: tuple[float, ...] = field(default_factory=tuple)
+    classes: tuple[str, ...] = field(default_factory=tuple)
+
+    def validate(self) -> None:
+        """Refuse sizes and shapes the DCGAN cannot be built for."""
+        if self.image_size not in IMAGE_SIZES:
+            raise ConfigError(
+                f"image size {self.image_size} px is not supported: the DCGAN is built for "
+                f"{', '.join(map(str, IMAGE_SIZES))} px (rebuild the dataset with gandata build --size 64)"
+            )
+        if self.channels < 1:
+            raise ConfigError(f"channels: {self.channels} must be at least 1")
+        if self.conditional and self.num_classes < 2:
+            raise ConfigError(
+                "--conditional: the dataset has no labels (or a single class); "
+                "train an unconditional model or build the dataset with labels"
+            )
+        for name, values in (("offset", self.offset), ("scale", self.scale)):
+            if len(values) != self.channels:
+                raise ConfigError(f"normalization {name}: {len(values)} values for {self.channels} channels")
+        if any(s == 0 for s in self.scale):
+            raise ConfigError("normalization scale: a scale of 0 cannot be inverted")
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ("offset", "scale", "classes"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "ModelConfig":
+        values = dict(data)
+        for key in ("offset", "scale", "classes"):
+            values[key] = tuple(values.get(key, ()))
+        return cls(**values)

@@ -1,0 +1,144 @@
+"""Load a trained generator from a run directory and sample from it.
+
+This is the Python API other tools build on (gandata's synthesis source
+among them)::
+
+    from gantrain import load_generator
+    g = load_generator("runs/faces", ema=True)
+    images = g.generate_uint8(64, labels=g.class_index("cat"))   # uint8 [64, C, H, W]
+
+Sampling always runs the generator in eval mode (BatchNorm uses its running
+statistics), unlike pytorch/examples' dcgan, which samples in training mode
+and so makes every image depend on the others in its batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from gantrain.checkpoint import find_checkpoint, load_checkpoint
+from gantrain.config import ModelConfig
+from gantrain.errors import ConfigError, RunError
+from gantrain.images import to_uint8
+from gantrain.models import Generator
+
+# Conditional grids show one row per class; beyond this many classes the grid
+# would be unreadable, so only the first ones are shown.
+MAX_GRID_CLASSES = 16
+
+
+@dataclass
+class LoadedGenerator:
+    """A generator restored from a checkpoint, in eval mode, ready to sample."""
+
+    module: Generator
+    config: ModelConfig
+    step: int
+    ema: bool
+    checkpoint: Path
+    dataset: dict[str, Any]
+    device: torch.device
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.config.classes
+
+    @property
+    def conditional(self) -> bool:
+        return self.config.conditional
+
+    def class_index(self, name: str) -> int:
+        """The label id of a class name (raises ``ConfigError`` listing the names)."""
+        if not self.conditional:
+            raise ConfigError(f"--class: the model in {self.checkpoint} is unconditional; it cannot be asked for a class")
+        try:
+            return self.config.classes.index(name)
+        except ValueError:
+            raise ConfigError(f"--class: {name!r} is not a class of this model (classes: {', '.join(self.classes)})") from None
+
+    def _labels(self, n: int, labels: int | Sequence[int] | torch.Tensor | None) -> torch.Tensor | None:
+        if not self.conditional:
+            if labels is not None:
+                raise ConfigError("labels: the model is unconditional")
+            return None
+        if labels is None:
+            # Balanced over classes, in class order.
+            return torch.arange(n, device=self.device) * self.config.num_classes // max(n, 1)
+        if isinstance(labels, int):
+            out = torch.full((n,), labels, dtype=torch.int64, device=self.device)
+        else:
+            out = torch.as_tensor(labels, dtype=torch.int64, device=self.device)
+            if out.shape != (n,):
+                raise ConfigError(f"labels: expected {n} labels, got shape {tuple(out.shape)}")
+        if out.numel() and (int(out.min()) < 0 or int(out.max()) >= self.config.num_classes):
+            raise ConfigError(f"labels: ids must be in [0, {self.config.num_classes})")
+        return out
+
+    @torch.no_grad()
+    def generate(
+        self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None, seed: int = 0, batch_size: int = 256
+    ) -> torch.Tensor:
+        """``n`` images in the dataset's normalized space, float32 [n, C, H, W]
+        on the generator's device. The noise is drawn on the CPU from ``seed``,
+        so the same seed gives the same images on any device."""
+        y = self._labels(n, labels)
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.config.nz, generator=gen)
+        out = []
+        for start in range(0, n, batch_size):
+            zb = z[start : start + batch_size].to(self.device)
+            yb = y[start : start + batch_size] if y is not None else None
+            out.append(self.module(zb, yb).float())
+        return torch.cat(out) if out else torch.empty(0, self.config.channels, self.config.image_size, self.config.image_size)
+
+    def generate_uint8(
+        self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None, seed: int = 0, batch_size: int = 256
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` images as uint8 pixels [n, C, H, W] and their labels (int64,
+        -1 for an unconditional model)."""
+        y = self._labels(n, labels)
+        x = self.generate(n, y, seed=seed, batch_size=batch_size)
+        pixels = to_uint8(x, self.config.offset, self.config.scale).cpu().numpy()
+        label_array = y.cpu().numpy() if y is not None else np.full(n, -1, dtype=np.int64)
+        return pixels, label_array.astype(np.int64)
+
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized generator output -> uint8 pixels."""
+        return to_uint8(x, self.config.offset, self.config.scale)
+
+
+def load_generator(
+    run: str | Path, *, checkpoint: str = "best", ema: bool | None = None, device: str | torch.device = "cpu"
+) -> LoadedGenerator:
+    """Restore the generator of a run directory (or of a checkpoint file).
+
+    ``checkpoint`` is ``best`` (falling back to ``last`` when no evaluation
+    ran) or ``last``. ``ema`` None uses the EMA generator when the run has one.
+    """
+    path = find_checkpoint(run, checkpoint)
+    device = torch.device(device)
+    state = load_checkpoint(path, map_location=device)
+    config = ModelConfig.from_json(state["model"])
+    has_ema = state.get("ema") is not None
+    use_ema = has_ema if ema is None else ema
+    if use_ema and not has_ema:
+        raise RunError(f"--ema: the run in {run} was trained without --ema; sample the raw generator instead")
+    module = Generator(config).to(device)
+    module.load_state_dict(state["ema"] if use_ema else state["generator"])
+    module.eval().requires_grad_(False)
+    return LoadedGenerator(module, config, int(state["step"]), use_ema, path, dict(state.get("dataset", {})), device)
+
+
+def grid_layout(num_classes: int, conditional: bool, n: int = 64, per_class: int = 8) -> tuple[torch.Tensor | None, int]:
+    """Labels and column count of a sample grid: 8x8 for an unconditional
+    model, one row of ``per_class`` per class (first 16 classes) otherwise."""
+    if not conditional:
+        return None, int(math.sqrt(n)) if int(math.sqrt(n)) ** 2 == n else 8
+    shown = min(num_classes, MAX_GRID_CLASSES)
+    return torch.arange(shown).repeat_interleave(per_class), per_class
