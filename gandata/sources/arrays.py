@@ -24,11 +24,9 @@ from gandata.sources.base import Partition
 ROWS_PER_PARTITION = 10_000
 
 
-def split_uri(uri: str, scheme: str, spec: SourceSpec, known: Sequence[str]) -> tuple[str, dict[str, str]]:
-    """The path of ``scheme:PATH[?k=v&...]`` and its options (the spec's
-    params, overridden by the URI query); unknown keys are an error."""
-    rest = uri[len(scheme) + 1:] if uri.startswith(scheme + ":") else uri
-    path, _, query = rest.partition("?")
+def query_options(uri: str, query: str, spec: SourceSpec, known: Sequence[str]) -> dict[str, str]:
+    """A source's options: the spec's params overridden by the URI query;
+    unknown keys are an error naming the URI."""
     options = dict(spec.params)
     try:
         options.update(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
@@ -37,6 +35,15 @@ def split_uri(uri: str, scheme: str, spec: SourceSpec, known: Sequence[str]) -> 
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise SourceError(f"source {uri}: unknown option(s) {', '.join(unknown)} (known: {', '.join(known) or 'none'})")
+    return options
+
+
+def split_uri(uri: str, scheme: str, spec: SourceSpec, known: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """The path of ``scheme:PATH[?k=v&...]`` and its options (the spec's
+    params, overridden by the URI query); unknown keys are an error."""
+    rest = uri[len(scheme) + 1:] if uri.startswith(scheme + ":") else uri
+    path, _, query = rest.partition("?")
+    options = query_options(uri, query, spec, known)
     if not path:
         raise SourceError(f"source {uri}: no path given")
     return path, options

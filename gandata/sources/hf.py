@@ -32,13 +32,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
-from urllib.parse import parse_qsl
 
 import numpy as np
 
 from gandata.config import SourceSpec
 from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
+from gandata.sources.arrays import query_options
 from gandata.sources.base import Partition, SourceContext
 
 ROWS_PER_PARTITION = 4096
@@ -66,14 +66,7 @@ def parse_hf_uri(uri: str, spec: SourceSpec) -> HfTarget:
     """Split ``hf:NAME[:CONFIG][@SPLIT][?k=v]`` / ``hf-disk:PATH[@SPLIT]``."""
     scheme, _, rest = uri.partition(":")
     rest, _, query = rest.partition("?")
-    options = dict(spec.params)
-    try:
-        options.update(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
-    except ValueError:
-        raise SourceError(f"source {uri}: cannot parse the query {query!r} (expected key=value&key=value)") from None
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise SourceError(f"source {uri}: unknown option(s) {', '.join(unknown)} (known: {', '.join(_OPTIONS)})")
+    options = query_options(uri, query, spec, _OPTIONS)
     split = None
     if "@" in rest:
         rest, _, split = rest.rpartition("@")
