@@ -36,6 +36,12 @@ def main() -> int:
     parser.add_argument("--classifier-steps", type=int, default=1000)
     parser.add_argument("--max-fd-ratio", type=float, default=3.0)
     parser.add_argument("--min-class-accuracy", type=float, default=0.95)
+    parser.add_argument("--loss", default="bce", choices=["bce", "hinge"])
+    parser.add_argument("--spectral-norm", action="store_true")
+    parser.add_argument("--diffaugment", default="", help="e.g. translation,cutout")
+    parser.add_argument("--lr-g", type=float, default=2e-4)
+    parser.add_argument("--lr-d", type=float, default=2e-4)
+    parser.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default).")
     parser.add_argument("--seed", type=int, default=0)
@@ -76,7 +82,9 @@ def main() -> int:
 
     config = TrainConfig(
         data=str(data), run_dir=str(run), steps=args.steps, batch_size=args.batch_size, conditional=True,
-        ngf=args.width, ndf=args.width, ema=True, seed=args.seed, device=args.device, log_every=100,
+        ngf=args.width, ndf=args.width, ema=True, ema_decay=args.ema_decay, seed=args.seed, loss=args.loss,
+        spectral_norm=args.spectral_norm, diffaugment=tuple(p for p in args.diffaugment.split(",") if p),
+        lr_g=args.lr_g, lr_d=args.lr_d, device=args.device, log_every=100,
         sample_every=500, checkpoint_every=500, eval_every=args.eval_every, eval_samples=2000,
         classifier_steps=args.classifier_steps, cache_dir=str(cache),
     )
@@ -103,6 +111,7 @@ def main() -> int:
     )
     results = {
         "verdict": verdict, "steps": result.step, "batch_size": args.batch_size, "width": args.width,
+        "options": {k: v for k, v in vars(args).items() if k not in ("out",)},
         "train_seconds": train_s, "images_per_s": result.images_per_s, "torch_threads": torch.get_num_threads(),
         "report": report.to_json(),
     }
