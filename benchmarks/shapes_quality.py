@@ -37,6 +37,7 @@ def main() -> int:
     parser.add_argument("--max-fd-ratio", type=float, default=3.0)
     parser.add_argument("--min-class-accuracy", type=float, default=0.95)
     parser.add_argument("--loss", default="bce", choices=["bce", "hinge"])
+    parser.add_argument("--unconditional", action="store_true", help="(diagnostics) train without labels")
     parser.add_argument("--spectral-norm", action="store_true")
     parser.add_argument("--diffaugment", default="", help="e.g. translation,cutout")
     parser.add_argument("--lr-g", type=float, default=2e-4)
@@ -81,7 +82,7 @@ def main() -> int:
         def close(self): pass
 
     config = TrainConfig(
-        data=str(data), run_dir=str(run), steps=args.steps, batch_size=args.batch_size, conditional=True,
+        data=str(data), run_dir=str(run), steps=args.steps, batch_size=args.batch_size, conditional=not args.unconditional,
         ngf=args.width, ndf=args.width, ema=True, ema_decay=args.ema_decay, seed=args.seed, loss=args.loss,
         spectral_norm=args.spectral_norm, diffaugment=tuple(p for p in args.diffaugment.split(",") if p),
         lr_g=args.lr_g, lr_d=args.lr_d, device=args.device, log_every=100,
