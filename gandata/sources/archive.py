@@ -59,6 +59,7 @@ from gandata.records import Rejection, Sample
 from gandata.sources.base import Partition, SourceContext
 from gandata.sources.folder import (
     MAX_FILE_BYTES,
+    PARALLEL_PARTITIONS,
     PARTITION_SIZE,
     SNIFF_BYTES,
     LabelsTable,
@@ -282,11 +283,16 @@ class ArchiveSource:
         if stream:
             entries.sort(key=lambda e: (e.offset, e.key))
             size = max(self.partition_size, math.ceil(len(entries) / MAX_STREAM_PARTITIONS))
+            # Each partition of a compressed stream decompresses from the start:
+            # no more partitions than the size needs.
+            min_partitions = 1
         else:
             entries.sort(key=lambda e: (e.key, e.offset))
             size = self.partition_size
+            min_partitions = PARALLEL_PARTITIONS
         return partition_chunks(
-            entries, size, lambda chunk: f"{self.path}: {chunk[0].key} .. {chunk[-1].key} ({len(chunk)} members)"
+            entries, size, lambda chunk: f"{self.path}: {chunk[0].key} .. {chunk[-1].key} ({len(chunk)} members)",
+            min_partitions=min_partitions,
         )
 
     # ---------------------------------------------------------------- reading

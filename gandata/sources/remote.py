@@ -35,7 +35,7 @@ from gandata.records import Rejection, Sample
 from gandata.sources.archive import ArchiveSource, archive_kind
 from gandata.sources.base import Partition, SourceContext
 from gandata.sources.folder import (
-    MAX_FILE_BYTES, PARTITION_SIZE, SNIFF_BYTES, has_image_extension, label_from_layout,
+    MAX_FILE_BYTES, PARALLEL_PARTITIONS, PARTITION_SIZE, SNIFF_BYTES, has_image_extension, label_from_layout,
     not_an_image_detail, partition_chunks, sniff_image,
 )
 from gandata.storage import filesystem
@@ -92,6 +92,7 @@ class RemoteFolderSource:
         return partition_chunks(
             self._listing(), self.partition_size,
             lambda chunk: f"{self.url}: {chunk[0][0]} .. {chunk[-1][0]} ({len(chunk)} objects)",
+            min_partitions=PARALLEL_PARTITIONS,
         )
 
     def read(self, partition: Partition) -> Iterator[Sample | Rejection]:

@@ -14,7 +14,14 @@ from gandata.config import SourceSpec
 from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
 from gandata.sources.base import SourceContext
-from gandata.sources.folder import PARTITION_SIZE, FolderSource, open_folder
+from gandata.sources.folder import (
+    MIN_PARTITION_ITEMS,
+    PARALLEL_PARTITIONS,
+    PARTITION_SIZE,
+    FolderSource,
+    open_folder,
+    partition_chunks,
+)
 
 
 def image_bytes(fmt: str = "PNG", color=(200, 30, 30), size=(8, 8)) -> bytes:
@@ -263,8 +270,10 @@ def test_deterministic_partitions_and_pickle(tmp_path):
         write(tmp_path, name, PNG)
     src = open_src(tmp_path)
     parts = src.partitions()
-    assert [len(p.items) for p in parts] == [PARTITION_SIZE, PARTITION_SIZE, 88]
-    assert [p.index for p in parts] == [0, 1, 2]
+    # Cut into PARALLEL_PARTITIONS equal parts, so that workers finish together.
+    assert len(parts) == PARALLEL_PARTITIONS
+    assert {len(p.items) for p in parts} == {n // PARALLEL_PARTITIONS, n // PARALLEL_PARTITIONS + 1}
+    assert [p.index for p in parts] == list(range(PARALLEL_PARTITIONS))
     flat = [item for p in parts for item in p.items]
     assert flat == sorted(names)
     assert src.partitions() == parts
@@ -322,3 +331,19 @@ def test_missing_folder(tmp_path, monkeypatch):
 
 def test_empty_folder(tmp_path):
     assert open_src(tmp_path).partitions() == []
+
+
+@pytest.mark.parametrize(
+    ("n", "expected_sizes"),
+    [
+        (0, []),
+        (5, [5]),
+        (MIN_PARTITION_ITEMS * 3, [MIN_PARTITION_ITEMS] * 3),  # too few items for 16 partitions
+        (1200, [75] * 16),
+        (20 * PARTITION_SIZE - 40, [PARTITION_SIZE - 2] * 20),  # large: at most PARTITION_SIZE each
+    ],
+)
+def test_partition_chunks_are_balanced(n, expected_sizes):
+    parts = partition_chunks(list(range(n)), PARTITION_SIZE, lambda c: "", min_partitions=PARALLEL_PARTITIONS)
+    assert [len(p.items) for p in parts] == expected_sizes
+    assert [x for p in parts for x in p.items] == list(range(n))
