@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-__all__ = ["dhash", "phash", "to_signed", "to_unsigned"]
+__all__ = ["box_thumbnails", "dhash", "phash", "phash_batch", "to_signed", "to_unsigned"]
 
 
 @lru_cache(maxsize=4)
@@ -57,13 +57,48 @@ def _thumbnail(gray: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(image.resize((width, height), Image.Resampling.BOX), dtype=np.float64)
 
 
+def box_thumbnails(gray8: np.ndarray, side: int) -> np.ndarray | None:
+    """Pillow's BOX resize of a stack of square uint8 images [N, S, S] to
+    ``side`` x ``side``, bit for bit, in a few numpy calls; None when the
+    shrink factor is not a power of two (the caller resizes one by one).
+
+    Pillow resizes in two 8-bit passes (horizontal, then vertical), each
+    rounding half up; with a power-of-two factor its fixed-point weights are
+    exact, so integer sums reproduce it.
+    """
+    n, h, w = gray8.shape
+    factor = h // side
+    if h != w or factor * side != h or factor & (factor - 1):
+        return None
+    if factor == 1:
+        return gray8.copy()
+    x = gray8.astype(np.int32)
+    x = (x.reshape(n, h, side, factor).sum(axis=3) + factor // 2) // factor
+    x = (x.reshape(n, side, factor, side).sum(axis=2) + factor // 2) // factor
+    return x.astype(np.uint8)
+
+
+def _phash_bits(small: np.ndarray) -> np.ndarray:
+    """[N, 32, 32] float thumbnails -> [N, 64] bits (low DCT band > its median)."""
+    d = _dct_matrix(32)
+    low = (d @ small @ d.T)[:, :8, :8].reshape(len(small), 64)
+    median = np.median(low[:, 1:], axis=1)
+    return low > median[:, None]
+
+
 def phash(gray: np.ndarray) -> int:
     """DCT perceptual hash of a 2-D uint8 grayscale image (int64)."""
     small = _thumbnail(gray, 32, 32)
-    d = _dct_matrix(32)
-    low = (d @ small @ d.T)[:8, :8]
-    median = np.median(low.reshape(-1)[1:])
-    return _pack(low > median)
+    return _pack(_phash_bits(small[None])[0])
+
+
+def phash_batch(gray8: np.ndarray) -> np.ndarray:
+    """``phash`` of every image of a uint8 stack [N, H, W], as int64 [N]."""
+    small = box_thumbnails(gray8, 32)
+    if small is None:
+        return np.array([phash(g) for g in gray8], dtype=np.int64)
+    packed = np.packbits(_phash_bits(small.astype(np.float64)), axis=1)  # [N, 8], most significant first
+    return packed.view(">u8").reshape(-1).astype(np.uint64).view(np.int64)
 
 
 def dhash(gray: np.ndarray) -> int:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from gandata.clean.phash import phash
+from gandata.clean.phash import box_thumbnails, phash, phash_batch
 
 __all__ = ["BLUR_MIN_STRUCTURE", "THUMB_PX", "blur_score", "image_scores", "luma", "thumbnail"]
 
@@ -167,6 +167,7 @@ def batch_image_scores(pixels: np.ndarray, upscales: np.ndarray) -> tuple[dict[s
         r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
         spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
         scores["color"] = spread.reshape(n, -1).mean(axis=1).astype(np.float64)
-    hashes = np.array([phash(g) for g in gray8], dtype=np.int64)
-    thumbs = [thumbnail(g) for g in gray8]
+    hashes = phash_batch(gray8)
+    small = box_thumbnails(gray8, THUMB_PX)
+    thumbs = [thumbnail(g) for g in gray8] if small is None else [t.tobytes() for t in small]
     return scores, hashes, thumbs
