@@ -44,6 +44,7 @@ def main() -> int:
     parser.add_argument("--lr-d", type=float, default=2e-4)
     parser.add_argument("--ema-decay", type=float, default=0.999)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -85,7 +86,7 @@ def main() -> int:
         data=str(data), run_dir=str(run), steps=args.steps, batch_size=args.batch_size, conditional=not args.unconditional,
         ngf=args.width, ndf=args.width, ema=True, ema_decay=args.ema_decay, seed=args.seed, loss=args.loss,
         spectral_norm=args.spectral_norm, diffaugment=tuple(p for p in args.diffaugment.split(",") if p),
-        lr_g=args.lr_g, lr_d=args.lr_d, device=args.device, log_every=100,
+        lr_g=args.lr_g, lr_d=args.lr_d, device=args.device, precision=args.precision, log_every=100,
         sample_every=500, checkpoint_every=500, eval_every=args.eval_every, eval_samples=2000,
         classifier_steps=args.classifier_steps, cache_dir=str(cache),
     )

@@ -9,11 +9,12 @@ from gandata.clean.scores import batch_image_scores, image_scores
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_batch_scores_match_per_image_scores(channels: int) -> None:
+@pytest.mark.parametrize("size", [64, 48, 128], ids=["64px", "48px-per-image-thumbnails", "128px"])
+def test_batch_scores_match_per_image_scores(channels: int, size: int) -> None:
     rng = np.random.default_rng(0)
-    smooth = np.repeat(np.repeat(rng.integers(0, 255, (6, 8, 8, channels)), 8, axis=1), 8, axis=2)
-    noisy = rng.integers(0, 255, (4, 64, 64, channels))
-    flat = np.full((2, 64, 64, channels), 128)
+    smooth = np.repeat(np.repeat(rng.integers(0, 255, (6, 8, 8, channels)), size // 8, axis=1), size // 8, axis=2)
+    noisy = rng.integers(0, 255, (4, size, size, channels))
+    flat = np.full((2, size, size, channels), 128)
     images = np.concatenate([smooth, noisy, flat]).astype(np.uint8)
     upscales = np.ones(len(images))
     upscales[1] = 2.0  # the per-image blur path at the original resolution
