@@ -6,13 +6,13 @@ convolutions with LeakyReLU(0.2) in the discriminator, Tanh output, N(0, 0.02)
 initialisation. One layer is added per power of two, so the same code builds
 32, 64 and 128 px models (64 px is exactly the paper's network).
 
-The conditional variant feeds the label to the generator twice: as a learned
-class embedding concatenated to z, and through conditional BatchNorm (a
-per-class scale and shift after each normalisation). The embedding has z's
-size and scale (N(0, 1) init), so from the first step the class carries as
-much of the input as the noise; BatchNorm gains start at 1 and Adam moves them
-by about the learning rate per step, so on their own they take thousands of
-steps to make classes differ. The
+The conditional variant feeds the label to the generator twice: as a one-hot
+code concatenated to z, and through conditional BatchNorm (a per-class scale
+and shift after each normalisation). An earlier version concatenated a learned
+N(0, 1) embedding of z's size instead; on the shapes benchmark (H100, 4,000
+steps) that generator learned to ignore z -- every sample of a class was the
+same image, Frechet distance 93 -- while the one-hot code kept z in use
+(distance 21). The
 discriminator gets the label through a projection (Miyato & Koyama 2018): the
 logit gets an extra term <embed(y), phi(x)>. The discriminator always returns logits, so the
 losses can use numerically stable, autocast-safe formulations.
@@ -63,9 +63,10 @@ class Generator(nn.Module):
         self.config = config
         n_up = _num_upsamplings(config.image_size)
         widths = [config.ngf * 2 ** (n_up - 1 - i) for i in range(n_up)]
-        # Conditional: the class embedding doubles the first layer's input.
-        self.class_embed = nn.Embedding(config.num_classes, config.nz) if config.conditional else None
-        z_channels = config.nz * (2 if config.conditional else 1)
+        # Conditional: a one-hot class code joins z at the input (fixed, not
+        # learned: see the module docstring for why).
+        self.num_classes = config.num_classes if config.conditional else 0
+        z_channels = config.nz + self.num_classes
         layers = [nn.ConvTranspose2d(z_channels, widths[0], 4, 1, 0, bias=False)]
         layers += [nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1, bias=False) for i in range(n_up - 1)]
         self.blocks = nn.ModuleList(layers)
@@ -84,11 +85,12 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = z.view(z.shape[0], -1, 1, 1)
-        if self.class_embed is not None:
-            h = torch.cat([h, self.class_embed(labels).to(h.dtype).view(h.shape[0], -1, 1, 1)], dim=1)
+        if self.num_classes:
+            code = F.one_hot(labels, self.num_classes).to(h.dtype).view(h.shape[0], -1, 1, 1)
+            h = torch.cat([h, code], dim=1)
         for block, norm in zip(self.blocks, self.norms):
             h = block(h)
-            h = norm(h, labels) if self.config.conditional else norm(h)
+            h = norm(h, labels) if self.num_classes else norm(h)
             h = F.relu(h)
         x = torch.tanh(self.to_image(h))
         if not self._identity_output:
