@@ -172,7 +172,7 @@ def _pop_clean_flags(flags: dict[str, Any], data: dict[str, Any]) -> None:
 @click.option("--dtype", type=click.Choice(["uint8", "float16", "float32"]), help="Stored dtype; uint8 stores raw pixels. [default: uint8]")
 @click.option("--shard-size", type=int, help="Samples per shard. [default: 4096]")
 @click.option("--seed", type=int, help="Seed for every random choice (shuffle, synthesis); recorded in the manifest. [default: 0]")
-@click.option("--workers", type=int, help="Worker processes; 0 = one per core. [default: 0]")
+@click.option("--workers", type=int, help="Worker processes, this one included; 0 = one per core. [default: 0]")
 @click.option("--executor", type=click.Choice(["process", "serial", "ray"]), help="Where the parallel stages run; ray runs them as Ray tasks (pip install 'gandata[ray]'). [default: process]")
 @click.option("--ray-address", help="With --executor ray: the cluster to join ('auto', 'ray://HOST:10001'); default starts a local Ray.")
 @click.option("--staging-dir", help="With an object-store --output: local folder the build is staged in before upload (kept for resuming). [default: a temporary folder]")
@@ -303,7 +303,7 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
 @click.option("--size", type=int, help="Images are fitted to SIZE x SIZE before scoring, as in a build. [default: 64]")
 @click.option("--channels", type=click.Choice(["1", "3"]), help="1 (grayscale) or 3 (RGB). [default: 3]")
 @click.option("--resize", type=click.Choice(["crop", "pad", "stretch"]), help="Center-crop, letterbox-pad or stretch to square. [default: crop]")
-@click.option("--workers", type=int, help="Worker processes; 0 = one per core. [default: 0]")
+@click.option("--workers", type=int, help="Worker processes, this one included; 0 = one per core. [default: 0]")
 @click.option("--no-dedup", is_flag=True, default=None, help="Keep exact duplicates.")
 @click.option("--keep-staging", is_flag=True, default=False, help="Keep REPORT/.staging (the decoded images) after the report.")
 @_clean_options
@@ -386,7 +386,7 @@ def verify(path: str, quiet: bool) -> None:
 @click.option("--split", help="Audit one split of a built dataset (train, val). [default: all]")
 @click.option("--size", type=int, help="Raw sources: decode at this size. [default: 64]")
 @click.option("--labels", help="Raw sources: CSV (path,label) labelling a folder/archive.")
-@click.option("--workers", type=int, help="Raw sources: worker processes; 0 = one per core. [default: 0]")
+@click.option("--workers", type=int, help="Raw sources: worker processes, this one included; 0 = one per core. [default: 0]")
 def stats(targets: tuple[str, ...], as_json: bool, plot: str | None, floor: int, beta: float, split: str | None,
           size: int | None, labels: str | None, workers: int | None) -> None:
     """Audit the class balance of a built dataset, or of raw SOURCES before any build.

@@ -33,36 +33,53 @@ class SerialExecutor:
 
 
 class ProcessExecutor:
-    """A pool of worker processes, reused across stages of one build.
+    """``workers`` processes: this one and ``workers - 1`` spawned helpers,
+    reused across the stages of one build.
 
-    Workers are started with 'spawn': forking a parent that holds pyarrow or
+    Helpers are started with 'spawn': forking a parent that holds pyarrow or
     torch thread pools can deadlock, and spawn behaves the same on every OS.
-    At most ``2 * workers`` tasks are in flight, so the parent never queues
-    the whole task list (and its memory) at once.
+    Starting one and importing the pipeline costs about half a second, so
+    this process works too, from the first task on, instead of waiting for
+    its helpers: that start-up overlaps with useful work. At most two tasks
+    per helper are queued, so the parent never queues the whole task list
+    (and its memory) at once; at the end it takes back queued tasks no helper
+    has started, so nobody idles while one process works through a backlog.
     """
 
     def __init__(self, workers: int) -> None:
-        self.workers = max(1, workers)
+        self.workers = max(2, workers)
         self._pool: ProcessPoolExecutor | None = None
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.workers - 1, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
     def imap(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         pool = self._get_pool()
+        queue_limit = 2 * (self.workers - 1)
         pending: dict[Any, int] = {}
         next_task = 0
         try:
             while next_task < len(tasks) or pending:
-                while next_task < len(tasks) and len(pending) < 2 * self.workers:
+                while next_task < len(tasks) and len(pending) < queue_limit:
                     pending[pool.submit(fn, tasks[next_task])] = next_task
                     next_task += 1
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
+                for future in [f for f in pending if f.done()]:
+                    yield pending.pop(future), future.result()
+                if next_task < len(tasks):
+                    index, next_task = next_task, next_task + 1
+                    yield index, fn(tasks[index])
+                    continue
+                # Nothing left to hand out: run here what no helper has started.
+                stolen = [f for f in pending if f.cancel()]
+                for future in sorted(stolen, key=pending.__getitem__):
                     index = pending.pop(future)
-                    yield index, future.result()
+                    yield index, fn(tasks[index])
+                if pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield pending.pop(future), future.result()
         finally:
             for future in pending:
                 future.cancel()
@@ -74,8 +91,9 @@ class ProcessExecutor:
 
 
 def make_executor(kind: str, workers: int, ray_address: str | None = None) -> Executor:
-    """The executor for ``--executor`` and ``--workers``; one worker runs in
-    this process (no start-up cost, and tracebacks stay readable)."""
+    """The executor for ``--executor`` and ``--workers``: N workers are this
+    process and N - 1 spawned ones; one worker runs everything here (no
+    start-up cost, and tracebacks stay readable)."""
     if kind == "ray":
         # Imported here: ray is an optional extra. Ray sizes itself from the
         # cluster, so --workers does not apply.

@@ -1,0 +1,51 @@
+"""The process executor: every task once, results keyed by index, this
+process working beside its spawned helpers, errors surfacing."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from gandata.executors import ProcessExecutor, SerialExecutor, make_executor
+
+
+def _square_and_pid(x: int) -> tuple[int, int]:
+    time.sleep(0.02)  # long enough that the helper gets a share
+    return x * x, os.getpid()
+
+
+def _fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError(f"task {x} failed")
+    return x
+
+
+def test_every_task_once_and_both_processes_work():
+    executor = ProcessExecutor(2)
+    try:
+        results = dict(executor.imap(_square_and_pid, list(range(40))))
+        # The pool is reused by the next stage of a build.
+        again = dict(executor.imap(_square_and_pid, list(range(5))))
+    finally:
+        executor.close()
+    assert sorted(results) == list(range(40))
+    assert all(value == i * i for i, (value, _) in results.items())
+    pids = {pid for _, pid in results.values()}
+    assert os.getpid() in pids and len(pids) == 2
+    assert sorted(again) == list(range(5))
+
+
+@pytest.mark.parametrize("executor", [ProcessExecutor(2), SerialExecutor()], ids=["process", "serial"])
+def test_a_failing_task_raises(executor):
+    try:
+        with pytest.raises(ValueError, match="task 3 failed"):
+            dict(executor.imap(_fail_on_three, list(range(8))))
+    finally:
+        executor.close()
+
+
+def test_one_worker_runs_here():
+    assert isinstance(make_executor("process", 1), SerialExecutor)
+    assert isinstance(make_executor("process", 2), ProcessExecutor)
