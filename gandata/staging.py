@@ -48,9 +48,11 @@ class StagedRow:
     original_height: int
     upscale: float
     content_hash: bytes
-    channel_sum: list[float]
-    channel_sumsq: list[float]
     provenance: dict[str, Any]
+    # Per-channel sums of pixel/255 and of its square (normalization
+    # statistics), filled in for a whole partition at once.
+    channel_sum: list[float] | None = None
+    channel_sumsq: list[float] | None = None
     # Scores computed at ingest by cleaning checks; name -> value.
     scores: dict[str, float] | None = None
     # 64-bit perceptual hash (gandata.clean.phash) as int64, and a small

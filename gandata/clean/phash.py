@@ -73,15 +73,16 @@ def box_thumbnails(gray8: np.ndarray, side: int) -> np.ndarray | None:
     if factor == 1:
         return gray8.copy()
     x = gray8.astype(np.int32)
-    x = (x.reshape(n, h, side, factor).sum(axis=3) + factor // 2) // factor
-    x = (x.reshape(n, side, factor, side).sum(axis=2) + factor // 2) // factor
+    # Sums of strided slices: numpy reduces a tiny trailing axis slowly.
+    x = (sum(x[:, :, k::factor] for k in range(factor)) + factor // 2) // factor
+    x = (sum(x[:, k::factor, :] for k in range(factor)) + factor // 2) // factor
     return x.astype(np.uint8)
 
 
 def _phash_bits(small: np.ndarray) -> np.ndarray:
     """[N, 32, 32] float thumbnails -> [N, 64] bits (low DCT band > its median)."""
-    d = _dct_matrix(32)
-    low = (d @ small @ d.T)[:, :8, :8].reshape(len(small), 64)
+    d = _dct_matrix(32)[:8]  # only the lowest 8x8 frequencies are kept
+    low = (d @ small @ d.T).reshape(len(small), 64)
     median = np.median(low[:, 1:], axis=1)
     return low > median[:, None]
 
