@@ -5,8 +5,10 @@ StyleGAN's dataset_tool (full decode, center crop, Lanczos resize, one image
 at a time) using the same number of processes, and prints images/s and the
 ratio. Then prints the speed-up from 1 to 2 workers, and the peak memory of
 synthetic builds of 10k and 40k images (it must not grow with image bytes).
+Each configuration runs --rounds times, interleaved, and its best round is
+kept, so a burst of load on a shared machine hurts every side alike.
 
-    python benchmarks/build_throughput.py [--images 1200] [--workers 2]
+    python benchmarks/build_throughput.py [--images 3000] [--workers 2] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def run_baseline(paths: list[Path], workers: int) -> float:
     return len(paths) / (time.perf_counter() - t0)
 
 
-def run_gandata(src: Path, out: Path, workers: int) -> float:
+def run_gandata(src: Path, out: Path, workers: int, stages: dict | None = None) -> float:
     from gandata.config import BuildConfig, ImageConfig, SourceSpec
     from gandata.pipeline import build
 
@@ -80,6 +82,8 @@ def run_gandata(src: Path, out: Path, workers: int) -> float:
     t0 = time.perf_counter()
     summary = build(config)
     seconds = time.perf_counter() - t0
+    if stages is not None:
+        stages.update(summary.seconds)
     assert summary.num_samples > 0
     return summary.num_samples / seconds
 
@@ -105,7 +109,8 @@ def peak_rss_of_build(count: int, workdir: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=1200)
+    parser.add_argument("--images", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds; the best of each side is kept.")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "gandata-bench"))
     parser.add_argument("--skip-memory", action="store_true")
@@ -115,14 +120,21 @@ def main() -> None:
     paths = make_jpegs(src, args.images)
     print(f"{len(paths)} JPEGs of 512x512 -> 64x64, {args.workers} worker(s), {os.cpu_count()} cores")
 
-    base = run_baseline(paths, args.workers)
-    ours = run_gandata(src, work / "out", args.workers)
+    best = {"baseline": 0.0, "ours": 0.0, "one": 0.0, "two": 0.0}
+    stages: dict = {}
+    for _ in range(args.rounds):
+        best["baseline"] = max(best["baseline"], run_baseline(paths, args.workers))
+        best["ours"] = max(best["ours"], run_gandata(src, work / "out", args.workers, stages))
+        best["one"] = max(best["one"], run_gandata(src, work / "out", 1))
+        if args.workers != 2:
+            best["two"] = max(best["two"], run_gandata(src, work / "out", 2))
+    if args.workers == 2:
+        best["two"] = best["ours"]
+    base, ours, one, two = best["baseline"], best["ours"], best["one"], best["two"]
     print(f"baseline (full decode + Lanczos, {args.workers} proc): {base:8.1f} images/s")
-    print(f"gandata build ({args.workers} workers):               {ours:8.1f} images/s")
+    print(f"gandata build ({args.workers} workers):               {ours:8.1f} images/s  "
+          f"(stages of the last run, s: {', '.join(f'{k} {v:.2f}' for k, v in stages.items())})")
     print(f"ratio gandata / baseline: {ours / base:.2f}x (target >= 3x)")
-
-    one = run_gandata(src, work / "out", 1)
-    two = run_gandata(src, work / "out", 2)
     print(f"gandata 1 worker: {one:.1f} images/s, 2 workers: {two:.1f} images/s, speed-up {two / one:.2f}x (target >= 1.7x)")
 
     if not args.skip_memory:
