@@ -9,7 +9,9 @@ A Ray or cluster executor implements the same one method.
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import queue
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 
@@ -40,10 +42,10 @@ class ProcessExecutor:
     torch thread pools can deadlock, and spawn behaves the same on every OS.
     Starting one and importing the pipeline costs about half a second, so
     this process works too, from the first task on, instead of waiting for
-    its helpers: that start-up overlaps with useful work. At most two tasks
-    per helper are queued, so the parent never queues the whole task list
-    (and its memory) at once; at the end it takes back queued tasks no helper
-    has started, so nobody idles while one process works through a backlog.
+    its helpers. Each helper holds one task at a time and is handed the next
+    the moment it finishes (from the pool's completion callback, not when
+    this process next looks up from its own task), so no helper idles while
+    tasks remain and none ends with a backlog that others could have shared.
     """
 
     def __init__(self, workers: int) -> None:
@@ -57,32 +59,51 @@ class ProcessExecutor:
 
     def imap(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         pool = self._get_pool()
-        queue_limit = 2 * (self.workers - 1)
-        pending: dict[Any, int] = {}
-        next_task = 0
+        lock = threading.Lock()
+        finished: queue.SimpleQueue[tuple[int, Future]] = queue.SimpleQueue()
+        state = {"next": 0, "stop": False}
+
+        def take() -> int | None:
+            with lock:
+                if state["stop"] or state["next"] >= len(tasks):
+                    return None
+                index = state["next"]
+                state["next"] += 1
+                return index
+
+        def hand_out() -> None:
+            index = take()
+            if index is None:
+                return
+            try:
+                future = pool.submit(fn, tasks[index])
+            except RuntimeError as exc:  # the pool is shutting down
+                future = Future()
+                future.set_exception(exc)
+            # Runs in the pool's thread when the helper is done: queue the
+            # result for this process and give the helper its next task.
+            future.add_done_callback(lambda f, index=index: (finished.put((index, f)), hand_out()))
+
+        handed_out = 0
         try:
-            while next_task < len(tasks) or pending:
-                while next_task < len(tasks) and len(pending) < queue_limit:
-                    pending[pool.submit(fn, tasks[next_task])] = next_task
-                    next_task += 1
-                for future in [f for f in pending if f.done()]:
-                    yield pending.pop(future), future.result()
-                if next_task < len(tasks):
-                    index, next_task = next_task, next_task + 1
+            for _ in range(self.workers - 1):
+                hand_out()
+            while handed_out < len(tasks):
+                while not finished.empty():
+                    index, future = finished.get()
+                    handed_out += 1
+                    yield index, future.result()
+                index = take()
+                if index is not None:
+                    handed_out += 1
                     yield index, fn(tasks[index])
-                    continue
-                # Nothing left to hand out: run here what no helper has started.
-                stolen = [f for f in pending if f.cancel()]
-                for future in sorted(stolen, key=pending.__getitem__):
-                    index = pending.pop(future)
-                    yield index, fn(tasks[index])
-                if pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        yield pending.pop(future), future.result()
+                elif handed_out < len(tasks):
+                    index, future = finished.get()
+                    handed_out += 1
+                    yield index, future.result()
         finally:
-            for future in pending:
-                future.cancel()
+            with lock:
+                state["stop"] = True
 
     def close(self) -> None:
         if self._pool is not None:

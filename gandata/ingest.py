@@ -9,6 +9,7 @@ only ever reads small metadata.
 from __future__ import annotations
 
 import hashlib
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +54,28 @@ def content_hash(pixels: np.ndarray) -> bytes:
     return h.digest()
 
 
+_arrow_warm_up: threading.Thread | None = None
+
+
+def _warm_up_arrow() -> None:
+    """Start pyarrow's first-use import of pandas (about half a second when
+    pandas is installed, and nothing turns it off) in a thread, so that it
+    overlaps the decoding of this process's first partition (Pillow releases
+    the GIL while it decodes) instead of delaying its first staging write."""
+    global _arrow_warm_up
+    if _arrow_warm_up is None:
+        import pyarrow as pa
+
+        _arrow_warm_up = threading.Thread(target=pa.array, args=([0],), name="gandata-arrow-warm-up")
+        _arrow_warm_up.start()
+
+
 def ingest_partition(task: IngestTask) -> IngestResult:
     """Stage one partition, or reuse it when a previous run completed it."""
     part_dir = Path(task.part_dir)
     if is_complete(part_dir):
         return IngestResult(task.part_dir, -1, -1, reused=True)
+    _warm_up_arrow()
     size, channels = task.image.size_px, task.image.channels
     images: list[np.ndarray] = []
     rows: list[StagedRow] = []
@@ -115,8 +133,8 @@ def _add_partition_stats(images: np.ndarray, rows: list[StagedRow]) -> None:
     in overhead than in arithmetic at training sizes). Scores are always
     computed (on the small fitted images), so cleaning thresholds can change
     without re-staging: the staged key depends on the image options only."""
-    n, channels = len(images), images.shape[-1]
-    flat = images.reshape(n, -1, channels)
+    n, height, width, channels = images.shape
+    flat = images.reshape(n, height * width, channels)
     # Integer sums are exact; uint64 cannot overflow at any image size we accept.
     sums = flat.sum(axis=1, dtype=np.uint64) / 255.0
     squares = np.square(flat, dtype=np.uint32).sum(axis=1, dtype=np.uint64) / 65025.0
