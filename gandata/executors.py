@@ -86,8 +86,14 @@ class ProcessExecutor:
 
         handed_out = 0
         try:
+            # This process keeps the first task: a stage of one task (a single
+            # shard to write) then never waits on a helper's IPC and imports.
+            first = take()
             for _ in range(self.workers - 1):
                 hand_out()
+            if first is not None:
+                handed_out += 1
+                yield first, fn(tasks[first])
             while handed_out < len(tasks):
                 while not finished.empty():
                     index, future = finished.get()

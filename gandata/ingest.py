@@ -9,7 +9,6 @@ only ever reads small metadata.
 from __future__ import annotations
 
 import hashlib
-import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,28 +53,11 @@ def content_hash(pixels: np.ndarray) -> bytes:
     return h.digest()
 
 
-_arrow_warm_up: threading.Thread | None = None
-
-
-def _warm_up_arrow() -> None:
-    """Start pyarrow's first-use import of pandas (about half a second when
-    pandas is installed, and nothing turns it off) in a thread, so that it
-    overlaps the decoding of this process's first partition (Pillow releases
-    the GIL while it decodes) instead of delaying its first staging write."""
-    global _arrow_warm_up
-    if _arrow_warm_up is None:
-        import pyarrow as pa
-
-        _arrow_warm_up = threading.Thread(target=pa.array, args=([0],), name="gandata-arrow-warm-up")
-        _arrow_warm_up.start()
-
-
 def ingest_partition(task: IngestTask) -> IngestResult:
     """Stage one partition, or reuse it when a previous run completed it."""
     part_dir = Path(task.part_dir)
     if is_complete(part_dir):
         return IngestResult(task.part_dir, -1, -1, reused=True)
-    _warm_up_arrow()
     size, channels = task.image.size_px, task.image.channels
     images: list[np.ndarray] = []
     rows: list[StagedRow] = []

@@ -26,6 +26,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gandata.arrow_columns import (
+    binary_column,
+    fixed_binary_column,
+    float64_list_column,
+    numeric_column,
+    string_column,
+)
 from gandata.records import Rejection
 
 IMAGES_FILE = "images.npy"
@@ -69,24 +76,25 @@ def write_partition(part_dir: Path, images: np.ndarray, rows: list[StagedRow], r
     tmp.mkdir(parents=True)
     np.save(tmp / IMAGES_FILE, images, allow_pickle=False)
     score_names = sorted({name for r in rows for name in (r.scores or {})})
-    columns: dict[str, Any] = {
-        "key": pa.array([r.key for r in rows], pa.string()),
-        "locator": pa.array([r.locator for r in rows], pa.string()),
-        "label": pa.array([r.label for r in rows], pa.string()),
-        "original_width": pa.array([r.original_width for r in rows], pa.int32()),
-        "original_height": pa.array([r.original_height for r in rows], pa.int32()),
-        "upscale": pa.array([r.upscale for r in rows], pa.float32()),
-        "content_hash": pa.array([r.content_hash for r in rows], pa.binary(16)),
-        "channel_sum": pa.array([r.channel_sum for r in rows], pa.list_(pa.float64())),
-        "channel_sumsq": pa.array([r.channel_sumsq for r in rows], pa.list_(pa.float64())),
-        "provenance": pa.array([json.dumps(r.provenance, sort_keys=True, default=str) for r in rows], pa.string()),
+    # Built from buffers (gandata.arrow_columns): pa.array would import pandas in every worker.
+    columns: dict[str, pa.Array] = {
+        "key": string_column([r.key for r in rows]),
+        "locator": string_column([r.locator for r in rows]),
+        "label": string_column([r.label for r in rows]),
+        "original_width": numeric_column([r.original_width for r in rows], "int32"),
+        "original_height": numeric_column([r.original_height for r in rows], "int32"),
+        "upscale": numeric_column([r.upscale for r in rows], "float32"),
+        "content_hash": fixed_binary_column([r.content_hash for r in rows], 16),
+        "channel_sum": float64_list_column([r.channel_sum or [] for r in rows]),
+        "channel_sumsq": float64_list_column([r.channel_sumsq or [] for r in rows]),
+        "provenance": string_column([json.dumps(r.provenance, sort_keys=True, default=str) for r in rows]),
     }
     for name in score_names:
-        columns[f"score_{name}"] = pa.array([(r.scores or {}).get(name) for r in rows], pa.float32())
+        columns[f"score_{name}"] = numeric_column([(r.scores or {}).get(name) for r in rows], "float32")
     if any(r.phash is not None for r in rows):
-        columns["phash"] = pa.array([r.phash for r in rows], pa.int64())
-        columns["thumb"] = pa.array([r.thumb for r in rows], pa.binary())
-    pq.write_table(pa.table(columns), tmp / META_FILE)
+        columns["phash"] = numeric_column([r.phash for r in rows], "int64")
+        columns["thumb"] = binary_column([r.thumb for r in rows])
+    pq.write_table(pa.Table.from_arrays(list(columns.values()), names=list(columns)), tmp / META_FILE)
     with open(tmp / REJECTED_FILE, "w", encoding="utf-8") as fh:
         for rej in rejections:
             fh.write(json.dumps(rej.to_json(), sort_keys=True) + "\n")

@@ -20,7 +20,7 @@ from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
 from gandata.sources.archive import ArchiveSource, open_archive
 from gandata.sources.base import SourceContext
-from gandata.sources.folder import PARALLEL_PARTITIONS, PARTITION_SIZE
+from gandata.sources.folder import MIN_PARTITION_ITEMS, PARALLEL_PARTITIONS, PARTITION_SIZE
 
 
 def image_bytes(fmt: str = "PNG", color=(200, 30, 30), size=(8, 8)) -> bytes:
@@ -383,7 +383,7 @@ def test_partitions_sorted_and_picklable(tmp_path):
     src = open_src(path)
     parts = src.partitions()
     # Random access: equal partitions, as many as the workers can share.
-    assert len(parts) == PARALLEL_PARTITIONS
+    assert len(parts) == min(PARALLEL_PARTITIONS, n // MIN_PARTITION_ITEMS)
     assert max(len(p.items) for p in parts) - min(len(p.items) for p in parts) <= 1
     assert [e.key for p in parts for e in p.items] == sorted(names)
     assert open_src(path).partitions() == parts

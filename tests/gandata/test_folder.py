@@ -270,10 +270,12 @@ def test_deterministic_partitions_and_pickle(tmp_path):
         write(tmp_path, name, PNG)
     src = open_src(tmp_path)
     parts = src.partitions()
-    # Cut into PARALLEL_PARTITIONS equal parts, so that workers finish together.
-    assert len(parts) == PARALLEL_PARTITIONS
-    assert {len(p.items) for p in parts} == {n // PARALLEL_PARTITIONS, n // PARALLEL_PARTITIONS + 1}
-    assert [p.index for p in parts] == list(range(PARALLEL_PARTITIONS))
+    # Cut into equal parts, as many as MIN_PARTITION_ITEMS allows up to
+    # PARALLEL_PARTITIONS, so that workers finish together.
+    count = min(PARALLEL_PARTITIONS, n // MIN_PARTITION_ITEMS)
+    assert len(parts) == count
+    assert {len(p.items) for p in parts} == {n // count, n // count + 1}
+    assert [p.index for p in parts] == list(range(count))
     flat = [item for p in parts for item in p.items]
     assert flat == sorted(names)
     assert src.partitions() == parts
@@ -339,8 +341,8 @@ def test_empty_folder(tmp_path):
         (0, []),
         (5, [5]),
         (MIN_PARTITION_ITEMS * 3, [MIN_PARTITION_ITEMS] * 3),  # too few items for 16 partitions
-        (1200, [75] * 16),
-        (20 * PARTITION_SIZE - 40, [PARTITION_SIZE - 2] * 20),  # large: at most PARTITION_SIZE each
+        (PARALLEL_PARTITIONS * 40, [40] * PARALLEL_PARTITIONS),
+        (40 * PARTITION_SIZE - 80, [PARTITION_SIZE - 2] * 40),  # large: at most PARTITION_SIZE each
     ],
 )
 def test_partition_chunks_are_balanced(n, expected_sizes):
