@@ -15,7 +15,7 @@ import click
 from gandata import __version__
 from gandata.config import DEFAULT_OUTPUT, build_config_from_mapping, load_config_file
 from gandata.errors import GandataError
-from gandata.sources import SCHEMES
+from gandata.sources import schemes
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -69,7 +69,7 @@ def main() -> None:
 
 
 def _source_help() -> str:
-    return "\n".join(f"  {help_text}" for _, help_text in SCHEMES.values())
+    return "\n".join(f"  {help_text}" for _, help_text in schemes().values())
 
 
 
@@ -146,7 +146,7 @@ def _pop_clean_flags(flags: dict[str, Any], data: dict[str, Any]) -> None:
 
 
 @main.command(
-    epilog="Sources (URI forms):\n\n" + "\n\n".join(f"  {h}" for _, h in SCHEMES.values()) + "\n\n"
+    epilog="Sources (URI forms):\n\n" + "\n\n".join(f"  {h}" for _, h in schemes().values()) + "\n\n"
     "Several sources merge into one dataset; per-source options (label_map, label, max_samples, weight, "
     "license, image_column, label_column) go in the config file's [[sources]] tables (docs/SOURCES.md).\n\n"
     "Examples:\n\n  gandata build\n\n  gandata build ./photos -o data/photos --size 64 --workers 8\n\n"
