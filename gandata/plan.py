@@ -7,6 +7,7 @@ the seeded shuffle, shard assignment and the dataset statistics.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,19 @@ def find_exact_duplicates(staged: StagedTable) -> tuple[np.ndarray, list[Rejecti
                 )
             )
     return keep, rejections
+
+
+def synthetic_mask(staged: StagedTable) -> np.ndarray:
+    """True for staged samples a source flagged ``synthetic`` in their
+    provenance (samples of a generator, e.g. ``gan:``)."""
+    if staged.num_rows == 0 or "provenance" not in staged.table.column_names:
+        return np.zeros(staged.num_rows, dtype=bool)
+    out = np.zeros(staged.num_rows, dtype=bool)
+    for i, text in enumerate(staged.table.column("provenance").to_pylist()):
+        # Cheap substring test first: parsing every row's JSON would dominate.
+        if text and '"synthetic"' in text:
+            out[i] = bool(json.loads(text).get("synthetic"))
+    return out
 
 
 def label_ids(staged: StagedTable, classes: Sequence[str]) -> np.ndarray:

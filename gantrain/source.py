@@ -170,6 +170,7 @@ class GanSource:
             "run": self.run_dir, "checkpoint": self.checkpoint, "checkpoint_sha256": self.checkpoint_sha256,
             "ema": self.ema, "seed": self.seed, "truncation": self.truncation, "filter": self.filter,
             "classifier": self.classifier_summary, "requested": {str(n): c for n, c in self.counts},
+            "conditional": self.conditional, "classes": list(self.generator_classes),
         }
 
     # --- internals ---------------------------------------------------------------------------
