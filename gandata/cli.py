@@ -511,6 +511,11 @@ def _print_audit(data: dict[str, Any]) -> None:
         ratio = data["imbalance_ratio"]
         click.echo(f"imbalance ratio (max/min): {'inf (a class is empty)' if ratio is None else f'{ratio:.2f}'}")
         click.echo(f"normalized entropy: {_fmt(data['normalized_entropy'])}   effective classes exp(H): {_fmt(data['effective_classes'], '.2f')}   Gini: {_fmt(data['gini'])}")
+        if data.get("synthetic_share") is not None:
+            click.echo(f"synthetic samples: {data['num_synthetic']} of {data['num_samples']} (generator output, "
+                       "samples.parquet 'synthetic'); share per class:")
+            for c in data["classes"]:
+                click.echo(f"  {c['name']:<{width}}  {c['synthetic']:>8}  {100 * c['synthetic_share']:5.1f}%")
         if data.get("counts_before_balancing"):
             click.echo("before balancing: " + ", ".join(f"{k} {v}" for k, v in data["counts_before_balancing"].items()))
         if data["below_floor"]:
