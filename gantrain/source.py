@@ -18,6 +18,7 @@ Options (URI query, or the source's table in a build config)::
                           to the class asked for with probability >= CONF
     classifier_steps=N    training steps of that classifier (default 1000, the
                           `gantrain eval` default, so its cached one is reused)
+    classifier_width=W    its width (default 32, the `gantrain eval` one)
     cache_dir=DIR         classifier cache (default $GANTRAIN_CACHE or ~/.cache/gantrain)
     data=PATH             dataset the classifier is trained on (default: the run's)
     max_rounds=R          generation rounds per partition with the filter (default 5)
@@ -59,7 +60,7 @@ __all__ = ["GanSource", "open_gan", "OPTIONS", "PARTITION_SIZE", "file_sha256"]
 
 OPTIONS = (
     "count", "classes", "counts", "truncation", "ema", "checkpoint", "seed", "filter", "classifier_steps",
-    "cache_dir", "data", "max_rounds", "batch_size",
+    "classifier_width", "cache_dir", "data", "max_rounds", "batch_size",
 )
 # Samples per partition: small enough to spread a fill over the workers,
 # large enough that a worker loads its generator for real work.
@@ -356,7 +357,8 @@ def _prepare_classifier(uri: str, options: Mapping[str, str], g: Any, names: Seq
     if not data:
         raise _fail(uri, "filter: the checkpoint does not record its dataset; give data=PATH")
     steps = _int(uri, "classifier_steps", options.get("classifier_steps", DEFAULT_CLASSIFIER_STEPS), 1)
-    config = ClassifierConfig(steps=steps)
+    width = _int(uri, "classifier_width", options.get("classifier_width", ClassifierConfig.width), 1)
+    config = ClassifierConfig(steps=steps, width=width)
     cache_dir = options.get("cache_dir") or default_cache_dir()
     try:
         sha = manifest_sha256(data)
