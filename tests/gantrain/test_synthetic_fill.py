@@ -254,3 +254,25 @@ def test_classifier_filter_drops_the_class_the_generator_gets_wrong(
     rows = pq.read_table(out / "samples.parquet").to_pylist()
     assert Counter(r["class_name"] for r in rows if r["synthetic"]) == {"b": 16}
     assert all(r["synth_confidence"] >= 0.9 for r in rows if r["synthetic"])
+
+
+def test_cli_build_synthesize_and_stats_report_the_synthetic_share(real_npz: Path, cond_run: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gandata.cli import main
+
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    common = ["build", f"npz:{real_npz}", "-o", str(out), "--size", "32", "--no-clean", "--executor", "serial",
+              "--balance", "synthesize", "--synth-from", str(cond_run)]
+    refused = runner.invoke(main, common)
+    assert refused.exit_code == 2 and "--max-synthetic-share: class 'c'" in refused.output
+    result = runner.invoke(main, common + ["--max-synthetic-share", "0.6", "--synth-option", "batch_size=8"])
+    assert result.exit_code == 0, result.output
+    assert "c: 16 real + 24 synthetic = 40 (target 40, 60% synthetic)" in result.output
+    stats = runner.invoke(main, ["stats", str(out), "--floor", "0"])
+    assert stats.exit_code == 0, stats.output
+    assert "synthetic samples: 40 of 120" in stats.output
+    assert "gan:" in runner.invoke(main, ["build", "--help"]).output  # the plugin's URI form is listed
+    bad = runner.invoke(main, common[:-2] + ["--synth-from", str(tmp_path / "missing")])
+    assert bad.exit_code == 2 and "--synth-from" in bad.output and "does not exist" in bad.output
