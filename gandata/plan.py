@@ -196,7 +196,9 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     declared_classes, cap_rejections = merge_sources(staged, config.sources, keep, declared_classes, config.seed)
     rejections.extend(cap_rejections)
     # Cleaning after the merge: label conflicts need the unified labels.
-    cleaned = apply_cleaning(staged, keep, rejections, config.clean, config.image.size_px, keep_exact=not config.dedup)
+    synthetic = synthetic_mask(staged)
+    cleaned = apply_cleaning(staged, keep, rejections, config.clean, config.image.size_px, keep_exact=not config.dedup,
+                             synthetic=synthetic if synthetic.any() else None)
     keep, rejections = cleaned.keep, cleaned.rejections
     found = staged.table.column("label").to_pylist() if staged.num_rows else []
     classes = resolve_classes(found, declared_classes)
