@@ -337,6 +337,13 @@ class BuildConfig:
         """The resolved config as JSON-ready data (saved in the manifest)."""
         data = dataclasses.asdict(self)
         data["sources"] = [s.to_json() for s in self.sources]
+        if self.balance.mode != "synthesize":
+            # The synthetic-fill keys only appear when used, so configs (and
+            # build fingerprints) of other builds read as they always did.
+            default = BalanceConfig()
+            for key in ("synth_from", "synth_filter", "synth_truncation", "synth_options", "max_synthetic_share"):
+                if getattr(self.balance, key) == getattr(default, key):
+                    data["balance"].pop(key)
         return json.loads(json.dumps(data))
 
 
@@ -515,7 +522,9 @@ def _balance_from(kwargs: dict[str, Any]) -> BalanceConfig:
                       ("min_class_count", int), ("val_fraction", (int, float)), ("mode", str),
                       ("synth_from", str), ("synth_filter", (int, float)), ("synth_truncation", (int, float)),
                       ("max_synthetic_share", (int, float))):
-        if key in kwargs and (not isinstance(kwargs[key], want) or (want is not bool and isinstance(kwargs[key], bool))):
+        optional = key in ("synth_from", "synth_filter", "synth_truncation")  # None = unset (a saved config)
+        if key in kwargs and not (optional and kwargs[key] is None) and (
+                not isinstance(kwargs[key], want) or (want is not bool and isinstance(kwargs[key], bool))):
             raise ConfigError(f"balance.{key}: {kwargs[key]!r} has the wrong type")
     for key in ("val_fraction", "synth_filter", "synth_truncation", "max_synthetic_share"):
         if kwargs.get(key) is not None:
