@@ -181,7 +181,7 @@ def _pop_clean_flags(flags: dict[str, Any], data: dict[str, Any]) -> None:
 @click.option("--synth-from", metavar="RUN_DIR", help="--balance synthesize: the gantrain run (trained with --conditional) whose generator fills each class up to its --sampling-strategy target; needs gantrain installed.")
 @click.option("--synth-filter", type=float, metavar="CONF", help="--balance synthesize: keep only synthetic samples the run's evaluation classifier assigns to their class with probability >= CONF (others are rejected as off_class). [default: no filter]")
 @click.option("--synth-truncation", type=float, metavar="T", help="--balance synthesize: truncation trick, noise values with |z| > T redrawn. [default: none]")
-@click.option("--synth-option", "synth_option_pairs", multiple=True, metavar="KEY=VALUE", help="--balance synthesize: further gan: source option (ema=0, checkpoint=last, classifier_steps=N, cache_dir=DIR, data=PATH, max_rounds=R, batch_size=B). Repeatable.")
+@click.option("--synth-option", "synth_option_pairs", multiple=True, metavar="KEY=VALUE", help="--balance synthesize: further gan: source option (ema=0, checkpoint=last, classifier_steps=N, classifier_width=W, cache_dir=DIR, data=PATH, max_rounds=R, batch_size=B). Repeatable.")
 @click.option("--max-synthetic-share", type=float, help="--balance synthesize: refuse to make more than this share of a class's training samples synthetic. [default: 0.5]")
 @click.option("--sampling-strategy", help="imbalanced-learn vocabulary: auto, all, minority, majority, 'not minority', 'not majority', one count, or JSON {\"cat\": 5000}. [default: auto]")
 @click.option("--no-augment", is_flag=True, default=None, help="Oversampled copies are exact copies (for digits, text: flips change meaning).")
@@ -204,7 +204,9 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
     Images are decoded, oriented, converted and fitted to SIZE, cleaned
     (exact and near duplicates, label conflicts, blank, dark, light, blurry
     and out-of-aspect images; see `gandata clean`), classes optionally
-    balanced (--balance) and a validation split cut (--val-fraction; see
+    balanced (--balance; `--balance synthesize --synth-from RUN_DIR` fills
+    rare classes with samples of a conditional gantrain generator, marked
+    synthetic) and a validation split cut (--val-fraction; see
     docs/BALANCE.md), then written as safetensors shards with a manifest,
     samples.parquet (every sample's origin) and rejected.jsonl (every input
     left out, with its reason). An interrupted build resumes when re-run with
