@@ -138,7 +138,8 @@ class GanSource:
         cid = self.generator_classes.index(name) if name is not None else -1
         g = self._generator()
         if self.filter is None:
-            seed = _derive_seed(self.seed, cid, start, 0)
+            # SeedSequence takes non-negative entropy: an unconditional model uses stream 0.
+            seed = _derive_seed(self.seed, max(cid, 0), start, 0)
             pixels, _ = g.generate_uint8(need, labels=cid if cid >= 0 else None, seed=seed,
                                          batch_size=self.batch_size, truncation=self.truncation)
             for j in range(need):

@@ -186,6 +186,9 @@ def test_synthesize_refuses_too_synthetic_classes_and_bad_runs(real_npz: Path, r
     train(tiny_config(real_dataset, plain, steps=1))
     with pytest.raises(ConfigError, match="--synth-from: .*unconditional"):
         build(_synth_config(out, real_npz, plain))
+    # As a plain source, an unconditional generator gives unlabeled samples.
+    unlabeled = open_source(SourceSpec(f"gan:{plain}?count=3"), SourceContext(size_px=32))
+    assert [x.label for p in unlabeled.partitions() for x in unlabeled.read(p)] == [None] * 3
     other = tmp_path / "other"
     train(tiny_config(write_dataset(tmp_path / "xyz", n=24, classes=("x", "y", "z")), other, conditional=True, steps=1))
     with pytest.raises(ConfigError, match=r"--synth-from: the generator in .* does not know class\(es\) 'b', 'c'"):
