@@ -59,6 +59,9 @@ class Audit:
     image_shape: list[int] | None = None
     # Up to GRID_SAMPLES uint8 HWC images per class, for --plot.
     samples: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    # Synthetic samples per class (generator output, samples.parquet
+    # ``synthetic``); None when the dataset holds none.
+    synthetic: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = self.balance.to_json(beta=self.beta, floor=self.floor)
@@ -68,6 +71,9 @@ class Audit:
             entry["duplicate_share"] = self.duplicate_share.get(name)
             if self.counts_deduplicated is not None:
                 entry["count_deduplicated"] = self.counts_deduplicated.get(name, 0)
+            if self.synthetic is not None:
+                entry["synthetic"] = self.synthetic.get(name, 0)
+                entry["synthetic_share"] = self.synthetic.get(name, 0) / entry["count"] if entry["count"] else 0.0
         data.update({
             "kind": self.kind,
             "target": self.target,
@@ -81,6 +87,9 @@ class Audit:
             "sources": self.sources,
             "splits": self.splits,
         })
+        if self.synthetic is not None:
+            data["num_synthetic"] = sum(self.synthetic.values())
+            data["synthetic_share"] = {e["name"]: e["synthetic_share"] for e in data["classes"]}
         return data
 
 
@@ -159,6 +168,11 @@ def audit_dataset(root: str | os.PathLike[str], beta: float = DEFAULT_BETA, floo
         splits=dict(manifest.get("splits", {})), num_unlabeled=int(manifest.get("num_unlabeled", 0)),
         image_shape=list(manifest["image_shape"]),
     )
+    if "synthetic" in cols and any(rows["synthetic"][i] for i in range(n) if keep[i]):
+        synthetic = {c: 0 for c in classes}
+        synthetic.update(Counter(rows["class_name"][i] for i in range(n)
+                                 if keep[i] and rows["synthetic"][i] and rows["class_name"][i] is not None))
+        audit.synthetic = synthetic
     # Pixels for diversity and the grid: originals only, read split by split.
     by_split: dict[str, dict[str, list[int]]] = {}
     offsets: dict[str, dict[int, int]] = {}

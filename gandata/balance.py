@@ -10,7 +10,12 @@ entries (marked as copies, augmented later in the write workers by
 gandata.augment) and ``weights`` attaches a per-sample weight. The targets
 use imbalanced-learn's ``sampling_strategy`` vocabulary. The validation split
 is cut first, from the originals, so validation keeps the natural class
-proportions and never holds a copy (or the original of a copy).
+proportions and never holds a copy (or the original of a copy), nor a
+synthetic sample.
+
+``synthesize`` needs pixels from a generator, so the pipeline runs it
+(gandata/synthesize.py computes the fill); here it only keeps the synthetic
+samples out of the validation split, like every mode.
 """
 
 from __future__ import annotations
@@ -177,7 +182,7 @@ def apply_balance(plan: Any, staged: Any, config: BuildConfig) -> Any:
     """Cut the validation split and balance the training split of ``plan``.
 
     Returns the plan unchanged when neither is asked for."""
-    from gandata.plan import assign_shards, channel_stats
+    from gandata.plan import assign_shards, channel_stats, synthetic_mask
     from gandata.split import group_ids, stratified_split
 
     bc = config.balance
@@ -206,7 +211,12 @@ def apply_balance(plan: Any, staged: Any, config: BuildConfig) -> Any:
     hashes = staged.table.column("content_hash").to_pylist()
     cluster_ids = plan.extra.get("cluster_ids")
     groups = group_ids([hashes[r] for r in rows], None if cluster_ids is None else np.asarray(cluster_ids)[rows])
-    is_val = stratified_split(labels, groups, bc.val_fraction, config.seed)
+    # Validation stays real: synthetic samples (gan: sources, --balance
+    # synthesize) are split off before the cut and always train.
+    synthetic = synthetic_mask(staged)[rows] if len(rows) else np.zeros(0, dtype=bool)
+    is_val = np.zeros(len(rows), dtype=bool)
+    real = np.flatnonzero(~synthetic)
+    is_val[real] = stratified_split(labels[real], groups[real], bc.val_fraction, config.seed)
 
     rng = np.random.default_rng([config.seed, 0xBA1])
     train = np.flatnonzero(~is_val)

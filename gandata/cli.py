@@ -15,7 +15,7 @@ import click
 from gandata import __version__
 from gandata.config import DEFAULT_OUTPUT, build_config_from_mapping, load_config_file
 from gandata.errors import GandataError
-from gandata.sources import SCHEMES
+from gandata.sources import schemes
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -38,7 +38,7 @@ class PhaseBars:
 
         bar = self._bars.get(phase)
         if bar is None:
-            bar = self._bars[phase] = tqdm(total=total, desc=f"{phase:>7}", unit="part" if phase == "ingest" else "shard", leave=True, file=sys.stderr)
+            bar = self._bars[phase] = tqdm(total=total, desc=f"{phase:>7}", unit="part" if phase.startswith(("ingest", "synth")) else "shard", leave=True, file=sys.stderr)
         bar.n = done
         bar.refresh()
         if done >= total:
@@ -69,7 +69,7 @@ def main() -> None:
 
 
 def _source_help() -> str:
-    return "\n".join(f"  {help_text}" for _, help_text in SCHEMES.values())
+    return "\n".join(f"  {help_text}" for _, help_text in schemes().values())
 
 
 
@@ -146,7 +146,7 @@ def _pop_clean_flags(flags: dict[str, Any], data: dict[str, Any]) -> None:
 
 
 @main.command(
-    epilog="Sources (URI forms):\n\n" + "\n\n".join(f"  {h}" for _, h in SCHEMES.values()) + "\n\n"
+    epilog="Sources (URI forms):\n\n" + "\n\n".join(f"  {h}" for _, h in schemes().values()) + "\n\n"
     "Several sources merge into one dataset; per-source options (label_map, label, max_samples, weight, "
     "license, image_column, label_column) go in the config file's [[sources]] tables (docs/SOURCES.md).\n\n"
     "Examples:\n\n  gandata build\n\n  gandata build ./photos -o data/photos --size 64 --workers 8\n\n"
@@ -177,7 +177,12 @@ def _pop_clean_flags(flags: dict[str, Any], data: dict[str, Any]) -> None:
 @click.option("--ray-address", help="With --executor ray: the cluster to join ('auto', 'ray://HOST:10001'); default starts a local Ray.")
 @click.option("--staging-dir", help="With an object-store --output: local folder the build is staged in before upload (kept for resuming). [default: a temporary folder]")
 @click.option("--no-dedup", is_flag=True, default=None, help="Keep exact duplicates.")
-@click.option("--balance", type=click.Choice(["none", "undersample", "oversample", "weights"]), help="Class balancing of the train split: resample (indices only, output shuffled) or write per-sample `weights`. [default: none]")
+@click.option("--balance", type=click.Choice(["none", "undersample", "oversample", "weights", "synthesize"]), help="Class balancing of the train split: resample (indices only, output shuffled), write per-sample `weights`, or synthesize: fill classes with samples of a conditional gantrain generator (--synth-from). [default: none]")
+@click.option("--synth-from", metavar="RUN_DIR", help="--balance synthesize: the gantrain run (trained with --conditional) whose generator fills each class up to its --sampling-strategy target; needs gantrain installed.")
+@click.option("--synth-filter", type=float, metavar="CONF", help="--balance synthesize: keep only synthetic samples the run's evaluation classifier assigns to their class with probability >= CONF (others are rejected as off_class). [default: no filter]")
+@click.option("--synth-truncation", type=float, metavar="T", help="--balance synthesize: truncation trick, noise values with |z| > T redrawn. [default: none]")
+@click.option("--synth-option", "synth_option_pairs", multiple=True, metavar="KEY=VALUE", help="--balance synthesize: further gan: source option (ema=0, checkpoint=last, classifier_steps=N, classifier_width=W, cache_dir=DIR, data=PATH, max_rounds=R, batch_size=B). Repeatable.")
+@click.option("--max-synthetic-share", type=float, help="--balance synthesize: refuse to make more than this share of a class's training samples synthetic. [default: 0.5]")
 @click.option("--sampling-strategy", help="imbalanced-learn vocabulary: auto, all, minority, majority, 'not minority', 'not majority', one count, or JSON {\"cat\": 5000}. [default: auto]")
 @click.option("--no-augment", is_flag=True, default=None, help="Oversampled copies are exact copies (for digits, text: flips change meaning).")
 @click.option("--min-class-count", type=int, help="Balancing refuses classes with fewer originals than this. [default: 1]")
@@ -199,13 +204,15 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
     Images are decoded, oriented, converted and fitted to SIZE, cleaned
     (exact and near duplicates, label conflicts, blank, dark, light, blurry
     and out-of-aspect images; see `gandata clean`), classes optionally
-    balanced (--balance) and a validation split cut (--val-fraction; see
+    balanced (--balance; `--balance synthesize --synth-from RUN_DIR` fills
+    rare classes with samples of a conditional gantrain generator, marked
+    synthetic) and a validation split cut (--val-fraction; see
     docs/BALANCE.md), then written as safetensors shards with a manifest,
     samples.parquet (every sample's origin) and rejected.jsonl (every input
     left out, with its reason). An interrupted build resumes when re-run with
     the same command.
     """
-    from gandata.pipeline import build as run_build, build_fingerprint, open_sources
+    from gandata.pipeline import build as run_build, build_fingerprint, open_sources, open_synth_probe
 
     def resolve() -> Any:
         data: dict[str, Any] = load_config_file(config_file) if config_file else {}
@@ -227,7 +234,17 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
             if value is not None:
                 section[key] = int(value) if key == "channels" else value
         balance = dict(data.get("balance", {}) or {})
-        for key in ("balance", "sampling_strategy", "min_class_count", "drop_small_classes", "val_fraction"):
+        synth_pairs = flags.pop("synth_option_pairs")
+        if synth_pairs:
+            options = dict(balance.get("synth_options", {}) or {})
+            for pair in synth_pairs:
+                key, sep, value = pair.partition("=")
+                if not sep or not key.strip():
+                    raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--synth-option")
+                options[key.strip()] = value.strip()
+            balance["synth_options"] = options
+        for key in ("balance", "sampling_strategy", "min_class_count", "drop_small_classes", "val_fraction",
+                    "synth_from", "synth_filter", "synth_truncation", "max_synthetic_share"):
             value = flags.pop(key)
             if value is not None:
                 balance["mode" if key == "balance" else key] = value
@@ -273,7 +290,7 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
             click.echo(json.dumps(config.to_json(), indent=2))
             for source in opened:
                 click.echo(f"source {source.uri}: {len(source.partitions())} partition(s)")
-            click.echo(f"build fingerprint: {build_fingerprint(config, opened)}")
+            click.echo(f"build fingerprint: {build_fingerprint(config, opened, open_synth_probe(config))}")
         _run(show)
         return
     bars = PhaseBars(quiet)
@@ -290,9 +307,28 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
     click.echo(f"built {summary.output}: {summary.num_samples} samples, {len(summary.classes)} classes, {rejected} rejected")
     for reason, count in summary.rejections.items():
         click.echo(f"  rejected {reason}: {count}")
+    if summary.synthetic:
+        _echo_synthetic(summary.synthetic)
     if summary.reused_partitions or summary.reused_shards:
         click.echo(f"  resumed: reused {summary.reused_partitions} ingest partition(s), {summary.reused_shards} shard(s)")
     click.echo("  " + ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items()))
+
+
+def _echo_synthetic(record: dict[str, Any]) -> None:
+    """The synthetic fill's summary after `gandata build --balance synthesize`."""
+    click.echo(f"  synthetic fill from {record.get('run')} (checkpoint sha256 {str(record.get('checkpoint_sha256'))[:12]}, "
+               f"{record.get('rounds')} round(s), filter {record.get('filter')}):")
+    for name, target in record.get("targets", {}).items():
+        count = record["counts"].get(name, 0)
+        if not record["requested"].get(name):
+            continue
+        rejected = record.get("rejected_off_class", {}).get(name, 0)
+        extra = f", {rejected} rejected off_class" if record.get("filter") is not None else ""
+        click.echo(f"    {name}: {record['real_counts'][name]} real + {count} synthetic = {record['real_counts'][name] + count}"
+                   f" (target {target}, {100 * record['shares'][name]:.0f}% synthetic{extra})")
+    for name, short in record.get("shortfall", {}).items():
+        click.echo(f"  warning: class {name!r} is {short} sample(s) short of its target: the generator's samples were "
+                   "rejected by the filter or by cleaning (see rejected.jsonl)", err=True)
 
 
 @main.command(epilog="Example:\n\n  gandata clean ./photos --report audit/ --size 64\n\n  gandata clean ./photos --report audit/ --near-dup-radius 8 --min-std 5")
@@ -477,6 +513,11 @@ def _print_audit(data: dict[str, Any]) -> None:
         ratio = data["imbalance_ratio"]
         click.echo(f"imbalance ratio (max/min): {'inf (a class is empty)' if ratio is None else f'{ratio:.2f}'}")
         click.echo(f"normalized entropy: {_fmt(data['normalized_entropy'])}   effective classes exp(H): {_fmt(data['effective_classes'], '.2f')}   Gini: {_fmt(data['gini'])}")
+        if data.get("synthetic_share") is not None:
+            click.echo(f"synthetic samples: {data['num_synthetic']} of {data['num_samples']} (generator output, "
+                       "samples.parquet 'synthetic'); share per class:")
+            for c in data["classes"]:
+                click.echo(f"  {c['name']:<{width}}  {c['synthetic']:>8}  {100 * c['synthetic_share']:5.1f}%")
         if data.get("counts_before_balancing"):
             click.echo("before balancing: " + ", ".join(f"{k} {v}" for k, v in data["counts_before_balancing"].items()))
         if data["below_floor"]:

@@ -136,7 +136,9 @@ class OutputConfig:
             raise ConfigError(f"--shard-size: {self.shard_size} must be at least 1")
 
 
-BALANCE_MODES = ("none", "undersample", "oversample", "weights")
+BALANCE_MODES = ("none", "undersample", "oversample", "weights", "synthesize")
+# gan: source options the synthetic fill sets itself (so --synth-option may not).
+SYNTH_RESERVED_OPTIONS = ("count", "counts", "classes", "seed", "filter", "truncation")
 SAMPLING_KEYWORDS = ("auto", "all", "minority", "majority", "not minority", "not majority")
 AUGMENTATIONS = ("hflip", "affine", "color")
 
@@ -195,10 +197,35 @@ class BalanceConfig:
     undersample_by_cluster: bool = True
     # Stratified validation split; 0 = none.
     val_fraction: float = 0.0
+    # --balance synthesize: the gantrain run whose conditional generator fills
+    # the classes, the classifier-filter threshold (None = no filter), the
+    # truncation of its noise, further gan: source options, and the largest
+    # share of a class's training samples that may be synthetic.
+    synth_from: str | None = None
+    synth_filter: float | None = None
+    synth_truncation: float | None = None
+    synth_options: Mapping[str, str] = field(default_factory=dict)
+    max_synthetic_share: float = 0.5
 
     def validate(self) -> None:
         if self.mode not in BALANCE_MODES:
             raise ConfigError(f"--balance: {self.mode!r} must be one of {', '.join(BALANCE_MODES)}")
+        if self.mode == "synthesize" and not self.synth_from:
+            raise ConfigError("--synth-from: --balance synthesize needs the run directory of a conditional gantrain generator")
+        if self.mode != "synthesize" and self.synth_from:
+            raise ConfigError(f"--synth-from: only used with --balance synthesize (not {self.mode!r})")
+        if self.synth_filter is not None and not 0.0 <= self.synth_filter <= 1.0:
+            raise ConfigError(f"--synth-filter: {self.synth_filter} must be a confidence in [0, 1]")
+        if self.synth_truncation is not None and not self.synth_truncation > 0:
+            raise ConfigError(f"--synth-truncation: {self.synth_truncation} must be positive")
+        if not 0.0 < self.max_synthetic_share <= 1.0:
+            raise ConfigError(f"--max-synthetic-share: {self.max_synthetic_share} must be in (0, 1]")
+        reserved = sorted(set(self.synth_options) & set(SYNTH_RESERVED_OPTIONS))
+        if reserved:
+            raise ConfigError(
+                f"--synth-option: {', '.join(reserved)} are set by the synthetic fill itself "
+                "(targets: --sampling-strategy; seed: --seed; filter: --synth-filter; truncation: --synth-truncation)"
+            )
         parse_sampling_strategy(self.sampling_strategy)
         for name in self.augmentations:
             if name not in AUGMENTATIONS:
@@ -310,6 +337,13 @@ class BuildConfig:
         """The resolved config as JSON-ready data (saved in the manifest)."""
         data = dataclasses.asdict(self)
         data["sources"] = [s.to_json() for s in self.sources]
+        if self.balance.mode != "synthesize":
+            # The synthetic-fill keys only appear when used, so configs (and
+            # build fingerprints) of other builds read as they always did.
+            default = BalanceConfig()
+            for key in ("synth_from", "synth_filter", "synth_truncation", "synth_options", "max_synthetic_share"):
+                if getattr(self.balance, key) == getattr(default, key):
+                    data["balance"].pop(key)
         return json.loads(json.dumps(data))
 
 
@@ -334,7 +368,8 @@ _BALANCE_KEYS = {
     "mode": "mode", "sampling_strategy": "sampling_strategy", "augment": "augment",
     "augmentations": "augmentations", "min_class_count": "min_class_count",
     "drop_small_classes": "drop_small_classes", "undersample_by_cluster": "undersample_by_cluster",
-    "val_fraction": "val_fraction",
+    "val_fraction": "val_fraction", "synth_from": "synth_from", "synth_filter": "synth_filter",
+    "synth_truncation": "synth_truncation", "synth_options": "synth_options", "max_synthetic_share": "max_synthetic_share",
 }
 _CLEAN_KEYS = {f.name: f.name for f in dataclasses.fields(CleanConfig)}
 
@@ -478,12 +513,22 @@ def _balance_from(kwargs: dict[str, Any]) -> BalanceConfig:
         if isinstance(value, str):
             value = [v for v in value.split(",") if v.strip()]
         kwargs["augmentations"] = tuple(str(v).strip() for v in value)
+    if "synth_options" in kwargs:
+        value = kwargs["synth_options"]
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"balance.synth_options: {value!r} must be a table of gan: source options")
+        kwargs["synth_options"] = {str(k): str(v) for k, v in sorted(value.items())}
     for key, want in (("augment", bool), ("drop_small_classes", bool), ("undersample_by_cluster", bool),
-                      ("min_class_count", int), ("val_fraction", (int, float)), ("mode", str)):
-        if key in kwargs and (not isinstance(kwargs[key], want) or (want is not bool and isinstance(kwargs[key], bool))):
+                      ("min_class_count", int), ("val_fraction", (int, float)), ("mode", str),
+                      ("synth_from", str), ("synth_filter", (int, float)), ("synth_truncation", (int, float)),
+                      ("max_synthetic_share", (int, float))):
+        optional = key in ("synth_from", "synth_filter", "synth_truncation")  # None = unset (a saved config)
+        if key in kwargs and not (optional and kwargs[key] is None) and (
+                not isinstance(kwargs[key], want) or (want is not bool and isinstance(kwargs[key], bool))):
             raise ConfigError(f"balance.{key}: {kwargs[key]!r} has the wrong type")
-    if "val_fraction" in kwargs:
-        kwargs["val_fraction"] = float(kwargs["val_fraction"])
+    for key in ("val_fraction", "synth_filter", "synth_truncation", "max_synthetic_share"):
+        if kwargs.get(key) is not None:
+            kwargs[key] = float(kwargs[key])
     return BalanceConfig(**kwargs)
 
 

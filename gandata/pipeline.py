@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gandata import __version__
-from gandata.config import BuildConfig
-from gandata.errors import BuildError, ConfigError, FormatError
+from gandata.config import BuildConfig, SourceSpec
+from gandata.errors import BuildError, ConfigError, FormatError, SourceError
 from gandata.executors import Executor, make_executor
 from gandata.ingest import IngestTask, ingest_partition
 from gandata.merge import PLAN_ONLY_OPTIONS
@@ -38,9 +38,10 @@ from gandata.manifest import (
 )
 from gandata.normalize import normalization_for
 from gandata.provenance import manifest_provenance
-from gandata.plan import Plan, StagedTable, load_staged, make_plan
+from gandata.plan import Plan, StagedTable, load_staged, make_plan, synthetic_mask
 from gandata.sources import Source, SourceContext, open_source
-from gandata.staging import partition_dir_name, read_rejections
+from gandata.staging import partition_dir_name, read_meta, read_rejections
+from gandata.synthesize import MAX_ROUNDS, FillRecord, gan_uri, plan_fill, round_seed, synthetic_counts
 from gandata.storage import is_remote, local_path
 from gandata.write import ShardTask, write_shard
 
@@ -65,6 +66,8 @@ class BuildSummary:
     reused_partitions: int = 0
     reused_shards: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    # --balance synthesize: the manifest's ``synthetic`` record.
+    synthetic: dict[str, Any] | None = None
 
 
 def _digest(data: Any) -> str:
@@ -75,24 +78,62 @@ def _noop_progress(phase: str, done: int, total: int) -> None:
     pass
 
 
-def open_sources(config: BuildConfig) -> list[Source]:
-    """Open every source of the config (fails fast on a bad URI)."""
-    ctx = SourceContext(
+def _context(config: BuildConfig) -> SourceContext:
+    return SourceContext(
         size_px=config.image.size_px,
         channels=config.image.channels,
         seed=config.seed,
         allow_private_network=config.allow_private_network,
         cache_dir=str(Path(config.output) / CACHE_DIR / "web"),
     )
+
+
+def open_sources(config: BuildConfig) -> list[Source]:
+    """Open every source of the config (fails fast on a bad URI)."""
+    ctx = _context(config)
     return [open_source(spec, ctx) for spec in config.sources]
 
 
-def build_fingerprint(config: BuildConfig, sources: Sequence[Source]) -> str:
-    """Identifies the dataset a config produces: same fingerprint, same bytes."""
+def open_synth_probe(config: BuildConfig) -> Source | None:
+    """With ``--balance synthesize``: the generator of ``--synth-from`` opened
+    as a one-sample ``gan:`` source, through the source registry. It checks
+    the run up front (exists, conditional, classifier ready when filtering)
+    and its fingerprint (checkpoint SHA-256, options) enters the build's.
+    None for other modes."""
+    bc = config.balance
+    if bc.mode != "synthesize":
+        return None
+    try:
+        probe = open_source(SourceSpec(gan_uri(bc)), _context(config))
+    except SourceError as exc:
+        raise ConfigError(f"--synth-from: {exc}") from None
+    if generator_summary(probe).get("conditional") is False or probe.class_names() is None:
+        raise ConfigError(
+            f"--synth-from: the generator in {bc.synth_from} is unconditional; synthetic fill needs a "
+            "class-conditional one (gantrain train --conditional)"
+        )
+    return probe
+
+
+def generator_summary(source: Source) -> dict[str, Any]:
+    """What a generating source says about its generator (``summary()`` of a
+    ``gan:`` source: run, checkpoint and its SHA-256, classes, ...); {} when
+    it says nothing."""
+    summary = getattr(getattr(source, "inner", source), "summary", None)
+    return dict(summary()) if callable(summary) else {}
+
+
+def build_fingerprint(config: BuildConfig, sources: Sequence[Source], synth: Source | None = None) -> str:
+    """Identifies the dataset a config produces: same fingerprint, same bytes.
+
+    ``synth`` (``open_synth_probe``) adds the fill's generator: another
+    checkpoint or classifier is another dataset, so a resume never mixes
+    generators."""
     data = config.to_json()
     for key in ("output", "workers", "executor", "keep_staging", "overwrite", "ray_address", "staging_dir", "retry_failed"):
         data.pop(key, None)
-    return _digest({"config": data, "sources": [s.fingerprint() for s in sources], "version": FORMAT_VERSION})
+    extra = {"synth": synth.fingerprint()} if synth is not None else {}
+    return _digest({"config": data, "sources": [s.fingerprint() for s in sources], "version": FORMAT_VERSION, **extra})
 
 
 def _check_output(out: Path, fingerprint: str, overwrite: bool) -> bool:
@@ -141,7 +182,8 @@ def build(config: BuildConfig, progress: ProgressFn | None = None, executor: Exe
     timings: dict[str, float] = {}
     out = Path(local_path(config.output))
     sources = open_sources(config)
-    fingerprint = build_fingerprint(config, sources)
+    probe = open_synth_probe(config)
+    fingerprint = build_fingerprint(config, sources, probe)
     # --retry-failed rebuilds an up-to-date dataset: web sources fetch again
     # the URLs that failed (the rest comes from their download cache).
     if _check_output(out, fingerprint, config.overwrite) and not config.retry_failed:
@@ -164,6 +206,14 @@ def build(config: BuildConfig, progress: ProgressFn | None = None, executor: Exe
         plan = make_plan(staged, config, [s.class_names() for s in sources])
         timings["plan"] = time.perf_counter() - t0
 
+        fill = None
+        if probe is not None:
+            t0 = time.perf_counter()
+            fill, sources, part_dirs, staged, plan = _synthesize(
+                config, probe, list(sources), part_dirs, part_sources, staged, plan, staging, executor, report
+            )
+            timings["synthesize"] = time.perf_counter() - t0
+
         t0 = time.perf_counter()
         write_dir = staging / f"write-{fingerprint}"
         shard_results, reused_shards = _write(config, staged, plan, write_dir, out, executor, report)
@@ -175,6 +225,8 @@ def build(config: BuildConfig, progress: ProgressFn | None = None, executor: Exe
     t0 = time.perf_counter()
     rejections = _collect_rejections(part_dirs, plan)
     manifest = _manifest(config, fingerprint, sources, staged, plan, shard_results, rejections)
+    if fill is not None:
+        manifest["synthetic"] = fill.to_json()
     _write_samples_index(write_dir / SAMPLES_FILE, staged, plan, sources)
     _write_rejections(write_dir / REJECTED_FILE, rejections)
     _publish(out, write_dir, manifest)
@@ -185,6 +237,7 @@ def build(config: BuildConfig, progress: ProgressFn | None = None, executor: Exe
         output=str(out), num_samples=manifest["num_samples"], classes=plan.classes,
         class_counts=manifest["class_counts"], rejections=manifest["rejections"],
         reused_partitions=reused_parts, reused_shards=reused_shards, seconds=timings,
+        synthetic=manifest.get("synthetic"),
     )
 
 
@@ -203,11 +256,71 @@ def ingest_only(config: BuildConfig, staging: Path, progress: ProgressFn | None 
     return load_staged(part_dirs, part_sources, [s.uri for s in sources]), part_dirs
 
 
+def _synthesize(
+    config: BuildConfig, probe: Source, sources: list[Source], part_dirs: list[str], part_sources: list[int],
+    staged: StagedTable, plan: Plan, staging: Path, executor: Executor, report: ProgressFn,
+) -> tuple[FillRecord, list[Source], list[str], StagedTable, Plan]:
+    """``--balance synthesize``: fill each class of the training split up to
+    its target with samples of the ``--synth-from`` generator.
+
+    Each round opens a ``gan:`` source for what is still missing, ingests it
+    into staging like any source (so resume covers it) and plans again with
+    it; cleaning may drop some synthetic samples (duplicates, blank images)
+    and the classifier filter others, so up to MAX_ROUNDS rounds top up. What
+    is still missing then is recorded as the ``shortfall``."""
+    bc = config.balance
+    summary = generator_summary(probe)
+    generator_classes = summary.get("classes") or probe.class_names() or []
+    fill = plan_fill(plan.labels, plan.splits, plan.classes, bc, generator_classes)
+    record = FillRecord(fill=fill, generator=summary or {"run": bc.synth_from}, max_share=bc.max_synthetic_share)
+    specs = list(config.sources)
+    part_dirs, part_sources = list(part_dirs), list(part_sources)
+    real_declared = [s.class_names() for s in sources]
+    missing = dict(fill.deficits)
+    ctx = _context(config)
+    for round_no in range(MAX_ROUNDS):
+        if not any(missing.values()):
+            break
+        seed = round_seed(config.seed, round_no)
+        spec = SourceSpec(gan_uri(bc, missing, seed))
+        try:
+            source = open_source(spec, ctx)
+        except SourceError as exc:
+            raise ConfigError(f"--synth-from: {exc}") from None
+        phase = "synth" if round_no == 0 else f"synth{round_no + 1}"
+        dirs, indices, _ = _ingest(
+            replace(config, sources=(spec,)), [source], staging, executor,
+            lambda _phase, done, total: report(phase, done, total), first_index=len(specs),
+        )
+        for partition, part_dir in zip(source.partitions(), dirs):
+            name = partition.items[0]
+            record.generated[name] += read_meta(Path(part_dir)).num_rows
+            record.rejected[name] += sum(1 for r in read_rejections(Path(part_dir)) if r.get("reason") == "off_class")
+        record.seeds.append(seed)
+        specs.append(spec)
+        sources.append(source)
+        part_dirs += dirs
+        part_sources += indices
+        staged = load_staged(part_dirs, part_sources, [s.uri for s in sources])
+        # The generator's rounds declare no class order: the classes (and so
+        # the label ids) stay those of the real data.
+        declared = real_declared + [None] * (len(sources) - len(real_declared))
+        plan = make_plan(staged, replace(config, sources=tuple(specs)), declared)
+        have = synthetic_counts(plan.labels, plan.splits, synthetic_mask(staged)[plan.rows], plan.classes)
+        record.counts = have
+        still = {name: max(0, fill.deficits[name] - have.get(name, 0)) for name in fill.deficits}
+        if sum(still.values()) >= sum(missing.values()):
+            break  # no progress: another round would not do better
+        missing = still
+    return record, sources, part_dirs, staged, plan
+
+
 def _ingest(
-    config: BuildConfig, sources: Sequence[Source], staging: Path, executor: Executor, report: ProgressFn
+    config: BuildConfig, sources: Sequence[Source], staging: Path, executor: Executor, report: ProgressFn,
+    first_index: int = 0,
 ) -> tuple[list[str], list[int], int]:
     tasks: list[IngestTask] = []
-    for si, (spec, source) in enumerate(zip(config.sources, sources)):
+    for si, (spec, source) in enumerate(zip(config.sources, sources), start=first_index):
         # Staged partitions depend only on the source and the image options,
         # so changing e.g. normalization or shard size reuses them.
         spec_json = {k: v for k, v in spec.to_json().items() if k not in PLAN_ONLY_OPTIONS}
@@ -373,6 +486,12 @@ def _write_samples_index(path: Path, staged: StagedTable, plan: Plan, sources: S
     if plan.weights is not None:
         columns["weight"] = pa.array(plan.weights[order].astype(np.float32))
     provenance = [json.loads(p) for p in table.column("provenance").take(take).to_pylist()] if n else []
+    # Every row says whether it is synthetic (a generator's sample), so
+    # readers need not know which sources generate.
+    for p in provenance:
+        p["synthetic"] = bool(p.get("synthetic", False))
+    if not n:
+        columns["synthetic"] = pa.array([], pa.bool_())
     for name in sorted({k for p in provenance for k in p}):
         column = name if name not in columns else f"provenance_{name}"
         values = [p.get(name) for p in provenance]

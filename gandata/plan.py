@@ -7,6 +7,7 @@ the seeded shuffle, shard assignment and the dataset statistics.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,23 @@ def find_exact_duplicates(staged: StagedTable) -> tuple[np.ndarray, list[Rejecti
     return keep, rejections
 
 
+def synthetic_mask(staged: StagedTable) -> np.ndarray:
+    """True for staged samples a source flagged ``synthetic`` in their
+    provenance (samples of a generator, e.g. ``gan:``)."""
+    if staged.num_rows == 0 or "provenance" not in staged.table.column_names:
+        return np.zeros(staged.num_rows, dtype=bool)
+    import pyarrow.compute as pc
+
+    column = staged.table.column("provenance")
+    # A vectorized substring test first, so datasets without synthetic
+    # samples never parse their provenance JSON row by row.
+    candidates = np.flatnonzero(pc.fill_null(pc.match_substring(column, '"synthetic"'), False).to_numpy(zero_copy_only=False))
+    out = np.zeros(staged.num_rows, dtype=bool)
+    for i in candidates.tolist():
+        out[i] = bool(json.loads(column[i].as_py()).get("synthetic"))
+    return out
+
+
 def label_ids(staged: StagedTable, classes: Sequence[str]) -> np.ndarray:
     index = {name: i for i, name in enumerate(classes)}
     return np.array([index.get(name, UNLABELED) if name is not None else UNLABELED for name in staged.table.column("label").to_pylist()], dtype=np.int64)
@@ -178,7 +196,9 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     declared_classes, cap_rejections = merge_sources(staged, config.sources, keep, declared_classes, config.seed)
     rejections.extend(cap_rejections)
     # Cleaning after the merge: label conflicts need the unified labels.
-    cleaned = apply_cleaning(staged, keep, rejections, config.clean, config.image.size_px, keep_exact=not config.dedup)
+    synthetic = synthetic_mask(staged)
+    cleaned = apply_cleaning(staged, keep, rejections, config.clean, config.image.size_px, keep_exact=not config.dedup,
+                             synthetic=synthetic if synthetic.any() else None)
     keep, rejections = cleaned.keep, cleaned.rejections
     found = staged.table.column("label").to_pylist() if staged.num_rows else []
     classes = resolve_classes(found, declared_classes)

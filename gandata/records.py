@@ -39,6 +39,7 @@ REASONS: dict[str, str] = {
     "undersampled": "dropped by class balancing (undersampling)",
     "small_class": "its class has fewer originals than --min-class-count (--drop-small-classes)",
     "capped": "dropped by a source's max_samples cap",
+    "off_class": "a synthetic sample the classifier filter does not see as the class it was generated for",
 }
 
 

@@ -107,6 +107,18 @@ class Classifier:
             return np.zeros((0, self.net.head.in_features)), np.zeros(0, dtype=np.int64)
         return torch.cat(feats).numpy(), torch.cat(preds).numpy()
 
+    @torch.no_grad()
+    def probabilities(self, pixels: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+        """Softmax class probabilities (float64 [N, K]) of uint8 images [N, C, H, W]."""
+        self.net.eval()
+        out = []
+        for start in range(0, len(pixels), batch_size):
+            x = pixels[start : start + batch_size].to(self.device)
+            out.append(torch.softmax(self.net(x).double(), dim=1).cpu())
+        if not out:
+            return np.zeros((0, self.net.head.out_features))
+        return torch.cat(out).numpy()
+
     def describe(self) -> str:
         what = f"{len(self.classes)}-class labels" if self.task == "labels" else "rotation (self-supervised, unlabeled data)"
         return (

@@ -82,14 +82,16 @@ class LoadedGenerator:
 
     @torch.no_grad()
     def generate(
-        self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None, seed: int = 0, batch_size: int = 256
+        self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None, seed: int = 0, batch_size: int = 256,
+        truncation: float | None = None,
     ) -> torch.Tensor:
         """``n`` images in the dataset's normalized space, float32 [n, C, H, W]
         on the generator's device. The noise is drawn on the CPU from ``seed``,
-        so the same seed gives the same images on any device."""
+        so the same seed gives the same images on any device. ``truncation``
+        T redraws every noise value with ``|z| > T`` (the truncation trick:
+        typical samples at the cost of variety)."""
         y = self._labels(n, labels)
-        gen = torch.Generator().manual_seed(seed)
-        z = torch.randn(n, self.config.nz, generator=gen)
+        z = noise(n, self.config.nz, seed, truncation)
         out = []
         for start in range(0, n, batch_size):
             zb = z[start : start + batch_size].to(self.device)
@@ -98,12 +100,13 @@ class LoadedGenerator:
         return torch.cat(out) if out else torch.empty(0, self.config.channels, self.config.image_size, self.config.image_size)
 
     def generate_uint8(
-        self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None, seed: int = 0, batch_size: int = 256
+        self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None, seed: int = 0, batch_size: int = 256,
+        truncation: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``n`` images as uint8 pixels [n, C, H, W] and their labels (int64,
         -1 for an unconditional model)."""
         y = self._labels(n, labels)
-        x = self.generate(n, y, seed=seed, batch_size=batch_size)
+        x = self.generate(n, y, seed=seed, batch_size=batch_size, truncation=truncation)
         pixels = to_uint8(x, self.config.offset, self.config.scale).cpu().numpy()
         label_array = y.cpu().numpy() if y is not None else np.full(n, -1, dtype=np.int64)
         return pixels, label_array.astype(np.int64)
@@ -111,6 +114,28 @@ class LoadedGenerator:
     def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized generator output -> uint8 pixels."""
         return to_uint8(x, self.config.offset, self.config.scale)
+
+
+# Redraw rounds of the truncation trick; after them the few values still
+# outside are clamped (at T = 0.5 about 0.2% of values survive 10 rounds).
+_TRUNCATION_ROUNDS = 10
+
+
+def noise(n: int, nz: int, seed: int, truncation: float | None = None) -> torch.Tensor:
+    """Standard normal noise [n, nz] drawn on the CPU from ``seed``; with
+    ``truncation`` T, values with ``|z| > T`` are redrawn (then clamped)."""
+    if truncation is not None and not truncation > 0:
+        raise ConfigError(f"truncation: {truncation} must be positive")
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, nz, generator=gen)
+    if truncation is not None:
+        for _ in range(_TRUNCATION_ROUNDS):
+            outside = z.abs() > truncation
+            if not outside.any():
+                break
+            z = torch.where(outside, torch.randn(n, nz, generator=gen), z)
+        z = z.clamp(-truncation, truncation)
+    return z
 
 
 def load_generator(

@@ -95,7 +95,14 @@ def quality_flags(table: Any, config: CleanConfig) -> dict[str, tuple[np.ndarray
     return out
 
 
-def _guard(check: str, mask: np.ndarray, labels: list[Any], alive: np.ndarray, config: CleanConfig) -> None:
+def _guard(check: str, mask: np.ndarray, labels: list[Any], alive: np.ndarray, config: CleanConfig,
+           synthetic: np.ndarray | None = None) -> None:
+    if synthetic is not None:
+        # The guard catches thresholds miscalibrated for the real data; a
+        # generator's samples removed in bulk (a collapsed GAN's near
+        # duplicates) are a fill shortfall, not a reason to stop.
+        alive = alive & ~synthetic
+        mask = mask & ~synthetic
     totals = Counter(labels[i] for i in np.flatnonzero(alive))
     removed = Counter(labels[i] for i in np.flatnonzero(mask & alive))
     for label, count in removed.items():
@@ -113,9 +120,14 @@ def _guard(check: str, mask: np.ndarray, labels: list[Any], alive: np.ndarray, c
 
 def apply_cleaning(
     staged: Any, keep: np.ndarray, rejections: list[Rejection], config: CleanConfig, size_px: int | None = None,
-    keep_exact: bool = False,
+    keep_exact: bool = False, synthetic: np.ndarray | None = None,
 ) -> CleanOutcome:
     """Apply the cleaning thresholds to the staged table (``plan.StagedTable``).
+
+    ``synthetic`` marks a generator's samples: they are checked like any
+    other, but never count for the ``max_removed_share`` guard, and in a
+    duplicate cluster holding real samples they are the ones removed, so
+    synthetic samples never change what is kept of the real data.
 
     ``keep``/``rejections`` come from exact-duplicate removal; the returned
     outcome replaces them (exact-duplicate rejections of a cluster that turns
@@ -171,7 +183,7 @@ def apply_cleaning(
             flagged[check] = fails & keep
             summary["grayscale_kept"] = int(flagged[check].sum())
             continue
-        _guard(check, fails, labels, keep, config)
+        _guard(check, fails, labels, keep, config, synthetic)
         limit = getattr(config, option)
         for i in np.flatnonzero(fails & keep):
             out.append(reject(int(i), check, f"{column.removeprefix('score_')} {score[i]:.4g} is {direction} {flag} {limit:g}", score[i]))
@@ -212,6 +224,10 @@ def apply_cleaning(
         return min(rows, key=lambda r: (-int(area[r]), -float(sharp[r]), int(sources[r]), keys[r]))
 
     for rows in members.values():
+        generated: list[int] = []
+        if synthetic is not None and not synthetic[rows].all():
+            generated = [r for r in rows if synthetic[r]]
+            rows = [r for r in rows if not synthetic[r]]
         by_label: dict[Any, list[int]] = defaultdict(list)
         for r in rows:
             by_label[labels[r]].append(r)
@@ -244,7 +260,13 @@ def apply_cleaning(
             else:
                 near_removed[r] = True
                 out.append(reject(r, "near_duplicate", f"near duplicate of {keys[kept]}", kept=kept))
-    _guard_near(near_removed, labels, keep, config)
+        for r in generated:  # a synthetic copy of real data adds nothing
+            keep[r] = False
+            near_removed[r] = True
+            reason = "duplicate" if kept is not None and content[r] == content[kept] else "near_duplicate"
+            out.append(reject(r, reason, f"synthetic {reason.replace('_', ' ')} of a real sample"
+                              + (f" ({keys[kept]})" if kept is not None else ""), kept=kept))
+    _guard_near(near_removed, labels, keep, config, synthetic)
     for check in flagged:  # report what the final dataset keeps
         flagged[check] = flagged[check] & keep
         summary[f"{check}_kept"] = int(flagged[check].sum())
@@ -252,5 +274,6 @@ def apply_cleaning(
     return CleanOutcome(keep, kept_rejections + out, flagged, summary, cluster_ids)
 
 
-def _guard_near(removed: np.ndarray, labels: list[Any], keep: np.ndarray, config: CleanConfig) -> None:
-    _guard("near_duplicate", removed, labels, keep | removed, config)
+def _guard_near(removed: np.ndarray, labels: list[Any], keep: np.ndarray, config: CleanConfig,
+                synthetic: np.ndarray | None = None) -> None:
+    _guard("near_duplicate", removed, labels, keep | removed, config, synthetic)

@@ -4,18 +4,29 @@ Factories are named as ``"module:function"`` strings and imported on first use,
 so that listing the schemes (for ``--help``) never imports heavy optional
 dependencies such as ``datasets``. A URI without a known scheme is a local
 path: an archive when its name says so, otherwise a folder.
+
+Other packages add source kinds through the Python entry-point group
+``gandata.sources`` (name = scheme, value = ``"module:function"``); gantrain
+registers ``gan`` that way, so gandata never imports gantrain. Entry points
+are listed on first use and their modules imported only when a URI names
+them. A URI whose scheme belongs to a known plugin that is not installed
+fails with a message naming the package to install.
 """
 
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 from typing import Callable
 
 from gandata.config import SourceSpec
 from gandata.errors import SourceError
 from gandata.sources.base import Partition, Source, SourceContext
 
-__all__ = ["Partition", "Source", "SourceContext", "SCHEMES", "open_source", "scheme_of", "register"]
+__all__ = [
+    "Partition", "Source", "SourceContext", "SCHEMES", "ENTRY_POINT_GROUP", "PLUGIN_PACKAGES",
+    "open_source", "scheme_of", "register", "schemes",
+]
 
 SourceFactory = Callable[[str, SourceSpec, SourceContext], Source]
 
@@ -35,6 +46,15 @@ SCHEMES: dict[str, tuple[str, str]] = {
     "crawl": ("gandata.sources.web.source:open_crawl", "crawl:URL[#option=value&...]: crawl pages from URL (same host) and download their images (see docs/WEB.md)"),
 }
 
+# The entry-point group other packages register source kinds under.
+ENTRY_POINT_GROUP = "gandata.sources"
+
+# Schemes provided by other packages: scheme -> (pip package, what it reads).
+# Only used for the error message when such a URI is given without the plugin.
+PLUGIN_PACKAGES: dict[str, tuple[str, str]] = {
+    "gan": ("gantrain", "samples of a trained gantrain generator"),
+}
+
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
@@ -43,11 +63,68 @@ def register(scheme: str, factory: str, help_text: str) -> None:
     SCHEMES[scheme] = (factory, help_text)
 
 
+_plugins_loaded = False
+
+
+def _plugin_help(ep: metadata.EntryPoint) -> str:
+    """Help text of a plugin source: the factory's ``help`` attribute, else
+    the first line of its docstring. Importing the module is the price of a
+    help text; a plugin whose import fails gets a generic line instead."""
+    try:
+        factory = ep.load()
+    except Exception as exc:  # a broken plugin must not break gandata
+        return f"{ep.name}:...: provided by {ep.value} (cannot be imported: {type(exc).__name__})"
+    text = getattr(factory, "help", None) or (factory.__doc__ or "").strip().splitlines()[0:1]
+    if isinstance(text, list):
+        text = text[0] if text else ""
+    return str(text) or f"{ep.name}:...: provided by {ep.value}"
+
+
+def load_plugins() -> None:
+    """Register the source kinds of installed plugins (entry-point group
+    ``gandata.sources``), once. Built-in schemes are never overridden."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in SCHEMES:
+            SCHEMES[ep.name] = (ep.value, f"{ep.name}:... ({ep.value})")
+            _plugin_entry_points[ep.name] = ep
+
+
+_plugin_entry_points: dict[str, metadata.EntryPoint] = {}
+
+
+def schemes() -> dict[str, tuple[str, str]]:
+    """Every registered scheme with its help text, plugins included (their
+    help text is read from the factory, which imports the plugin module)."""
+    load_plugins()
+    for name, ep in _plugin_entry_points.items():
+        factory, _ = SCHEMES[name]
+        SCHEMES[name] = (factory, _plugin_help(ep))
+    _plugin_entry_points.clear()
+    return dict(SCHEMES)
+
+
 def scheme_of(uri: str) -> str:
-    """The registered scheme a URI names, or 'folder'/'zip'/'tar' for a bare path."""
+    """The registered scheme a URI names, or 'folder'/'zip'/'tar' for a bare path.
+
+    Raises SourceError for the scheme of a known plugin that is not installed
+    (``gan:`` without gantrain), rather than reading the URI as a folder."""
     head, sep, _ = uri.partition(":")
     if sep and head in SCHEMES:
         return head
+    if sep and head:
+        load_plugins()
+        if head in SCHEMES:
+            return head
+        if head in PLUGIN_PACKAGES:
+            package, what = PLUGIN_PACKAGES[head]
+            raise SourceError(
+                f"source {uri}: the {head}: source kind ({what}) is provided by the {package} package, which is "
+                f"not installed; install {package} (pip install {package})"
+            )
     lower = uri.lower().rstrip("/")
     if lower.endswith(".zip"):
         return "zip"
@@ -62,7 +139,9 @@ def _load_factory(scheme: str) -> SourceFactory:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise SourceError(f"source kind {scheme!r} needs a package that is not installed: {exc}") from None
+        package = PLUGIN_PACKAGES.get(scheme, (None,))[0]
+        hint = f"; install {package} (pip install {package})" if package else ""
+        raise SourceError(f"source kind {scheme!r} needs a package that is not installed: {exc}{hint}") from None
     return getattr(module, func_name)
 
 
