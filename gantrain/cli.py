@@ -110,7 +110,7 @@ def _parse_augment(value: str | None) -> tuple[str, ...]:
 @click.option("--beta1", type=float, default=0.5, show_default=True)
 @click.option("--beta2", type=float, default=0.999, show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help="auto: bf16 on GPUs that support it, fp32 elsewhere.")
-@click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format [default: on for CUDA].")
+@click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format [default: on for CUDA and CPU, off for MPS].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the networks.")
 @click.option("--deterministic", is_flag=True, help="Deterministic kernels: bit-exact runs and resumes (slower on GPU).")
 @click.option("--seed", type=int, default=0, show_default=True)
