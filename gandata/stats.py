@@ -90,8 +90,11 @@ def provenance_tables(manifest: Mapping[str, Any]) -> tuple[list[dict[str, Any]]
     """Rows of the per-source and per-licence tables of ``gandata stats``:
     ``{"source", "num_samples", "share", "num_rejected", "license"}`` and
     ``{"license", "num_samples", "share"}``, from the manifest's ``sources``
-    and ``licenses``."""
-    total = int(manifest.get("num_samples", 0)) or 0
+    and ``licenses``. Shares are of the table's own total: the manifest's
+    source and licence counts cover every split, so dividing them by one
+    split's size (``stats --split train``) would exceed 100%."""
+    sources = list(manifest.get("sources", []))
+    total = sum(int(s.get("num_samples", 0)) for s in sources)
     by_source = [
         {
             "source": str(s.get("uri", "")),
@@ -100,10 +103,12 @@ def provenance_tables(manifest: Mapping[str, Any]) -> tuple[list[dict[str, Any]]
             "num_rejected": int(s.get("num_rejected", 0)),
             "license": str(s.get("license", "unknown")),
         }
-        for s in manifest.get("sources", [])
+        for s in sources
     ]
+    licenses = manifest.get("licenses") or {}
+    license_total = sum(int(c) for c in licenses.values())
     by_license = [
-        {"license": str(name), "num_samples": int(count), "share": int(count) / total if total else 0.0}
-        for name, count in sorted((manifest.get("licenses") or {}).items(), key=lambda kv: (-int(kv[1]), kv[0]))
+        {"license": str(name), "num_samples": int(count), "share": int(count) / license_total if license_total else 0.0}
+        for name, count in sorted(licenses.items(), key=lambda kv: (-int(kv[1]), kv[0]))
     ]
     return by_source, by_license

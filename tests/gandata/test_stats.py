@@ -125,3 +125,18 @@ def test_preview_writes_one_row_per_class_and_denormalizes_floats(tmp_path: Path
         assert img.height >= 5 * 48
     result = CliRunner().invoke(main, ["preview", str(tmp_path / "uint8"), "-o", str(png), "--per-class", "0"])
     assert result.exit_code == 2 and "--per-class" in result.output
+
+
+def test_provenance_shares_are_of_the_whole_dataset():
+    from gandata.stats import provenance_tables
+
+    # What `stats --split train` passes: the split's size beside whole-dataset source counts.
+    manifest = {
+        "num_samples": 2700,
+        "sources": [{"uri": "a", "num_samples": 3000}, {"uri": "b", "num_samples": 1000}],
+        "licenses": {"CC0-1.0": 3000, "unknown": 1000},
+    }
+    by_source, by_license = provenance_tables(manifest)
+    assert [r["share"] for r in by_source] == [0.75, 0.25]
+    assert [(r["license"], r["share"]) for r in by_license] == [("CC0-1.0", 0.75), ("unknown", 0.25)]
+    assert provenance_tables({"num_samples": 0, "sources": []}) == ([], [])
