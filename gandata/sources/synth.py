@@ -53,6 +53,7 @@ GENERATOR_VERSION = 1
 KINDS = ("shapes",)
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross")
 PARTITION_SIZE = 512
+SYNTH_LICENSE = "CC0-1.0"
 
 # Defaults of the parameters that do not come from the build context.
 DEFAULT_COUNT = 5000
@@ -569,6 +570,10 @@ class SynthShapesSource:
         if not (math.isfinite(self.imbalance) and self.imbalance >= 1.0):
             raise _fail(self.uri, f"parameter imbalance={self.imbalance!r} must be a finite number >= 1")
 
+    def license(self) -> str:
+        """Procedural images: made here, dedicated to the public domain."""
+        return SYNTH_LICENSE
+
     @property
     def counts(self) -> list[int]:
         """Images per class, in label order."""
@@ -604,7 +609,7 @@ class SynthShapesSource:
                 locator=f"{self.uri}#{i}",
                 label=label,
                 array=render_shape(self.seed, i, label, self.size),
-                provenance={"origin": str(i), "license": "CC0-1.0"},
+                provenance={"origin": str(i), "license": SYNTH_LICENSE},
             )
 
     def class_names(self) -> list[str]:
