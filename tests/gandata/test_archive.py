@@ -22,6 +22,8 @@ from gandata.sources.archive import ArchiveSource, open_archive
 from gandata.sources.base import SourceContext
 from gandata.sources.folder import MIN_PARTITION_ITEMS, PARALLEL_PARTITIONS, PARTITION_SIZE
 
+from .source_records import read_all, samples
+
 
 def image_bytes(fmt: str = "PNG", color=(200, 30, 30), size=(8, 8)) -> bytes:
     buf = io.BytesIO()
@@ -86,21 +88,6 @@ def make_archive(tmp_path, suffix, members, stem="data") -> str:
 
 def open_src(path, labels=None, ctx=None) -> ArchiveSource:
     return open_archive(str(path), SourceSpec(uri=str(path), labels=labels), ctx or SourceContext())
-
-
-def read_all(src) -> dict[str, Sample | Rejection]:
-    out: dict[str, Sample | Rejection] = {}
-    for part in src.partitions():
-        records = list(src.read(part))
-        assert len(records) == len(part.items)
-        for rec in records:
-            assert rec.key not in out, rec.key
-            out[rec.key] = rec
-    return out
-
-
-def samples(records) -> dict[str, Sample]:
-    return {k: r for k, r in records.items() if isinstance(r, Sample)}
 
 
 def reasons(records) -> dict[str, str]:

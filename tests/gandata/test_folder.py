@@ -12,7 +12,7 @@ from PIL import Image
 
 from gandata.config import SourceSpec
 from gandata.errors import SourceError
-from gandata.records import Rejection, Sample
+from gandata.records import Rejection
 from gandata.sources.base import SourceContext
 from gandata.sources.folder import (
     MIN_PARTITION_ITEMS,
@@ -22,6 +22,8 @@ from gandata.sources.folder import (
     open_folder,
     partition_chunks,
 )
+
+from .source_records import read_all, samples
 
 
 def image_bytes(fmt: str = "PNG", color=(200, 30, 30), size=(8, 8)) -> bytes:
@@ -44,22 +46,6 @@ def write(root, rel: str, data: bytes = PNG) -> str:
 
 def open_src(root, labels: str | None = None, ctx: SourceContext | None = None) -> FolderSource:
     return open_folder(str(root), SourceSpec(uri=str(root), labels=labels), ctx or SourceContext())
-
-
-def read_all(src) -> dict[str, Sample | Rejection]:
-    out: dict[str, Sample | Rejection] = {}
-    for part in src.partitions():
-        records = list(src.read(part))
-        # Every item of a partition gives exactly one record.
-        assert len(records) == len(part.items)
-        for rec in records:
-            assert rec.key not in out, rec.key
-            out[rec.key] = rec
-    return out
-
-
-def samples(records) -> dict[str, Sample]:
-    return {k: r for k, r in records.items() if isinstance(r, Sample)}
 
 
 def rejections(records) -> dict[str, Rejection]:
