@@ -41,7 +41,6 @@ shortfall (docs/BALANCE.md).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import multiprocessing
 from dataclasses import dataclass
@@ -55,8 +54,9 @@ from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
 from gandata.sources.arrays import query_options
 from gandata.sources.base import Partition, SourceContext
+from gandata.write import file_sha256
 
-__all__ = ["GanSource", "open_gan", "OPTIONS", "PARTITION_SIZE", "file_sha256"]
+__all__ = ["GanSource", "open_gan", "OPTIONS", "PARTITION_SIZE"]
 
 OPTIONS = (
     "count", "classes", "counts", "truncation", "ema", "checkpoint", "seed", "filter", "classifier_steps",
@@ -73,15 +73,6 @@ DEFAULT_CLASSIFIER_STEPS = 1000
 MIN_ACCEPTANCE = 0.125
 # Bumped when what a given (checkpoint, options) produces changes.
 SOURCE_VERSION = 1
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _derive_seed(*parts: int) -> int:

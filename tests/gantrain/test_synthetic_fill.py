@@ -27,7 +27,7 @@ from gandata.errors import ConfigError, SourceError
 from gandata.pipeline import build
 from gandata.records import Sample
 from gandata.sources import SourceContext, open_source, scheme_of
-from gantrain.source import file_sha256
+from gandata.write import file_sha256
 from gantrain.train import train
 
 from .conftest import tiny_config, write_dataset
