@@ -555,7 +555,7 @@ def _echo_provenance(data: dict[str, Any]) -> None:
     """The per-source and per-licence tables of ``gandata stats``."""
     from gandata.stats import provenance_tables
 
-    by_source, _ = provenance_tables({"num_samples": data["num_samples"], "sources": data.get("sources", [])})
+    by_source, _ = provenance_tables({"sources": data.get("sources", [])})
     by_license = data.get("licenses") or []
     if by_source:
         width = max(len(r["source"]) for r in by_source)

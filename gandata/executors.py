@@ -84,7 +84,7 @@ class ProcessExecutor:
             # result for this process and give the helper its next task.
             future.add_done_callback(lambda f, index=index: (finished.put((index, f)), hand_out()))
 
-        handed_out = 0
+        delivered = 0
         try:
             # This process keeps the first task: a stage of one task (a single
             # shard to write) then never waits on a helper's IPC and imports.
@@ -92,20 +92,20 @@ class ProcessExecutor:
             for _ in range(self.workers - 1):
                 hand_out()
             if first is not None:
-                handed_out += 1
+                delivered += 1
                 yield first, fn(tasks[first])
-            while handed_out < len(tasks):
+            while delivered < len(tasks):
                 while not finished.empty():
                     index, future = finished.get()
-                    handed_out += 1
+                    delivered += 1
                     yield index, future.result()
                 index = take()
                 if index is not None:
-                    handed_out += 1
+                    delivered += 1
                     yield index, fn(tasks[index])
-                elif handed_out < len(tasks):
+                elif delivered < len(tasks):
                     index, future = finished.get()
-                    handed_out += 1
+                    delivered += 1
                     yield index, future.result()
         finally:
             with lock:
