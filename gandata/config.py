@@ -103,6 +103,10 @@ class ImageConfig:
     max_pixels: int = 90_000_000
     # Allow JPEG DCT-domain reduced decoding when the target is much smaller.
     draft: bool = True
+    # The reduced decode keeps at least this many times the target size; the
+    # final Lanczos does the rest. 1 is fastest (decoding at 1/s scale is an
+    # s x s area average); 2 is closest to a full decode + Lanczos.
+    draft_gap: float = 1.0
 
     def validate(self) -> None:
         if self.size_px < 4 or self.size_px > 4096:
@@ -117,6 +121,8 @@ class ImageConfig:
             raise ConfigError(f"--max-upscale: {self.max_upscale} must be at least 1.0")
         if self.max_pixels < 1:
             raise ConfigError(f"--max-pixels: {self.max_pixels} must be positive")
+        if not 1.0 <= self.draft_gap <= 8.0:
+            raise ConfigError(f"--draft-gap: {self.draft_gap} must be between 1 and 8")
 
 
 @dataclass(frozen=True)
@@ -358,6 +364,7 @@ _IMAGE_KEYS = {
     "max_upscale": "max_upscale",
     "max_pixels": "max_pixels",
     "draft": "draft",
+    "draft_gap": "draft_gap",
 }
 _OUT_KEYS = {"normalize": "normalize", "dtype": "dtype", "shard_size": "shard_size"}
 _TOP_KEYS = {
@@ -536,7 +543,7 @@ def _check_types(values: Mapping[str, Any], prefix: str = "") -> None:
     """Catch wrong types from config files early with the option's name."""
     expected = {
         "seed": int, "workers": int, "size_px": int, "channels": int, "min_size_px": int,
-        "max_pixels": int, "max_upscale": (int, float), "output": str, "ray_address": str, "staging_dir": str,
+        "max_pixels": int, "max_upscale": (int, float), "draft_gap": (int, float), "output": str, "ray_address": str, "staging_dir": str,
         "dedup": bool, "keep_staging": bool, "overwrite": bool, "draft": bool,
     }
     for key, value in values.items():

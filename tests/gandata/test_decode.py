@@ -258,30 +258,32 @@ def big_jpeg(kinds_dir: Path) -> bytes:
     return factory.write_jpeg_rgb(kinds_dir / "big.jpg", seed=77, size=(1024, 768), quality=90).path.read_bytes()
 
 
-@pytest.mark.parametrize(("resize", "channels", "expected_size", "expected_mode"), [
-    ("crop", 3, (256, 192), "RGB"),
-    ("stretch", 3, (256, 192), "RGB"),
-    ("pad", 3, (128, 96), "RGB"),
-    ("crop", 1, (256, 192), "L"),
+@pytest.mark.parametrize(("resize", "channels", "gap", "expected_size", "expected_mode"), [
+    ("crop", 3, 1.0, (128, 96), "RGB"),
+    ("stretch", 3, 1.0, (128, 96), "RGB"),
+    ("pad", 3, 1.0, (128, 96), "RGB"),
+    ("crop", 1, 1.0, (128, 96), "L"),
+    ("crop", 3, 2.0, (256, 192), "RGB"),
+    ("stretch", 3, 2.0, (256, 192), "RGB"),
+    ("pad", 3, 2.0, (128, 96), "RGB"),
+    ("crop", 1, 2.0, (256, 192), "L"),
 ])
-def test_draft_reduces_decode(big_jpeg: bytes, resize: str, channels: int,
+def test_draft_reduces_decode(big_jpeg: bytes, resize: str, channels: int, gap: float,
                               expected_size: tuple[int, int], expected_mode: str) -> None:
-    config = ImageConfig(size_px=64, resize=resize, channels=channels)
+    config = ImageConfig(size_px=64, resize=resize, channels=channels, draft_gap=gap)
     image, original = decode_bytes(big_jpeg, config)
     assert original == (1024, 768)
     assert image.size == expected_size
     assert image.mode == expected_mode
     shorter, longer = min(image.size), max(image.size)
-    if resize == "pad":
-        assert longer >= 128
-    else:
-        assert shorter >= 128
+    assert (longer if resize == "pad" else shorter) >= gap * 64
 
 
-def test_draft_keeps_twice_the_target(big_jpeg: bytes) -> None:
+@pytest.mark.parametrize("gap", [1.0, 1.5, 2.0, 3.0])
+def test_draft_keeps_gap_times_the_target(big_jpeg: bytes, gap: float) -> None:
     for size in (4, 32, 100, 200, 384, 512, 1024):
-        image, _ = decode_bytes(big_jpeg, ImageConfig(size_px=size))
-        assert min(image.size) >= min(2 * size, 768)
+        image, _ = decode_bytes(big_jpeg, ImageConfig(size_px=size, draft_gap=gap))
+        assert min(image.size) >= min(gap * size, 768)
 
 
 def test_draft_off_decodes_full_size(big_jpeg: bytes) -> None:
@@ -301,7 +303,7 @@ def test_mpo_first_picture_is_drafted(tmp_path: Path) -> None:
     data = w.path.read_bytes()
     assert Image.open(io.BytesIO(data)).format == "MPO"
     image, original = decode_bytes(data, ImageConfig(size_px=64))
-    assert original == (1024, 768) and image.size == (256, 192)
+    assert original == (1024, 768) and image.size == (128, 96)
     reference = Image.fromarray(w.expected).resize(image.size, Image.Resampling.LANCZOS)
     assert _mad(np.asarray(image), np.asarray(reference)) < 3.0
 

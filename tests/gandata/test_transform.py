@@ -10,10 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
-from gandata.config import ImageConfig
+from gandata.cli import main
+from gandata.config import ImageConfig, build_config_from_mapping
 from gandata.decode import ImageRejected
+from gandata.errors import ConfigError
 from gandata.transform import PreparedImage, fit_to_square, prepare_image
 
 try:
@@ -288,30 +291,49 @@ def odd_jpeg() -> tuple[np.ndarray, bytes]:
     return a, _jpeg(a)
 
 
+# Mean absolute difference to a full decode + Lanczos, by --draft-gap: gap 2
+# leaves Lanczos a 2x reduction (close to exact); gap 1 lets the DCT's block
+# average do nearly all of it (a little softer on this busy pattern).
+DRAFT_GAP_MAD = {1.0: 1.0, 2.0: 0.6}
+
+
+@pytest.mark.parametrize("gap", sorted(DRAFT_GAP_MAD))
 @pytest.mark.parametrize("channels", [3, 1])
 @pytest.mark.parametrize("resize", RESIZES)
-def test_draft_matches_full_decode(odd_jpeg: tuple[np.ndarray, bytes], resize: str, channels: int) -> None:
+def test_draft_matches_full_decode(odd_jpeg: tuple[np.ndarray, bytes], resize: str, channels: int, gap: float) -> None:
     _, data = odd_jpeg
-    config = ImageConfig(size_px=64, resize=resize, channels=channels)
+    config = ImageConfig(size_px=64, resize=resize, channels=channels, draft_gap=gap)
     fast = prepare_image(data, None, config)
     slow = prepare_image(data, None, dataclasses.replace(config, draft=False))
     assert (fast.original_width, fast.original_height) == (1001, 603)
-    assert _mad(fast.pixels, slow.pixels) < 0.6
+    assert _mad(fast.pixels, slow.pixels) < DRAFT_GAP_MAD[gap]
 
 
+@pytest.mark.parametrize("gap", sorted(DRAFT_GAP_MAD))
 @pytest.mark.parametrize("orientation", range(1, 9))
 @pytest.mark.parametrize("resize", ["crop", "pad"])
-def test_draft_with_exif_orientation(tmp_path: Path, orientation: int, resize: str) -> None:
+def test_draft_with_exif_orientation(tmp_path: Path, orientation: int, resize: str, gap: float) -> None:
     content = factory.pattern(1001, 603, 10)
     w = factory.write_exif_rotated(tmp_path / "r.jpg", orientation, content=content)
     data = w.path.read_bytes()
-    config = ImageConfig(size_px=64, resize=resize)
+    config = ImageConfig(size_px=64, resize=resize, draft_gap=gap)
     fast = prepare_image(data, None, config)
     slow = prepare_image(data, None, dataclasses.replace(config, draft=False))
     upright = prepare_image(None, content, config)
     assert (fast.original_width, fast.original_height) == (1001, 603)
-    assert _mad(fast.pixels, slow.pixels) < 0.6
+    assert _mad(fast.pixels, slow.pixels) < DRAFT_GAP_MAD[gap]
     assert _mad(fast.pixels, upright.pixels) < 3.0
+
+
+def test_draft_at_exact_target_scale_is_the_block_average(tmp_path: Path) -> None:
+    # 512 -> 64 with gap 1 decodes at 1/8 scale: every output pixel is the DC
+    # term of its 8x8 block, i.e. an area downscale of the full decode (up to
+    # the chroma upsampling, done at the reduced scale).
+    data = _jpeg(factory.pattern(512, 512, 11))
+    fast = prepare_image(data, None, ImageConfig(size_px=64))
+    full = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.float64)
+    area = full.reshape(64, 8, 64, 8, 3).mean(axis=(1, 3))
+    assert _mad(fast.pixels, area) < 1.0
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -385,3 +407,15 @@ def test_messy_folder(tmp_path: Path) -> None:
             digests.setdefault(p.pixels.tobytes(), []).append(rel)
     duplicates = [sorted(v) for v in digests.values() if len(v) > 1]
     assert duplicates == [["cats/dup_a.png", "cats/dup_b.png"]]
+
+
+@pytest.mark.parametrize("value", [0.5, 9, "2"])
+def test_bad_draft_gap_names_the_option(value: object) -> None:
+    with pytest.raises(ConfigError, match="draft.gap"):
+        build_config_from_mapping({"image": {"draft_gap": value}})
+
+
+def test_draft_gap_flag_reaches_the_config(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["build", "synth:shapes?count=8", "-o", str(tmp_path / "o"), "--draft-gap", "2", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert '"draft_gap": 2.0' in result.output
