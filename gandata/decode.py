@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from gandata import jpeg_turbo
 from gandata.config import ImageConfig
 from gandata.records import REASONS
 
@@ -143,6 +144,9 @@ def decode_with_box(data: bytes, config: ImageConfig) -> tuple[Image.Image, tupl
     """
     if not data:
         raise ImageRejected("corrupt", "empty file")
+    fast = _decode_jpeg_turbo(data, config)
+    if fast is not None:
+        return fast
     try:
         with warnings.catch_warnings():
             # Pillow warns about odd-but-decodable files (bad EXIF, palette
@@ -154,10 +158,7 @@ def decode_with_box(data: bytes, config: ImageConfig) -> tuple[Image.Image, tupl
             width, height = image.size
             pixels = width * height
             if pixels > config.max_pixels:
-                raise ImageRejected(
-                    "decompression_bomb",
-                    f"{width} x {height} = {pixels} pixels exceeds limit of {config.max_pixels}",
-                )
+                raise ImageRejected("decompression_bomb", _bomb_detail(width, height, config))
             if width < 1 or height < 1:
                 raise ImageRejected("corrupt", f"image declares an empty size {width} x {height}")
             box: Box | None = None
@@ -165,11 +166,7 @@ def decode_with_box(data: bytes, config: ImageConfig) -> tuple[Image.Image, tupl
                 box = _draft(image, config)
             image.load()
             orientation = _orientation(image)
-            method = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
-            if method is not None:
-                if box is not None:
-                    box = _transpose_box(box, image.size, method)
-                image = image.transpose(method)
+            image, box = _apply_orientation(image, box, orientation)
             image = convert_to_target(image, config)
     except ImageRejected:
         raise
@@ -261,6 +258,65 @@ def _pil_bomb_warning_is_binding(config: ImageConfig) -> bool:
     return pil_limit is not None and config.max_pixels <= pil_limit
 
 
+def _decode_jpeg_turbo(data: bytes, config: ImageConfig) -> tuple[Image.Image, tuple[int, int], Box | None] | None:
+    """``decode_with_box`` through ``gandata.jpeg_turbo``, with the same
+    pixels, sizes and box as Pillow's path; None where that path must run."""
+    header = jpeg_turbo.read_header(data)
+    if header is None:
+        return None
+    width, height, colorspace = header
+    pixels = width * height
+    limit = Image.MAX_IMAGE_PIXELS
+    if width < 1 or height < 1 or (limit is not None and pixels > limit):
+        return None  # Pillow's own size rules apply (and name the rejection)
+    if pixels > config.max_pixels:
+        raise ImageRejected("decompression_bomb", _bomb_detail(width, height, config))
+    orientation = jpeg_turbo.exif_orientation(data)
+    if orientation is None:
+        return None
+    scale = _draft_scale((width, height), config) if config.draft else 1
+    gray = config.channels == 1 or colorspace == "Gray"
+    array = jpeg_turbo.decode(data, (width, height), scale, gray)
+    if array is None:
+        return None
+    image = Image.fromarray(array, "L" if gray else "RGB")
+    box = (0.0, 0.0, width / scale, height / scale) if scale > 1 else None
+    orientation = orientation if 1 <= orientation <= 8 else 1
+    image, box = _apply_orientation(image, box, orientation)
+    image = convert_to_target(image, config)
+    original = (height, width) if orientation in _SWAPS_AXES else (width, height)
+    return image, original, box
+
+
+def _bomb_detail(width: int, height: int, config: ImageConfig) -> str:
+    return f"{width} x {height} = {width * height} pixels exceeds limit of {config.max_pixels}"
+
+
+def _apply_orientation(image: Image.Image, box: Box | None, orientation: int) -> tuple[Image.Image, Box | None]:
+    """Turn a decoded image upright, mapping its content box along."""
+    method = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    if method is None:
+        return image, box
+    if box is not None:
+        box = _transpose_box(box, image.size, method)
+    return image.transpose(method), box
+
+
+def _draft_request(size: tuple[int, int], config: ImageConfig) -> tuple[int, int]:
+    """The decoded size ``_draft`` asks libjpeg to stay at or above."""
+    keep = math.ceil(config.draft_gap * config.size_px)
+    if config.resize == "pad":
+        return (keep, 1) if size[0] >= size[1] else (1, keep)
+    return (keep, keep)
+
+
+def _draft_scale(size: tuple[int, int], config: ImageConfig) -> int:
+    """The DCT scale denominator Pillow's JPEG draft picks for ``_draft_request``."""
+    request = _draft_request(size, config)
+    fits = min(size[0] // request[0], size[1] // request[1])
+    return next((s for s in (8, 4, 2) if fits >= s), 1)
+
+
 def _draft(image: Image.Image, config: ImageConfig) -> Box | None:
     """Ask libjpeg for a reduced-scale decode that keeps >= draft_gap x the target size.
 
@@ -270,12 +326,8 @@ def _draft(image: Image.Image, config: ImageConfig) -> Box | None:
     along the longer axis keeps that side >= n (what pad needs). Decoding
     only the luma plane is also requested for grayscale targets.
     """
-    keep = math.ceil(config.draft_gap * config.size_px)
     width, height = image.size
-    if config.resize == "pad":
-        request = (keep, 1) if width >= height else (1, keep)
-    else:
-        request = (keep, keep)
+    request = _draft_request((width, height), config)
     mode = "L" if config.channels == 1 and image.mode == "RGB" else image.mode
     result = image.draft(mode, request)
     if result is None:

@@ -59,8 +59,9 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def gather_pixels(part_dirs: tuple[str, ...], parts: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Collect [N, H, W, C] pixels, reading each partition file once."""
+def gather_pixels(part_dirs: tuple[str, ...], parts: np.ndarray, rows: np.ndarray, channels_first: bool = False) -> np.ndarray:
+    """Collect [N, H, W, C] pixels ([N, C, H, W] with ``channels_first``),
+    reading each partition file once."""
     if len(parts) == 0:
         raise ValueError("a shard needs at least one sample")
     out: np.ndarray | None = None
@@ -68,10 +69,24 @@ def gather_pixels(part_dirs: tuple[str, ...], parts: np.ndarray, rows: np.ndarra
         images = open_images(Path(part_dirs[int(part)]))
         where = np.flatnonzero(parts == part)
         if out is None:
-            out = np.empty((len(parts),) + images.shape[1:], dtype=np.uint8)
-        out[where] = images[rows[where]]
+            h, w, c = images.shape[1:]
+            out = np.empty((len(parts),) + ((c, h, w) if channels_first else (h, w, c)), dtype=np.uint8)
+        picked = rows[where]
+        if _is_run(where) and _is_run(picked):
+            # Unshuffled output takes whole runs of a partition: one copy
+            # straight from the memory map (the transpose included).
+            block = images[picked[0] : picked[-1] + 1]
+            out[where[0] : where[-1] + 1] = block.transpose(0, 3, 1, 2) if channels_first else block
+        else:
+            block = images[picked]
+            out[where] = block.transpose(0, 3, 1, 2) if channels_first else block
     assert out is not None
     return out
+
+
+def _is_run(index: np.ndarray) -> bool:
+    """Whether ``index`` is i, i+1, ..., i+k."""
+    return bool(np.all(np.diff(index) == 1))
 
 
 def write_shard(task: ShardTask) -> ShardResult:
@@ -79,13 +94,15 @@ def write_shard(task: ShardTask) -> ShardResult:
     path = Path(task.path)
     if path.exists():
         return ShardResult(task.index, task.path, len(task.rows), file_sha256(path), reused=True)
-    pixels = gather_pixels(task.part_dirs, task.parts, task.rows)
     if task.augmentations is not None and task.augmenter is not None:
         assert task.augment_seeds is not None
+        pixels = gather_pixels(task.part_dirs, task.parts, task.rows)
         for i, spec in enumerate(task.augmentations):
             if spec is not None:
                 pixels[i] = task.augmenter(pixels[i], spec, int(task.augment_seeds[i]))
-    chw = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
+        chw = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
+    else:
+        chw = gather_pixels(task.part_dirs, task.parts, task.rows, channels_first=True)
     if task.dtype == "uint8":
         images = chw
     else:

@@ -44,6 +44,14 @@ def luma(pixels: np.ndarray) -> np.ndarray:
     return pixels[..., :3].astype(np.float32) @ _LUMA
 
 
+def _pool2(gray: np.ndarray) -> np.ndarray:
+    """2x2 mean pooling over the last two axes (an odd last row/column is dropped)."""
+    h2, w2 = gray.shape[-2] // 2 * 2, gray.shape[-1] // 2 * 2
+    g = gray[..., :h2, :w2]
+    # Four strided adds: several times faster than mean() over a 2x2 reshape.
+    return (g[..., 0::2, 0::2] + g[..., 1::2, 0::2] + g[..., 0::2, 1::2] + g[..., 1::2, 1::2]) * 0.25
+
+
 def _laplacian_var(gray: np.ndarray) -> float:
     if gray.shape[0] < 3 or gray.shape[1] < 3:
         return 0.0
@@ -68,9 +76,7 @@ def blur_score(gray: np.ndarray, upscale: float = 1.0) -> float:
         side = max(8, int(round(min(h, w) / upscale)))
         image = Image.fromarray(gray.astype(np.float32), mode="F")
         gray = np.asarray(image.resize((side, side), Image.Resampling.BOX), dtype=np.float32)
-    h, w = gray.shape
-    h2, w2 = h // 2 * 2, w // 2 * 2
-    coarse = gray[:h2, :w2].reshape(h2 // 2, 2, w2 // 2, 2).mean(axis=(1, 3))
+    coarse = _pool2(gray)
     fine_energy = _laplacian_var(gray)
     # Pooling by 2 halves the distances, so the coarse Laplacian is in units
     # per 2 px: scale it back to per-pixel (x1/16 for the second derivative
@@ -146,9 +152,7 @@ def batch_image_scores(pixels: np.ndarray, upscales: np.ndarray) -> tuple[dict[s
     prob = hist.reshape(n, 256) / size
     with np.errstate(divide="ignore", invalid="ignore"):
         entropy = -np.where(prob > 0, prob * np.log2(prob), 0.0).sum(axis=1)
-    h, w = gray.shape[1:]
-    h2, w2 = h // 2 * 2, w // 2 * 2
-    coarse = gray[:, :h2, :w2].reshape(n, h2 // 2, 2, w2 // 2, 2).mean(axis=(2, 4))
+    coarse = _pool2(gray)
     fine_energy = _laplacian_var_batch(gray)
     coarse_energy = _laplacian_var_batch(coarse) / 16.0
     with np.errstate(divide="ignore", invalid="ignore"):

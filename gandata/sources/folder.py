@@ -43,7 +43,7 @@ import os
 import posixpath
 import stat
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import BinaryIO, Iterator, Sequence
 
 from gandata.config import SourceSpec
 from gandata.errors import SourceError
@@ -258,6 +258,18 @@ def labels_path(spec: SourceSpec, ctx: SourceContext) -> str | None:
 # --------------------------------------------------------------------------
 
 
+def _read_at_most(fh: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes from an unbuffered file (fewer only at its end)."""
+    chunks = []
+    while size > 0:
+        chunk = fh.read(size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
 def _inside(root_real: str, target: str) -> bool:
     try:
         return os.path.commonpath([root_real, target]) == root_real
@@ -380,15 +392,22 @@ class FolderSource:
             return self._reject(rel, "unsupported", "not a regular file (device, FIFO or socket)")
         if st.st_size > self.max_bytes:
             return self._reject(rel, "too_large", f"{st.st_size} bytes, over the {self.max_bytes}-byte limit (not read)")
-        is_image_name = has_image_extension(name)
+        # Reads are sized from the stat (asking for max_bytes would allocate
+        # that much per file) and go one byte past it, to notice a file that
+        # grew since; such a file is read on, to one byte past the limit.
+        limit = self.max_bytes + 1
+        expected = min(st.st_size + 1, limit)
         try:
-            with open(full, "rb") as fh:
-                head = fh.read(SNIFF_BYTES)
-                if not is_image_name and not sniff_image(head):
-                    return self._reject(rel, "unsupported", not_an_image_detail(name))
-                # Read at most one byte past the limit: the file may have grown
-                # since it was stat'ed.
-                data = head + fh.read(self.max_bytes + 1 - len(head))
+            with open(full, "rb", buffering=0) as fh:
+                if has_image_extension(name):
+                    data = _read_at_most(fh, expected)
+                else:
+                    head = _read_at_most(fh, SNIFF_BYTES)
+                    if not sniff_image(head):
+                        return self._reject(rel, "unsupported", not_an_image_detail(name))
+                    data = head + _read_at_most(fh, expected - len(head))
+                if st.st_size < len(data) < limit:
+                    data += _read_at_most(fh, limit - len(data))
         except OSError as exc:
             return self._reject(rel, "corrupt", f"cannot read it ({exc.strerror or exc})")
         if len(data) > self.max_bytes:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gandata.clean.scores import batch_image_scores, image_scores
+from gandata.ingest import _pixel_sums
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -25,3 +26,16 @@ def test_batch_scores_match_per_image_scores(channels: int, size: int) -> None:
         for name, value in one.items():
             assert np.isclose(scores[name][i], value, rtol=1e-4, atol=1e-4) or (np.isinf(value) and np.isinf(scores[name][i])), (i, name)
         assert hashes[i] == phash and thumbs[i] == thumb
+
+
+@pytest.mark.parametrize("shape", [(94, 64, 64, 3), (3, 17, 9, 1), (0, 8, 8, 3), (2, 1500, 1500, 3)])
+def test_pixel_sums_are_exact(shape: tuple[int, int, int, int]) -> None:
+    # float64 sums of integers stay exact (and chunking, for large images, changes nothing).
+    rng = np.random.default_rng(sum(shape))
+    images = rng.integers(0, 256, shape, dtype=np.uint8)
+    if len(images):
+        images[0] = 255  # the largest sums
+    sums, squares = _pixel_sums(images)
+    flat = images.reshape(shape[0], shape[1] * shape[2], shape[3])
+    assert np.array_equal(sums, flat.sum(axis=1, dtype=np.uint64).astype(np.float64))
+    assert np.array_equal(squares, np.square(flat, dtype=np.uint64).sum(axis=1, dtype=np.uint64).astype(np.float64))

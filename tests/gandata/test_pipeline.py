@@ -21,6 +21,7 @@ from gandata.config import BuildConfig, ImageConfig, OutputConfig, SourceSpec
 from gandata.errors import ConfigError, SourceError
 from gandata.pipeline import build
 from gandata.verify import verify_dataset
+from gandata.write import gather_pixels
 
 
 def _config(src: str | list[str], dest: Path, **kw) -> BuildConfig:
@@ -181,3 +182,22 @@ def test_resume_after_kill_reuses_partitions_and_matches_uninterrupted(tmp_path:
     build(_config(uri, clean, workers=2, out=OutputConfig(shard_size=1000)))
     assert _shard_bytes(killed) == _shard_bytes(clean)
     assert verify_dataset(killed).ok
+
+
+@pytest.mark.parametrize("channels_first", [False, True])
+def test_gather_pixels_in_order_and_shuffled(tmp_path: Path, channels_first: bool) -> None:
+    rng = np.random.default_rng(0)
+    stacks = [rng.integers(0, 256, (n, 4, 5, 3), dtype=np.uint8) for n in (6, 3)]
+    part_dirs = []
+    for i, stack in enumerate(stacks):
+        part = tmp_path / f"p{i}"
+        part.mkdir()
+        np.save(part / "images.npy", stack)
+        part_dirs.append(str(part))
+    everything = np.concatenate(stacks)
+    parts = np.array([0] * 6 + [1] * 3)
+    rows = np.array([0, 1, 2, 3, 4, 5, 0, 1, 2])
+    for order in (np.arange(9), rng.permutation(9), np.array([2, 3, 4, 8, 7])):
+        got = gather_pixels(tuple(part_dirs), parts[order], rows[order], channels_first=channels_first)
+        want = everything[order]
+        assert np.array_equal(got, want.transpose(0, 3, 1, 2) if channels_first else want)
