@@ -168,7 +168,7 @@ def _pop_clean_flags(flags: dict[str, Any], data: dict[str, Any]) -> None:
 @click.option("--min-size", type=int, help="Reject images whose shorter side is below this many pixels (too_small). [default: 16]")
 @click.option("--max-upscale", type=float, help="Reject images needing more upscaling than this factor (too_small); smaller upscales are counted. [default: 4.0]")
 @click.option("--max-pixels", type=int, help="Decompression-bomb limit in pixels. [default: 90000000]")
-@click.option("--draft-gap", type=float, help="JPEGs are decoded at reduced DCT scale (an area average) down to at least this many times SIZE; Lanczos does the rest. 1 is fastest; 2 is closer to a full decode + Lanczos on fine patterns, ~1.3x slower (docs/FORMAT.md, Decoding). [default: 1]")
+@click.option("--draft-gap", type=float, help="JPEGs are decoded at reduced DCT scale (an area average) down to at least this many times SIZE; Lanczos does the rest. 1 is fastest; 2 is closer to a full decode + Lanczos on fine patterns, ~1.3x slower (README: Decoding and resizing). [default: 1]")
 @click.option("--normalize", type=click.Choice(["minus1-1", "zero-1", "center", "standardize"]), help="Normalization recorded (uint8) or applied (float dtypes). [default: minus1-1]")
 @click.option("--dtype", type=click.Choice(["uint8", "float16", "float32"]), help="Stored dtype; uint8 stores raw pixels. [default: uint8]")
 @click.option("--shard-size", type=int, help="Samples per shard. [default: 4096]")

@@ -15,7 +15,7 @@ JPEGs are decoded at a reduced scale (libjpeg's DCT-domain scaling, via
 reduction keeps at least ``ImageConfig.draft_gap`` times the target size and
 the final Lanczos in ``gandata.transform`` does the rest. Measured against a
 full decode + Lanczos on photo-like JPEGs: 44.6-52 dB PSNR with gap 1 (the
-default; fastest), 52-55 dB with gap 2 (docs/FORMAT.md, "Decoding").
+default; fastest), 52-55 dB with gap 2 (README, "Decoding and resizing").
 """
 
 from __future__ import annotations

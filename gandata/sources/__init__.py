@@ -16,12 +16,14 @@ fails with a message naming the package to install.
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from gandata.config import SourceSpec
 from gandata.errors import SourceError
 from gandata.sources.base import Partition, Source, SourceContext
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 __all__ = [
     "Partition", "Source", "SourceContext", "SCHEMES", "ENTRY_POINT_GROUP", "PLUGIN_PACKAGES",
@@ -87,6 +89,10 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
+    # Imported here: importlib.metadata costs ~35 ms, paid by every worker
+    # process that imports gandata.sources and never looks a plugin up.
+    from importlib import metadata
+
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in SCHEMES:
             SCHEMES[ep.name] = (ep.value, f"{ep.name}:... ({ep.value})")

@@ -28,7 +28,7 @@ def plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[metadata.EntryPoin
     is restored afterwards."""
     installed: list[metadata.EntryPoint] = []
     saved = dict(registry.SCHEMES)
-    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: [e for e in installed if e.group == group])
+    monkeypatch.setattr(metadata, "entry_points", lambda group: [e for e in installed if e.group == group])
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     for name in ("gan",):
         registry.SCHEMES.pop(name, None)
