@@ -9,8 +9,9 @@ Every image the pipeline reads passes through here, so two rules hold:
   ``ImageConfig.max_pixels`` (``Image.open`` is lazy, so a small file declaring
   a huge canvas costs nothing to refuse).
 
-JPEGs are decoded at a reduced scale (libjpeg's DCT-domain scaling, via
-``Image.draft``) when the target is much smaller than the source. Decoding at
+JPEGs are decoded at a reduced scale (libjpeg's DCT-domain scaling: through
+``gandata.jpeg_turbo`` for ordinary JPEGs, else ``Image.draft``, with the same
+pixels) when the target is much smaller than the source. Decoding at
 1/s scale yields the mean of each s x s block, an area downscale; the
 reduction keeps at least ``ImageConfig.draft_gap`` times the target size and
 the final Lanczos in ``gandata.transform`` does the rest. Measured against a
