@@ -113,7 +113,10 @@ class ProcessExecutor:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            # Not waiting: helpers exit on their own (~40 ms) while this
+            # process goes on (the pipeline publishes); the pool's management
+            # thread reaps them, and interpreter exit joins it.
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -114,9 +115,17 @@ def write_shard(task: ShardTask) -> ShardResult:
     # so several keys come out in varying order and shards would differ by run.
     payload = safetensors_save(tensors, metadata={"format": "gandata"})
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    digest: list[str] = []
+    # Hashing and fsync both release the GIL: hash while the disk syncs
+    # (fsync stays on this thread, so its errors surface here).
+    hashing = threading.Thread(target=lambda: digest.append(hashlib.sha256(payload).hexdigest()))
     with open(tmp, "wb") as fh:
         fh.write(payload)
         fh.flush()
-        os.fsync(fh.fileno())
+        hashing.start()
+        try:
+            os.fsync(fh.fileno())
+        finally:
+            hashing.join()
     os.replace(tmp, path)
-    return ShardResult(task.index, task.path, len(task.rows), hashlib.sha256(payload).hexdigest(), reused=False)
+    return ShardResult(task.index, task.path, len(task.rows), digest[0], reused=False)
