@@ -9,8 +9,8 @@ Pillow's (tests compare them), without that overhead.
 
 Only what it can decode exactly like Pillow takes this path: YCbCr and
 grayscale JPEGs whose orientation is stated (or not) by one plain EXIF
-block. Everything else (CMYK, Adobe RGB, XMP metadata, odd EXIF, any file
-libjpeg-turbo warns about) gets ``None`` from these functions and goes
+block. Everything else (CMYK, Adobe RGB, an orientation Pillow would take
+from XMP, odd EXIF, any file libjpeg-turbo warns about) gets ``None`` from these functions and goes
 through Pillow, which also gives bad files their rejection reasons.
 """
 
@@ -73,12 +73,13 @@ def decode(data: bytes, size: tuple[int, int], scale: int, gray: bool) -> np.nda
 
 
 def exif_orientation(data: bytes) -> int | None:
-    """The EXIF orientation tag of a JPEG (1 when it has no EXIF block), or
-    None when Pillow might read it differently: an XMP packet (Pillow also
-    takes the orientation from XMP), several EXIF blocks (Pillow joins them)
-    or anything malformed.
+    """The EXIF orientation tag of a JPEG (1 when it has none), or None when
+    Pillow might read it differently: no EXIF orientation but an XMP packet
+    (Pillow then takes the orientation from XMP), several EXIF blocks (Pillow
+    joins them) or anything malformed.
     """
     exif: bytes | None = None
+    has_xmp = False
     pos, end = 2, len(data)
     while pos + 4 <= end:
         if data[pos] != 0xFF:
@@ -102,15 +103,19 @@ def exif_orientation(data: bytes) -> int | None:
                     return None
                 exif = payload[len(_EXIF):]
             elif payload.startswith(_XMP):
-                return None
+                has_xmp = True
         pos += 2 + length
     else:
         return None  # ran off the end before the image data
-    return 1 if exif is None else _tiff_orientation(exif)
+    orientation = _tiff_orientation(exif) if exif is not None else 0
+    if orientation == 0:  # no EXIF orientation tag
+        return None if has_xmp else 1
+    return orientation
 
 
 def _tiff_orientation(tiff: bytes) -> int | None:
-    """Orientation from the first IFD of an EXIF (TIFF) block; 1 when absent."""
+    """Orientation from the first IFD of an EXIF (TIFF) block; 0 when the tag
+    is absent, None when the block is malformed."""
     if len(tiff) < 8:
         return None
     byteorder = {b"II": "little", b"MM": "big"}.get(tiff[:2])
@@ -131,4 +136,4 @@ def _tiff_orientation(tiff: bytes) -> int | None:
         if found is not None or kind != _TIFF_SHORT or values != 1:
             return None
         found = int.from_bytes(tiff[entry + 8 : entry + 10], byteorder)
-    return 1 if found is None else found
+    return 0 if found is None else found

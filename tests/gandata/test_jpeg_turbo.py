@@ -130,6 +130,16 @@ def test_xmp_orientation_still_applied(tmp_path: Path) -> None:
     assert np.abs(np.asarray(image).astype(int) - stored[::-1, ::-1]).mean() < 4
 
 
+def test_exif_orientation_wins_over_xmp(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Phones often write both; Pillow only reads XMP when EXIF has no orientation.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    xmp = b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta><rdf:Description tiff:Orientation=\"3\"/></x:xmpmeta>"
+    data = _with_app1(_jpeg(factory.pattern(300, 200, 13), exif=exif.tobytes()), xmp)
+    assert jpeg_turbo.exif_orientation(data) == 6
+    _assert_same_as_pillow(data, ImageConfig(size_px=32), monkeypatch)
+
+
 def test_truncated_and_bomb_rejections_match_pillow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     truncated = factory.write_truncated_jpeg(tmp_path / "t.jpg").path.read_bytes()
     with pytest.raises(ImageRejected) as fast:
