@@ -109,7 +109,10 @@ def is_complete(part_dir: Path) -> bool:
 
 
 def read_meta(part_dir: Path) -> pa.Table:
-    return pq.read_table(part_dir / META_FILE)
+    # ParquetFile, single-threaded: read_table's dataset layer and thread pool
+    # cost more than reading a partition's small file (0.4 vs 1.3 ms each).
+    with pq.ParquetFile(part_dir / META_FILE) as meta:
+        return meta.read(use_threads=False)
 
 
 def read_rejections(part_dir: Path) -> list[dict[str, Any]]:
