@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import pyarrow.parquet as pq
 
+from gandata.arrow_columns import read_parquet
 from gandata.balance import DEFAULT_BETA, DEFAULT_FLOOR
 from gandata.manifest import SAMPLES_FILE, read_manifest
 from gandata.stats import ClassBalance, balance_of
@@ -143,7 +143,7 @@ def audit_dataset(root: str | os.PathLike[str], beta: float = DEFAULT_BETA, floo
 
     manifest = read_manifest(root)
     classes = list(manifest["classes"])
-    table = pq.read_table(Path(root) / SAMPLES_FILE)
+    table = read_parquet(Path(root) / SAMPLES_FILE)
     cols = set(table.column_names)
     rows = table.to_pydict()
     n = table.num_rows

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gandata import __version__
+from gandata.arrow_columns import bool_column, numpy_column, python_column, string_column
 from gandata.config import BuildConfig, SourceSpec
 from gandata.errors import BuildError, ConfigError, FormatError, SourceError
 from gandata.executors import Executor, make_executor
@@ -452,13 +453,13 @@ def _write_samples_index(path: Path, staged: StagedTable, plan: Plan, sources: S
     # Rows sorted by (shard, row), the order a reader iterates in.
     order = np.lexsort((row_of, shard_of))
     staged_rows = plan.rows[order]
-    take = pa.array(staged_rows)
+    take = numpy_column(staged_rows)
     table = staged.table
-    keys = table.column("key").take(take) if n else pa.array([], pa.string())
+    keys = table.column("key").take(take) if n else string_column([])
     if plan.derived_from is not None:
         # An oversampled copy gets its own key: the original's, plus ~copyN.
         copy_no = plan.extra["copy_numbers"][order]
-        keys = pa.array([k if c == 0 else f"{k}~copy{c}" for k, c in zip(keys.to_pylist(), copy_no.tolist())], pa.string())
+        keys = string_column([k if c == 0 else f"{k}~copy{c}" for k, c in zip(keys.to_pylist(), copy_no.tolist())])
     classes = plan.classes
     labels = plan.labels[order]
     source_idx = staged.column("source_index")[staged_rows] if n else np.zeros(0, np.int32)
@@ -467,38 +468,40 @@ def _write_samples_index(path: Path, staged: StagedTable, plan: Plan, sources: S
         all_keys = table.column("key").to_pylist()
         derived = [all_keys[d] if d >= 0 else None for d in plan.derived_from[order]]
     columns: dict[str, Any] = {
-        "shard": pa.array(shard_of[order]),
-        "row": pa.array(row_of[order]),
+        "shard": numpy_column(shard_of[order]),
+        "row": numpy_column(row_of[order]),
         "key": keys,
-        "label": pa.array(labels, pa.int64()),
-        "class_name": pa.array([classes[i] if i >= 0 else None for i in labels], pa.string()),
-        "source": pa.array([sources[i].uri for i in source_idx], pa.string()),
-        "locator": table.column("locator").take(take) if n else pa.array([], pa.string()),
-        "split": pa.array(plan.splits[order].tolist(), pa.string()),
-        "derived_from": pa.array(derived if derived is not None else [None] * n, pa.string()),
-        "augmentation": pa.array(
-            [plan.augmentation[i] for i in order] if plan.augmentation is not None else [None] * n, pa.string()
-        ),
-        "content_hash": pa.array([h.hex() for h in table.column("content_hash").take(take).to_pylist()] if n else [], pa.string()),
-        "original_width": table.column("original_width").take(take) if n else pa.array([], pa.int32()),
-        "original_height": table.column("original_height").take(take) if n else pa.array([], pa.int32()),
+        "label": numpy_column(labels.astype(np.int64)),
+        "class_name": string_column([classes[i] if i >= 0 else None for i in labels]),
+        "source": string_column([sources[i].uri for i in source_idx]),
+        "locator": table.column("locator").take(take) if n else string_column([]),
+        "split": string_column(plan.splits[order].tolist()),
+        "derived_from": string_column(derived if derived is not None else [None] * n),
+        "augmentation": string_column([plan.augmentation[i] for i in order] if plan.augmentation is not None else [None] * n),
+        "content_hash": string_column([h.hex() for h in table.column("content_hash").take(take).to_pylist()] if n else []),
+        "original_width": table.column("original_width").take(take) if n else numpy_column(np.zeros(0, np.int32)),
+        "original_height": table.column("original_height").take(take) if n else numpy_column(np.zeros(0, np.int32)),
     }
     if plan.weights is not None:
-        columns["weight"] = pa.array(plan.weights[order].astype(np.float32))
+        columns["weight"] = numpy_column(plan.weights[order].astype(np.float32))
     provenance = [json.loads(p) for p in table.column("provenance").take(take).to_pylist()] if n else []
     # Every row says whether it is synthetic (a generator's sample), so
     # readers need not know which sources generate.
     for p in provenance:
         p["synthetic"] = bool(p.get("synthetic", False))
     if not n:
-        columns["synthetic"] = pa.array([], pa.bool_())
+        columns["synthetic"] = bool_column([])
     for name in sorted({k for p in provenance for k in p}):
         column = name if name not in columns else f"provenance_{name}"
         values = [p.get(name) for p in provenance]
-        try:
+        typed = python_column(values)
+        if typed is not None:
+            columns[column] = typed
+            continue
+        try:  # nested values: pyarrow infers lists and structs
             columns[column] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            columns[column] = pa.array([None if v is None else str(v) for v in values], pa.string())
+            columns[column] = string_column([None if v is None else str(v) for v in values])
     pq.write_table(pa.table(columns), path)
 
 

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
+from gandata.arrow_columns import numpy_column, string_column, to_numpy
 from gandata.clean.checks import apply_cleaning
 from gandata.config import BuildConfig
 from gandata.merge import merge_sources, source_weights
@@ -38,7 +39,7 @@ class StagedTable:
         return self.table.num_rows
 
     def column(self, name: str) -> np.ndarray:
-        return self.table.column(name).to_numpy(zero_copy_only=False)
+        return to_numpy(self.table.column(name))
 
     def keys(self) -> list[str]:
         return self.table.column("key").to_pylist()
@@ -77,14 +78,14 @@ def load_staged(part_dirs: Sequence[str], source_indices: Sequence[int], source_
     for part, (part_dir, src) in enumerate(zip(part_dirs, source_indices)):
         meta = read_meta(Path(part_dir))
         n = meta.num_rows
-        meta = meta.append_column("part", pa.array(np.full(n, part, np.int32)))
-        meta = meta.append_column("row", pa.array(np.arange(n, dtype=np.int32)))
-        meta = meta.append_column("source_index", pa.array(np.full(n, src, np.int32)))
+        meta = meta.append_column("part", numpy_column(np.full(n, part, np.int32)))
+        meta = meta.append_column("row", numpy_column(np.arange(n, dtype=np.int32)))
+        meta = meta.append_column("source_index", numpy_column(np.full(n, src, np.int32)))
         tables.append(meta)
     if tables:
         table = pa.concat_tables(tables, promote_options="default")
     else:
-        table = pa.table({"key": pa.array([], pa.string())})
+        table = pa.table({"key": string_column([])})
     return StagedTable(table=table, part_dirs=list(part_dirs), source_uris=list(source_uris))
 
 
@@ -144,7 +145,8 @@ def synthetic_mask(staged: StagedTable) -> np.ndarray:
     column = staged.table.column("provenance")
     # A vectorized substring test first, so datasets without synthetic
     # samples never parse their provenance JSON row by row.
-    candidates = np.flatnonzero(pc.fill_null(pc.match_substring(column, '"synthetic"'), False).to_numpy(zero_copy_only=False))
+    found = pc.match_substring(column, '"synthetic"')
+    candidates = np.flatnonzero(to_numpy(found, null_as=False))
     out = np.zeros(staged.num_rows, dtype=bool)
     for i in candidates.tolist():
         out[i] = bool(json.loads(column[i].as_py()).get("synthetic"))

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pyarrow.parquet as pq
 from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
+from gandata.arrow_columns import read_parquet, to_numpy
 from gandata.manifest import SAMPLES_FILE, read_manifest
 from gandata.write import file_sha256
 
@@ -117,13 +117,13 @@ def _check_samples_index(report: VerifyReport, base: Path, shard_labels: list[np
         report.problems.append(f"{path}: sample index missing")
         return
     try:
-        table = pq.read_table(path, columns=["shard", "row", "label"])
+        table = read_parquet(path, columns=["shard", "row", "label"])
     except Exception as exc:  # pyarrow raises several types for a bad file
         report.problems.append(f"{path}: unreadable: {exc}")
         return
-    shard = table.column("shard").to_numpy()
-    row = table.column("row").to_numpy()
-    label = table.column("label").to_numpy()
+    shard = to_numpy(table.column("shard"))
+    row = to_numpy(table.column("row"))
+    label = to_numpy(table.column("label"))
     total = sum(len(x) for x in shard_labels)
     if len(shard) != total:
         report.problems.append(f"{path}: {len(shard)} rows, but the shards hold {total} samples")

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from gandata.arrow_columns import numpy_column, to_numpy
 from gandata.clean.neardup import candidate_pairs, cluster_labels
 from gandata.config import CleanConfig
 from gandata.errors import ConfigError
@@ -69,15 +70,15 @@ class CleanOutcome:
 def _column(table: Any, name: str, n: int, fill: float) -> np.ndarray:
     if name not in table.column_names:
         return np.full(n, fill, np.float64)
-    values = table.column(name).to_numpy(zero_copy_only=False)
+    values = to_numpy(table.column(name))
     return np.where(np.isnan(values.astype(np.float64)), fill, values.astype(np.float64))
 
 
 def quality_flags(table: Any, config: CleanConfig) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """check -> (failing mask, score) for every enabled quality check."""
     n = table.num_rows
-    w = table.column("original_width").to_numpy().astype(np.float64)
-    h = table.column("original_height").to_numpy().astype(np.float64)
+    w = to_numpy(table.column("original_width")).astype(np.float64)
+    h = to_numpy(table.column("original_height")).astype(np.float64)
     aspect = np.minimum(w, h) / np.maximum(np.maximum(w, h), 1.0)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for check, (column, direction, option, _) in _CHECKS.items():
@@ -194,10 +195,10 @@ def apply_cleaning(
     near_i = near_j = np.zeros(0, np.int64)
     if config.near_dups and "phash" in table.column_names:
         alive = np.flatnonzero(keep)
-        hashes = table.column("phash").to_numpy()[alive]
+        hashes = to_numpy(table.column("phash"))[alive]
         ci, cj = candidate_pairs(hashes, config.near_dup_radius)
         if len(ci):
-            thumbs = np.frombuffer(b"".join(table.column("thumb").take(alive).to_pylist()), np.uint8).reshape(len(alive), -1)
+            thumbs = np.frombuffer(b"".join(table.column("thumb").take(numpy_column(alive)).to_pylist()), np.uint8).reshape(len(alive), -1)
             z = thumbs.astype(np.float32)
             z -= z.mean(axis=1, keepdims=True)
             z /= np.linalg.norm(z, axis=1, keepdims=True) + 1e-6
@@ -206,7 +207,7 @@ def apply_cleaning(
             if size_px:
                 # The thumbnail is luma only: same shape in another colour is
                 # not a copy. Compare the mean colours (0-1) as well.
-                means = np.array(table.column("channel_sum").take(alive).to_pylist(), np.float64) / (size_px * size_px)
+                means = np.array(table.column("channel_sum").take(numpy_column(alive)).to_pylist(), np.float64) / (size_px * size_px)
                 close &= np.abs(means[ci] - means[cj]).max(axis=1) <= NEAR_DUP_MAX_COLOR_SHIFT
             near_i, near_j = alive[ci[close]], alive[cj[close]]
     cluster = cluster_labels(n, np.concatenate([pi, near_i]), np.concatenate([pj, near_j]))
@@ -215,7 +216,7 @@ def apply_cleaning(
     in_group[pi] = in_group[pj] = in_group[near_i] = in_group[near_j] = True
     for i in np.flatnonzero(in_group & keep):
         members[int(cluster[i])].append(int(i))
-    area = table.column("original_width").to_numpy().astype(np.int64) * table.column("original_height").to_numpy().astype(np.int64)
+    area = to_numpy(table.column("original_width")).astype(np.int64) * to_numpy(table.column("original_height")).astype(np.int64)
     sharp = _column(table, "score_sharpness", n, 0.0)
     near_removed = np.zeros(n, bool)
 

@@ -1,20 +1,28 @@
 """Columns built from buffers equal what pyarrow.array builds, nulls included,
-and building them never imports pandas (the reason they exist)."""
+columns read out of buffers equal pyarrow's to_numpy, and neither (nor a
+whole build, verify or stats run) imports pandas (the reason they exist)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
+from PIL import Image
 
 from gandata.arrow_columns import (
     binary_column,
+    bool_column,
     fixed_binary_column,
     float64_list_column,
     numeric_column,
+    numpy_column,
+    python_column,
     string_column,
+    to_numpy,
 )
 
 
@@ -52,3 +60,51 @@ def test_no_pandas_import():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_to_numpy_reads_buffers_like_pyarrow() -> None:
+    chunks = [numpy_column(np.arange(7, dtype=np.int32)), numpy_column(np.arange(3, dtype=np.int32))]
+    column = pa.chunked_array(chunks)
+    assert np.array_equal(to_numpy(column), column.to_numpy())
+    assert to_numpy(chunks[0].slice(2, 3)).tolist() == [2, 3, 4]
+    floats = numpy_column(np.linspace(0, 1, 5, dtype=np.float32))
+    assert to_numpy(floats).dtype == np.float32 and np.array_equal(to_numpy(floats), floats.to_numpy())
+    flags = bool_column([True, None, False, True, None])
+    assert to_numpy(flags, null_as=False).tolist() == [True, False, False, True, False]
+    assert to_numpy(flags.slice(1), null_as=True).tolist() == [True, False, True, True]
+    assert to_numpy(bool_column([False, True])).tolist() == [False, True]
+
+
+@pytest.mark.parametrize("values", [["a", None], [True, None, False], [1, None, 3], [1, 2.5, None], [None, None]])
+def test_python_column_types_like_pa_array(values: list) -> None:
+    assert python_column(values).equals(pa.array(values))
+
+
+def test_python_column_leaves_mixed_and_nested_values_to_the_caller() -> None:
+    assert python_column(["a", 1]) is None
+    assert python_column([[1], [2]]) is None
+    assert python_column([1 << 70]) is None
+
+
+def test_build_verify_and_stats_never_import_pandas(tmp_path: Path) -> None:
+    # pyarrow imports pandas (~0.5 s) on its first pa.array / to_numpy /
+    # read_table; a plain build, verify and stats must not pay for it.
+    photos = tmp_path / "photos" / "cat"
+    photos.mkdir(parents=True)
+    for i in range(6):
+        Image.fromarray(np.full((80, 90, 3), 40 * i, np.uint8)).save(photos / f"{i}.jpg")
+    script = (
+        "import sys\n"
+        "from gandata.cli import main\n"
+        f"for args in (['build', {str(photos.parent)!r}, '-o', {str(tmp_path / 'a')!r}, '-q', '--workers', '2'],\n"
+        f"             ['build', 'synth:shapes?count=64', '-o', {str(tmp_path / 'b')!r}, '-q', '--workers', '1'],\n"
+        f"             ['verify', {str(tmp_path / 'a')!r}], ['stats', {str(tmp_path / 'b')!r}]):\n"
+        "    try:\n"
+        "        main(args, standalone_mode=False)\n"
+        "    except SystemExit as exc:\n"
+        "        assert not exc.code, args\n"
+        "print('PANDAS', 'pandas' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "PANDAS False" in result.stdout
