@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -101,23 +100,51 @@ def run_gandata(src: Path, out: Path, workers: int, stages: dict | None = None, 
     return summary.num_samples / seconds
 
 
-def peak_rss_of_build(count: int, workdir: Path) -> float:
-    """Peak RSS (MiB) of the largest process of a synthetic build of ``count`` images."""
+def _peak_kib(pid: int) -> int:
+    """VmHWM (peak resident set, KiB) of a live process; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(x) for x in fh.read().split()]
+    except OSError:
+        return []
+
+
+def peak_rss_of_build(count: int, workdir: Path) -> tuple[float, float]:
+    """Peak RSS (MiB) of the parent and of the largest worker of a synthetic
+    build of ``count`` images, read from /proc while it runs. (ru_maxrss
+    would not do: Linux carries it across fork and exec, so a process started
+    from this one reports at least this one's size.)"""
     out = workdir / f"mem-{count}"
     shutil.rmtree(out, ignore_errors=True)
     code = (
-        "import resource, sys;"
         "from gandata.config import BuildConfig, ImageConfig, SourceSpec;"
         "from gandata.pipeline import build;"
         f"build(BuildConfig(sources=(SourceSpec('synth:shapes?count={count}'),), output={str(out)!r}, image=ImageConfig(size_px=64), workers=2));"
-        "me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-        "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
-        "print(me, kids)"
+        "print(open('/proc/self/status').read())"
     )
-    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    parent_kib, child_kib = (int(x) for x in result.stdout.split())
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker_kib = 0
+    while proc.poll() is None:
+        for child in _children(proc.pid):
+            worker_kib = max(worker_kib, _peak_kib(child))
+        time.sleep(0.02)
+    status = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode:
+        raise RuntimeError(f"the synthetic build of {count} images failed")
+    parent_kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
     shutil.rmtree(out, ignore_errors=True)
-    return parent_kib / 1024, child_kib / 1024
+    return parent_kib / 1024, worker_kib / 1024
 
 
 def main() -> None:
