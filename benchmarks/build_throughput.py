@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from procstat import status_kib
 
 
 def _write_jpeg(job: tuple[Path, int, int]) -> None:
@@ -100,18 +101,6 @@ def run_gandata(src: Path, out: Path, workers: int, stages: dict | None = None, 
     return summary.num_samples / seconds
 
 
-def _peak_kib(pid: int) -> int:
-    """VmHWM (peak resident set, KiB) of a live process; 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def _children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as fh:
@@ -137,7 +126,7 @@ def peak_rss_of_build(count: int, workdir: Path) -> tuple[float, float]:
     worker_kib = 0
     while proc.poll() is None:
         for child in _children(proc.pid):
-            worker_kib = max(worker_kib, _peak_kib(child))
+            worker_kib = max(worker_kib, status_kib("VmHWM", child))
         time.sleep(0.02)
     status = proc.stdout.read() if proc.stdout else ""
     if proc.returncode:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from procstat import status_kib
 
 
 def make_dataset(path: Path, n: int, size_px: int) -> None:
@@ -63,14 +64,7 @@ class AnonPeak:
 
     @staticmethod
     def read_kib() -> int:
-        try:
-            with open("/proc/self/status") as fh:
-                for line in fh:
-                    if line.startswith("RssAnon:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
+        return status_kib("RssAnon")
 
     def _run(self) -> None:
         while not self._stop.is_set():
