@@ -85,7 +85,7 @@ def numpy_column(values: np.ndarray) -> pa.Array:
     if data.ndim != 1:
         raise ValueError("numpy_column: a 1-D array is needed")
     if data.dtype == np.bool_:
-        return bool_column(data.tolist())
+        return pa.Array.from_buffers(pa.bool_(), len(data), [None, pa.py_buffer(np.packbits(data, bitorder="little"))])
     return pa.Array.from_buffers(pa.from_numpy_dtype(data.dtype), len(data), [None, pa.py_buffer(data)])
 
 

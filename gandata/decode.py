@@ -282,7 +282,7 @@ def _decode_jpeg_turbo(data: bytes, config: ImageConfig) -> tuple[Image.Image, t
         return None
     image = Image.fromarray(array, "L" if gray else "RGB")
     box = (0.0, 0.0, width / scale, height / scale) if scale > 1 else None
-    orientation = orientation if 1 <= orientation <= 8 else 1
+    # An out-of-range value (0, 9, ...) is in neither table: no transpose, no swap.
     image, box = _apply_orientation(image, box, orientation)
     image = convert_to_target(image, config)
     original = (height, width) if orientation in _SWAPS_AXES else (width, height)

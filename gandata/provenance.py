@@ -30,7 +30,7 @@ def manifest_provenance(staged: Any, rows: np.ndarray, sources: Sequence[Any]) -
     """The manifest's ``licenses`` and the per-source extras (``license``,
     ``licenses``) merged into its ``sources`` entries."""
     if len(rows) and "provenance" in staged.table.column_names:
-        prov = staged.table.column("provenance").take(numpy_column(np.asarray(rows))).to_pylist()
+        prov = staged.table.column("provenance").take(numpy_column(rows)).to_pylist()
         src = staged.column("source_index")[rows]
     else:
         prov, src = [], np.zeros(0, np.int32)

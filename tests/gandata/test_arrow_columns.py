@@ -73,6 +73,8 @@ def test_to_numpy_reads_buffers_like_pyarrow() -> None:
     assert to_numpy(flags, null_as=False).tolist() == [True, False, False, True, False]
     assert to_numpy(flags.slice(1), null_as=True).tolist() == [True, False, True, True]
     assert to_numpy(bool_column([False, True])).tolist() == [False, True]
+    mask = np.array([True, False, True, True, False, False, True, False, True])
+    assert numpy_column(mask).equals(pa.array(mask.tolist())) and to_numpy(numpy_column(mask)).tolist() == mask.tolist()
 
 
 @pytest.mark.parametrize("values", [["a", None], [True, None, False], [1, None, 3], [1, 2.5, None], [None, None]])
