@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import pyarrow as pa
 
+from gandata.arrow_columns import string_column
 from gandata.config import SourceSpec
 from gandata.errors import ConfigError
 from gandata.records import Rejection
@@ -136,7 +137,7 @@ def source_weights(source_index: np.ndarray, specs: Sequence[SourceSpec]) -> np.
 
 def set_labels(table: pa.Table, labels: list[str | None]) -> pa.Table:
     """The staged table with its ``label`` column replaced."""
-    return table.set_column(table.schema.get_field_index("label"), "label", pa.array(labels, pa.string()))
+    return table.set_column(table.schema.get_field_index("label"), "label", string_column(labels))
 
 
 def merge_sources(

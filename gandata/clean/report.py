@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
+from gandata.arrow_columns import numeric_column, string_column
 from gandata.clean.checks import apply_cleaning
 from gandata.config import BuildConfig
 from gandata.staging import open_images, read_rejections
@@ -86,23 +87,23 @@ def write_report(config: BuildConfig, report_dir: str | Path, progress: Any = No
 
     out.mkdir(parents=True, exist_ok=True)
     columns: dict[str, Any] = {
-        "key": pa.array(keys + [r.get("key") for r in early], pa.string()),
-        "source": pa.array([staged.source_uris[int(s)] for s in sources] + [r.get("uri") for r in early], pa.string()),
-        "locator": pa.array((staged.table.column("locator").to_pylist() if n else []) + [r.get("source") for r in early], pa.string()),
-        "label": pa.array(labels + [None] * len(early), pa.string()),
-        "status": pa.array(status + [r["reason"] for r in early], pa.string()),
-        "kept_key": pa.array(kept_key + [None] * len(early), pa.string()),
-        "detail": pa.array(detail + [r.get("detail") for r in early], pa.string()),
+        "key": string_column(keys + [r.get("key") for r in early]),
+        "source": string_column([staged.source_uris[int(s)] for s in sources] + [r.get("uri") for r in early]),
+        "locator": string_column((staged.table.column("locator").to_pylist() if n else []) + [r.get("source") for r in early]),
+        "label": string_column(labels + [None] * len(early)),
+        "status": string_column(status + [r["reason"] for r in early]),
+        "kept_key": string_column(kept_key + [None] * len(early)),
+        "detail": string_column(detail + [r.get("detail") for r in early]),
     }
     for name in ("original_width", "original_height"):
-        columns[name] = pa.array((staged.column(name).tolist() if n else []) + [None] * len(early), pa.int32())
+        columns[name] = numeric_column((staged.column(name).tolist() if n else []) + [None] * len(early), "int32")
     for name in SCORE_COLUMNS:
         col = f"score_{name}"
         values = staged.column(col).astype(np.float64).tolist() if n and col in staged.table.column_names else [None] * n
-        columns[name] = pa.array(values + [None] * len(early), pa.float64())
+        columns[name] = numeric_column(values + [None] * len(early), "float64")
     if n and "phash" in staged.table.column_names:
         hashes = staged.column("phash").astype(np.int64).view(np.uint64)
-        columns["phash"] = pa.array([f"{h:016x}" for h in hashes.tolist()] + [None] * len(early), pa.string())
+        columns["phash"] = string_column([f"{h:016x}" for h in hashes.tolist()] + [None] * len(early))
     pq.write_table(pa.table(columns), out / "issues.parquet")
 
     all_status = columns["status"].to_pylist()
