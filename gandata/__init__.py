@@ -7,8 +7,15 @@ import time; ``gandata.torch`` holds the PyTorch adapter.
 
 __version__ = "0.1.0"
 
-from gandata.errors import BuildError, ConfigError, FormatError, GandataError, SourceError, VerifyError  # noqa: E402
-from gandata.reader import Dataset, open_dataset  # noqa: E402
+from gandata.dataset.reader import Dataset, open_dataset  # noqa: E402
+from gandata.errors import (  # noqa: E402
+    BuildError,
+    ConfigError,
+    FormatError,
+    GandataError,
+    SourceError,
+    VerifyError,
+)
 
 __all__ = [
     "__version__", "open_dataset", "Dataset",

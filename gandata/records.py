@@ -7,9 +7,17 @@ field has a name and a type.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+
+# (phase, done, total): called by the library as work completes; the CLI
+# draws progress bars from it.
+ProgressFn = Callable[[str, int, int], None]
+
+
+def no_progress(phase: str, done: int, total: int) -> None:
+    """A ProgressFn that reports nothing."""
 
 # Every rejection carries one of these codes. New stages add theirs here so the
 # set stays documented in one place (docs/FORMAT.md lists them too).

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gandata.reader import Dataset, open_dataset
+from gandata.dataset.reader import Dataset, open_dataset
 
 
 def _torch() -> Any:

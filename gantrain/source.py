@@ -54,7 +54,7 @@ from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
 from gandata.sources.arrays import query_options
 from gandata.sources.base import Partition, SourceContext
-from gandata.write import file_sha256
+from gandata.util.hashing import file_sha256
 
 __all__ = ["GanSource", "open_gan", "OPTIONS", "PARTITION_SIZE"]
 

@@ -34,7 +34,7 @@ SourceFactory = Callable[[str, SourceSpec, SourceContext], Source]
 
 # scheme -> ("module:function", one-line help shown by `gandata build --help`)
 SCHEMES: dict[str, tuple[str, str]] = {
-    "synth": ("gandata.sources.synth:open_synth", "synth:shapes[?count=N&size=PX&seed=S&imbalance=R&classes=a,b] procedural shapes (the default)"),
+    "synth": ("gandata.sources.shapes:open_shapes", "synth:shapes[?count=N&size=PX&seed=S&imbalance=R&classes=a,b] procedural shapes (the default)"),
     "folder": ("gandata.sources.folder:open_folder", "folder:PATH or just PATH: ImageFolder tree (class = first-level subfolder), or --labels CSV"),
     "file": ("gandata.sources.folder:open_folder", "file:PATH: same as folder:PATH"),
     "zip": ("gandata.sources.archive:open_archive", "zip:FILE or FILE.zip: a zip archive, same label convention, read without extracting"),
@@ -158,7 +158,7 @@ def open_source(spec: SourceSpec, ctx: SourceContext) -> Source:
     scheme = scheme_of(spec.uri)
     if scheme in ("folder", "zip", "tar"):
         # An fsspec URL (s3://, gs://, ...) given as a folder or archive.
-        from gandata.storage import is_remote
+        from gandata.util.remote import is_remote
 
         prefix = scheme + ":"
         if is_remote(spec.uri[len(prefix):] if spec.uri.startswith(prefix) else spec.uri):

@@ -19,7 +19,7 @@ What ``read`` refuses, one record per listed entry:
   link to a folder is not followed (loops): ``unsupported``; a dangling link:
   ``corrupt``;
 - a file without an image extension whose first bytes do not look like an
-  image (``gandata.decode.looks_like_image``): ``unsupported``;
+  image (``gandata.image.decode.looks_like_image``): ``unsupported``;
 - a file larger than ``MAX_FILE_BYTES``: ``too_large`` (not read);
 - a path listed in the labels CSV that does not exist: ``corrupt`` with the
   detail "listed in the labels CSV but missing" -- the file was expected and
@@ -116,7 +116,7 @@ def sniff_image(head: bytes) -> bool:
     """Whether the first bytes of a file look like an image."""
     # Imported here: decode pulls in Pillow and numpy, which listing a source
     # (in the parent process) never needs.
-    from gandata.decode import looks_like_image
+    from gandata.image.decode import looks_like_image
 
     return bool(looks_like_image(head))
 

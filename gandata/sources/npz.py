@@ -22,7 +22,13 @@ import numpy as np
 from gandata.config import SourceSpec
 from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
-from gandata.sources.arrays import array_samples, file_stamp, row_partitions, split_uri, to_nhwc_uint8
+from gandata.sources.arrays import (
+    array_samples,
+    file_stamp,
+    row_partitions,
+    split_uri,
+    to_nhwc_uint8,
+)
 from gandata.sources.base import Partition, SourceContext
 
 

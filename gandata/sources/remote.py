@@ -35,10 +35,17 @@ from gandata.records import Rejection, Sample
 from gandata.sources.archive import ArchiveSource, archive_kind
 from gandata.sources.base import Partition, SourceContext
 from gandata.sources.folder import (
-    MAX_FILE_BYTES, PARALLEL_PARTITIONS, PARTITION_SIZE, SNIFF_BYTES, has_image_extension, label_from_layout,
-    not_an_image_detail, partition_chunks, sniff_image,
+    MAX_FILE_BYTES,
+    PARALLEL_PARTITIONS,
+    PARTITION_SIZE,
+    SNIFF_BYTES,
+    has_image_extension,
+    label_from_layout,
+    not_an_image_detail,
+    partition_chunks,
+    sniff_image,
 )
-from gandata.storage import filesystem
+from gandata.util.remote import filesystem
 
 # A listed entry: (relative key, size in bytes or -1 for a hidden folder, version).
 Entry = tuple[str, int, str]

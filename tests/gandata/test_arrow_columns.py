@@ -13,16 +13,8 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from gandata.arrow_columns import (
-    binary_column,
-    bool_column,
-    fixed_binary_column,
-    float64_list_column,
-    numeric_column,
-    numpy_column,
-    python_column,
-    string_column,
-    to_numpy,
+from gandata.util.arrow import (
+    binary_column, bool_column, fixed_binary_column, float64_list_column, numeric_column, numpy_column, python_column, string_column, to_numpy,
 )
 
 
@@ -53,7 +45,7 @@ def test_fixed_binary_refuses_a_wrong_width():
 def test_no_pandas_import():
     code = (
         "import sys, pyarrow as pa, pyarrow.parquet as pq, io\n"
-        "from gandata.arrow_columns import string_column, numeric_column, float64_list_column\n"
+        "from gandata.util.arrow import string_column, numeric_column, float64_list_column\n"
         "t = pa.Table.from_arrays([string_column(['a']), numeric_column([1], 'int32'), float64_list_column([[1.0]])], names=['s', 'i', 'l'])\n"
         "pq.write_table(t, io.BytesIO())\n"
         "print('pandas' in sys.modules)\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gandata.augment import augment_copy
+from gandata.image.augment import augment_copy
 
 
 def _image(seed: int = 0, channels: int = 3) -> np.ndarray:

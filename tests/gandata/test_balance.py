@@ -12,7 +12,8 @@ import pytest
 from balance_helpers import folder_config, make_folder
 
 from gandata import open_dataset
-from gandata.balance import class_weights, effective_classes, effective_samples, gini, normalized_entropy, resolve_targets
+from gandata.plan.balance import class_weights, resolve_targets
+from gandata.stats.figures import effective_classes, effective_samples, gini, normalized_entropy
 from gandata.config import BalanceConfig
 from gandata.errors import ConfigError
 from gandata.pipeline import build

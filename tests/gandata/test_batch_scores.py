@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gandata.clean.scores import batch_image_scores, image_scores
-from gandata.ingest import _pixel_sums
+from gandata.ingest.partition import _pixel_sums
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -16,7 +16,7 @@ from PIL import Image, ImageFilter
 sys.path.insert(0, str(Path(__file__).parent))
 from cleandata import digit, jpeg, near_copy, photo, png, write  # noqa: E402
 
-from gandata.clean.checks import CleanError  # noqa: E402
+from gandata.plan.cleaning import CleanError  # noqa: E402
 from gandata.clean.neardup import block_layout, candidate_pairs, cluster_labels, hamming, pairs_within  # noqa: E402
 from gandata.clean.scores import image_scores  # noqa: E402
 from gandata.config import BuildConfig, CleanConfig, ImageConfig, SourceSpec, build_config_from_mapping  # noqa: E402

@@ -13,13 +13,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from gandata.config import ImageConfig
-from gandata.decode import (
-    ImageRejected,
-    convert_to_target,
-    decode_bytes,
-    image_from_array,
-    looks_like_image,
-    luma,
+from gandata.image.decode import (
+    ImageRejected, convert_to_target, decode_bytes, image_from_array, looks_like_image, luma,
 )
 
 try:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gandata.executors import ProcessExecutor, SerialExecutor, make_executor
+from gandata.pipeline.executors import ProcessExecutor, SerialExecutor, make_executor
 
 
 def _square_and_pid(x: int) -> tuple[int, int]:

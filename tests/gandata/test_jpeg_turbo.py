@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gandata import decode as decode_module
-from gandata import jpeg_turbo
+from gandata.image import decode as decode_module
+from gandata.image import jpeg_turbo
 from gandata.config import ImageConfig
-from gandata.decode import ImageRejected, decode_with_box
+from gandata.image.decode import ImageRejected, decode_with_box
 
 try:
     from . import imagefactory as factory

@@ -14,7 +14,7 @@ import pytest
 from gandata import open_dataset
 from gandata.config import BuildConfig, CleanConfig, ImageConfig, SourceSpec
 from gandata.pipeline import build
-from gandata.verify import verify_dataset
+from gandata.dataset.verify import verify_dataset
 from tests.gandata.imagefactory import quadrants, write_exif_rotated, write_messy_folder
 
 

@@ -20,7 +20,7 @@ from gandata import open_dataset  # noqa: E402
 from gandata.config import BuildConfig, ImageConfig, OutputConfig, SourceSpec  # noqa: E402
 from gandata.errors import ConfigError, FormatError  # noqa: E402
 from gandata.pipeline import build  # noqa: E402
-from gandata.verify import verify_dataset  # noqa: E402
+from gandata.dataset.verify import verify_dataset  # noqa: E402
 
 
 def _free_port() -> int:

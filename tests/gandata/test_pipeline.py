@@ -20,8 +20,8 @@ from gandata import open_dataset
 from gandata.config import BuildConfig, ImageConfig, OutputConfig, SourceSpec
 from gandata.errors import ConfigError, SourceError
 from gandata.pipeline import build
-from gandata.verify import verify_dataset
-from gandata.write import gather_pixels
+from gandata.dataset.verify import verify_dataset
+from gandata.write.shards import gather_pixels
 
 
 def _config(src: str | list[str], dest: Path, **kw) -> BuildConfig:

@@ -22,7 +22,7 @@ from gandata import open_dataset
 from gandata.cli import main
 from gandata.config import BuildConfig, ImageConfig, SourceSpec, build_config_from_mapping
 from gandata.errors import ConfigError, GandataError, SourceError
-from gandata.export import export
+from gandata.dataset.export import export
 from gandata.pipeline import build
 from public_data import (
     RunsCode, image_dataset, png_bytes, populate_hub_cache, random_images, write_cifar10_bin,
@@ -112,7 +112,7 @@ def test_hf_local_repo_layout_reads_card_license_and_streams_by_shard(tmp_path: 
     cache = tmp_path / "cache"
     for streaming in ("0", "1"):
         uri = f"hf:{repo}?streaming={streaming}&cache_dir={cache}"
-        from gandata.pipeline import open_sources
+        from gandata.pipeline.inputs import open_sources
 
         config = BuildConfig(sources=(SourceSpec(uri),), output=str(tmp_path / f"out{streaming}"), image=ImageConfig(size_px=12, min_size_px=4), workers=1)
         (source,) = open_sources(config)

@@ -13,13 +13,13 @@ import gandata.sources as registry
 from gandata.config import BalanceConfig, SourceSpec, build_config_from_mapping
 from gandata.errors import ConfigError, SourceError
 from gandata.sources import SourceContext, open_source, scheme_of, schemes
-from gandata.sources.synth import open_synth
-from gandata.synthesize import gan_uri, plan_fill, round_seed
+from gandata.sources.shapes import open_shapes
+from gandata.plan.synthetic_fill import gan_uri, plan_fill, round_seed
 
 
 def open_fake(uri: str, spec: SourceSpec, ctx: SourceContext):
     """fake:... a plugin source for the registry tests"""
-    return open_synth("synth:shapes?count=5", SourceSpec("synth:shapes?count=5"), ctx)
+    return open_shapes("synth:shapes?count=5", SourceSpec("synth:shapes?count=5"), ctx)
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_a_plugin_source_is_found_through_its_entry_point(plugins: list[metadata
     source = open_source(SourceSpec("fake:anything"), SourceContext(size_px=16))
     assert len([s for p in source.partitions() for s in source.read(p)]) == 5
     assert schemes()["fake"][1] == "fake:... a plugin source for the registry tests"  # the docstring's first line
-    assert schemes()["synth"][0] == "gandata.sources.synth:open_synth"  # built-ins are never overridden
+    assert schemes()["synth"][0] == "gandata.sources.shapes:open_shapes"  # built-ins are never overridden
 
 
 def test_a_missing_plugin_names_the_package_to_install(plugins: list[metadata.EntryPoint]) -> None:

@@ -14,7 +14,7 @@ from gandata import open_dataset
 from gandata.config import BalanceConfig
 from gandata.errors import FormatError
 from gandata.pipeline import build
-from gandata.split import group_ids, stratified_split
+from gandata.plan.split import group_ids, stratified_split
 
 COUNTS = {"a": 41, "b": 23, "c": 12, "d": 7}
 # Exact copies (dedup off) form duplicate groups of two inside each class.

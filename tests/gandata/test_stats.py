@@ -13,11 +13,11 @@ from balance_helpers import folder_config, make_folder
 from click.testing import CliRunner
 from PIL import Image
 
-from gandata.audit import thumbnail_diversity
+from gandata.stats.audit import thumbnail_diversity
 from gandata.cli import main
 from gandata.config import BalanceConfig, BuildConfig, ImageConfig, OutputConfig, SourceSpec
 from gandata.pipeline import build
-from gandata.preview import preview_samples
+from gandata.stats.preview import preview_samples
 
 # The example: imbalance ratio 400/16 = 25.
 COUNTS = {"c0": 400, "c1": 280, "c2": 160, "c3": 80, "c4": 40, "c5": 16}
@@ -128,7 +128,7 @@ def test_preview_writes_one_row_per_class_and_denormalizes_floats(tmp_path: Path
 
 
 def test_provenance_shares_are_of_the_whole_dataset():
-    from gandata.stats import provenance_tables
+    from gandata.stats.balance import provenance_tables
 
     # What `stats --split train` passes: the split's size beside whole-dataset source counts.
     manifest = {

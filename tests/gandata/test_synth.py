@@ -11,21 +11,13 @@ from gandata.config import SourceSpec
 from gandata.errors import SourceError
 from gandata.records import Sample
 from gandata.sources.base import Partition, SourceContext
-from gandata.sources.synth import (
-    GENERATOR_VERSION,
-    PARTITION_SIZE,
-    SHAPE_CLASSES,
-    SynthShapesSource,
-    _colours,
-    _Draws,
-    _luma,
-    class_counts,
-    open_synth,
+from gandata.sources.shapes import (
+    GENERATOR_VERSION, PARTITION_SIZE, SHAPE_CLASSES, SynthShapesSource, _colours, _Draws, _luma, class_counts, open_shapes,
 )
 
 
 def _open(uri: str = "synth:shapes", params: dict[str, str] | None = None, **ctx: object) -> SynthShapesSource:
-    return open_synth(uri, SourceSpec(uri, params=params or {}), SourceContext(**ctx))  # type: ignore[arg-type]
+    return open_shapes(uri, SourceSpec(uri, params=params or {}), SourceContext(**ctx))  # type: ignore[arg-type]
 
 
 def _read_all(source: SynthShapesSource) -> list[Sample]:

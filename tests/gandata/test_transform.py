@@ -15,9 +15,9 @@ from PIL import Image
 
 from gandata.cli import main
 from gandata.config import ImageConfig, build_config_from_mapping
-from gandata.decode import ImageRejected
+from gandata.image.decode import ImageRejected
 from gandata.errors import ConfigError
-from gandata.transform import PreparedImage, fit_to_square, prepare_image
+from gandata.image.fit import PreparedImage, fit_to_square, prepare_image
 
 try:
     from . import imagefactory as factory

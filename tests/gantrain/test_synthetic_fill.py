@@ -27,7 +27,7 @@ from gandata.errors import ConfigError, SourceError
 from gandata.pipeline import build
 from gandata.records import Sample
 from gandata.sources import SourceContext, open_source, scheme_of
-from gandata.write import file_sha256
+from gandata.util.hashing import file_sha256
 from gantrain.train import train
 
 from .conftest import tiny_config, write_dataset
@@ -139,7 +139,7 @@ def test_gan_build_records_provenance_in_worker_processes(cond_run: Path, tmp_pa
 
 
 def test_synthesize_fills_classes_to_target_and_records_the_share(real_npz: Path, cond_run: Path, tmp_path: Path) -> None:
-    from gandata.audit import audit_dataset
+    from gandata.stats.audit import audit_dataset
 
     out = tmp_path / "filled"
     config = _synth_config(out, real_npz, cond_run, val_fraction=0.25)

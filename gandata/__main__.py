@@ -1,0 +1,5 @@
+"""``python -m gandata``: the gandata command line."""
+
+from gandata.cli import main
+
+main()

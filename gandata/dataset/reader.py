@@ -1,0 +1,172 @@
+"""Reading a built dataset: ``open_dataset(path)``.
+
+Shards are opened with safetensors (never pickle: loading a dataset cannot run
+code from it). Random access loads one shard at a time and keeps the last one;
+``iter_batches`` and ``load_all`` stream shard by shard.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load, load_file
+
+from gandata.dataset.manifest import read_manifest
+from gandata.dataset.normalize import Normalization
+from gandata.errors import FormatError
+from gandata.util.remote import is_remote, join, local_path, read_bytes
+
+
+@dataclass
+class Arrays:
+    """A whole split in memory."""
+
+    images: np.ndarray  # [N, C, H, W], the stored dtype
+    labels: np.ndarray  # int64 [N]
+    weights: np.ndarray | None  # float32 [N], when the build wrote weights
+
+
+class Dataset:
+    """A built gandata dataset (one split of it).
+
+    ``ds[i]`` returns ``(image [C, H, W] in the stored dtype, label)``;
+    ``ds.get(i, normalize=True)`` returns the normalized float32 image.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], split: str | None = None) -> None:
+        # An object-store URL stays a string: Path would mangle "s3://".
+        self.root: Any = str(root) if is_remote(root) else Path(local_path(root))
+        self.manifest: dict[str, Any] = read_manifest(self.root)
+        shards = self.manifest["shards"]
+        available = sorted({s.get("split", "train") for s in shards})
+        if split is None:
+            # Without a name, read the training split when splits exist.
+            split = "train" if "train" in available or not available else available[0]
+            self.shards = [s for s in shards if s.get("split", "train") == split] if available else []
+        else:
+            if split not in available:
+                raise FormatError(f"{self.root}: no split {split!r} (available: {', '.join(available) or 'none'})")
+            self.shards = [s for s in shards if s.get("split", "train") == split]
+        self.split = split
+        self.classes: list[str] = list(self.manifest["classes"])
+        self.image_shape: tuple[int, int, int] = tuple(self.manifest["image_shape"])  # type: ignore[assignment]
+        self.dtype: str = self.manifest["dtype"]
+        self.normalization = Normalization.from_json(self.manifest["normalization"])
+        counts = [int(s["num_samples"]) for s in self.shards]
+        self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._cache: tuple[int, dict[str, np.ndarray]] | None = None
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.root)!r}, split={self.split!r}, n={len(self)}, shape={list(self.image_shape)}, classes={len(self.classes)})"
+
+    def load_shard(self, index: int) -> dict[str, np.ndarray]:
+        """The tensors of one shard of this split (images, labels[, weights])."""
+        if self._cache is not None and self._cache[0] == index:
+            return self._cache[1]
+        entry = self.shards[index]
+        path = join(self.root, entry["path"]) if isinstance(self.root, str) else self.root / entry["path"]
+        try:
+            # A remote shard is read whole into memory (one shard at a time).
+            tensors = load(read_bytes(path)) if isinstance(self.root, str) else load_file(str(path))
+        except (OSError, SafetensorError) as exc:
+            raise FormatError(f"{path}: cannot read shard: {exc}") from None
+        if "images" not in tensors or "labels" not in tensors:
+            raise FormatError(f"{path}: shard lacks the 'images' or 'labels' tensor")
+        self._cache = (index, tensors)
+        return tensors
+
+    def _locate(self, i: int) -> tuple[int, int]:
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"index {i} out of range for a dataset of {n} samples")
+        shard = int(np.searchsorted(self._offsets, i, side="right") - 1)
+        return shard, i - int(self._offsets[shard])
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        shard, row = self._locate(int(i))
+        tensors = self.load_shard(shard)
+        return tensors["images"][row], int(tensors["labels"][row])
+
+    def get(self, i: int, normalize: bool = False) -> tuple[np.ndarray, int]:
+        """One sample; with ``normalize`` a float32 image per the manifest."""
+        image, label = self[i]
+        return (self.normalize(image) if normalize else image), label
+
+    def normalize(self, images: np.ndarray) -> np.ndarray:
+        """Stored values -> normalized float32 (float storage is already normalized)."""
+        if self.dtype == "uint8":
+            return self.normalization.apply(images)
+        return images.astype(np.float32)
+
+    def to_uint8(self, images: np.ndarray) -> np.ndarray:
+        """Stored values -> uint8 pixels, denormalizing float storage."""
+        if self.dtype == "uint8":
+            return images
+        return self.normalization.invert(images)
+
+    def iter_batches(
+        self, batch_size: int, normalize: bool = False, shuffle: bool = False, seed: int = 0, drop_last: bool = False
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(images, labels)`` batches; shuffling is within a shard
+        after a seeded shuffle of the shard order, so memory stays one shard."""
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(self.shards)) if shuffle else np.arange(len(self.shards))
+        carry_images: list[np.ndarray] = []
+        carry_labels: list[np.ndarray] = []
+        carried = 0
+        for shard in order:
+            tensors = self.load_shard(int(shard))
+            images, labels = tensors["images"], tensors["labels"]
+            if shuffle:
+                perm = rng.permutation(len(labels))
+                images, labels = images[perm], labels[perm]
+            carry_images.append(images)
+            carry_labels.append(labels)
+            carried += len(labels)
+            while carried >= batch_size:
+                all_images = np.concatenate(carry_images)
+                all_labels = np.concatenate(carry_labels)
+                batch = all_images[:batch_size]
+                yield (self.normalize(batch) if normalize else batch), all_labels[:batch_size]
+                carry_images, carry_labels = [all_images[batch_size:]], [all_labels[batch_size:]]
+                carried -= batch_size
+        if carried and not drop_last:
+            batch = np.concatenate(carry_images)
+            yield (self.normalize(batch) if normalize else batch), np.concatenate(carry_labels)
+
+    def load_all(self) -> Arrays:
+        """The whole split in memory, in stored dtype."""
+        c, h, w = self.image_shape
+        images = np.empty((len(self), c, h, w), dtype=np.dtype(self.dtype))
+        labels = np.empty(len(self), dtype=np.int64)
+        weights: np.ndarray | None = None
+        for i in range(len(self.shards)):
+            tensors = self.load_shard(i)
+            lo, hi = int(self._offsets[i]), int(self._offsets[i + 1])
+            images[lo:hi] = tensors["images"]
+            labels[lo:hi] = tensors["labels"]
+            if "weights" in tensors:
+                if weights is None:
+                    weights = np.ones(len(self), dtype=np.float32)
+                weights[lo:hi] = tensors["weights"]
+        self._cache = None
+        return Arrays(images, labels, weights)
+
+
+def open_dataset(path: str | os.PathLike[str], split: str | None = None) -> Dataset:
+    """Open a built dataset; ``split`` names a split ("train", "val"), default train.
+    ``path`` is a folder or an fsspec URL (``s3://bucket/prefix``).
+
+    Raises FormatError for a missing manifest or an unknown format version.
+    """
+    return Dataset(path, split=split)

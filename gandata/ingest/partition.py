@@ -1,0 +1,155 @@
+"""Ingest: one source partition -> one staged partition.
+
+Runs in worker processes. Each sample is decoded, oriented, converted and
+fitted to the target size (``gandata.image.fit.prepare_image``); its exact
+content hash and pixel sums are computed here, so that the global plan step
+only ever reads small metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gandata.clean.scores import batch_image_scores
+from gandata.config import ImageConfig
+from gandata.errors import BuildError, GandataError
+from gandata.image.decode import ImageRejected
+from gandata.image.fit import prepare_image
+from gandata.ingest.staging import StagedRow, is_complete, write_partition
+from gandata.records import Rejection, Sample
+from gandata.sources.base import Partition, Source
+
+
+@dataclass(frozen=True)
+class IngestTask:
+    """Everything a worker needs to stage one partition."""
+
+    source: Source
+    source_index: int
+    partition: Partition
+    image: ImageConfig
+    part_dir: str
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    part_dir: str
+    num_staged: int
+    num_rejected: int
+    reused: bool
+
+
+def content_hash(pixels: np.ndarray) -> bytes:
+    """A 128-bit hash of the staged pixels (shape included): exact duplicates
+    are images whose decoded, fitted pixels are equal."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr(pixels.shape).encode())
+    h.update(np.ascontiguousarray(pixels).data)
+    return h.digest()
+
+
+def ingest_partition(task: IngestTask) -> IngestResult:
+    """Stage one partition, or reuse it when a previous run completed it."""
+    part_dir = Path(task.part_dir)
+    if is_complete(part_dir):
+        return IngestResult(task.part_dir, -1, -1, reused=True)
+    size, channels = task.image.size_px, task.image.channels
+    images: list[np.ndarray] = []
+    rows: list[StagedRow] = []
+    rejections: list[Rejection] = []
+    try:
+        for item in task.source.read(task.partition):
+            if isinstance(item, Rejection):
+                if not item.source:
+                    item.source = task.source.uri
+                rejections.append(item)
+                continue
+            staged = _stage_sample(item, task.image)
+            if isinstance(staged, Rejection):
+                staged.source = task.source.uri
+                rejections.append(staged)
+                continue
+            pixels, row = staged
+            images.append(pixels)
+            rows.append(row)
+    except GandataError:
+        raise
+    except Exception as exc:  # a bug or an unusable source: name the partition
+        raise BuildError(
+            f"source {task.source.uri}: ingest of partition {task.partition.index} "
+            f"({task.partition.description or 'no description'}) failed: {exc!r}\n{traceback.format_exc()}"
+        ) from None
+    stacked = np.stack(images) if images else np.zeros((0, size, size, channels), np.uint8)
+    _add_partition_stats(stacked, rows)
+    write_partition(part_dir, stacked, rows, rejections)
+    return IngestResult(task.part_dir, len(rows), len(rejections), reused=False)
+
+
+def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, StagedRow] | Rejection:
+    try:
+        prepared = prepare_image(sample.data, sample.array, image)
+    except ImageRejected as exc:
+        return Rejection(key=sample.key, locator=sample.locator, reason=exc.reason, detail=f"{sample.key}: {exc.detail}")
+    pixels = prepared.pixels
+    row = StagedRow(
+        key=sample.key,
+        locator=sample.locator,
+        label=sample.label,
+        original_width=prepared.original_width,
+        original_height=prepared.original_height,
+        upscale=float(prepared.upscale),
+        content_hash=content_hash(pixels),
+        provenance=dict(sample.provenance),
+    )
+    return pixels, row
+
+
+# Pixels converted to float64 at a time by _pixel_sums (bytes of float64).
+_SUMS_CHUNK_BYTES = 32 << 20
+
+
+def _pixel_sums(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image, per-channel sums of pixel values and of their squares
+    ([N, C] float64 each) of an [N, H, W, C] uint8 stack.
+
+    In float64 every partial sum is an integer below 2**53 at any size we
+    accept, so the sums are exact whatever order BLAS adds in; that is about
+    3x faster than numpy's casting integer reductions.
+    """
+    n, height, width, channels = images.shape
+    pixels = height * width
+    flat = images.reshape(n, pixels, channels)
+    sums = np.zeros((n, channels), np.float64)
+    squares = np.zeros((n, channels), np.float64)
+    # Chunks of whole images, or of one image's pixels for very large sizes.
+    step_px = max(1, min(pixels, _SUMS_CHUNK_BYTES // (channels * 8)))
+    step_n = max(1, _SUMS_CHUNK_BYTES // (step_px * channels * 8))
+    ones = np.ones(step_px, np.float64)
+    for start in range(0, n, step_n):
+        for first in range(0, pixels, step_px):
+            chunk = flat[start : start + step_n, first : first + step_px].astype(np.float64)
+            sums[start : start + step_n] += ones[: chunk.shape[1]] @ chunk
+            squares[start : start + step_n] += np.einsum("npc,npc->nc", chunk, chunk)
+    return sums, squares
+
+
+def _add_partition_stats(images: np.ndarray, rows: list[StagedRow]) -> None:
+    """Pixel sums, cleaning scores, pHash and thumbnail of every staged image,
+    computed for the whole partition at once (per-image numpy calls cost more
+    in overhead than in arithmetic at training sizes). Scores are always
+    computed (on the small fitted images), so cleaning thresholds can change
+    without re-staging: the staged key depends on the image options only."""
+    sums, squares = _pixel_sums(images)
+    for row, s, sq in zip(rows, (sums / 255.0).tolist(), (squares / 65025.0).tolist()):
+        row.channel_sum, row.channel_sumsq = s, sq
+    scores, hashes, thumbs = batch_image_scores(images, np.array([r.upscale for r in rows], np.float64))
+    names = list(scores)
+    for i, row in enumerate(rows):
+        row.scores = {name: float(scores[name][i]) for name in names}
+        row.phash = int(hashes[i])
+        row.thumb = thumbs[i]

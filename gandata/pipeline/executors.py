@@ -1,0 +1,135 @@
+"""Executors run the embarrassingly parallel stages (ingest, write).
+
+The pipeline only needs ``imap``: apply a picklable top-level function to a
+list of picklable tasks and yield ``(task_index, result)`` as each completes.
+Results are keyed by index, so completion order never leaks into the output.
+A Ray or cluster executor implements the same one method.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+
+class Executor(Protocol):
+    """Runs ``fn`` over ``tasks``; yields ``(index, result)`` as they finish."""
+
+    def imap(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialExecutor:
+    """Runs every task in this process, in order (debugging, tiny builds)."""
+
+    def imap(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        for i, task in enumerate(tasks):
+            yield i, fn(task)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessExecutor:
+    """``workers`` processes: this one and ``workers - 1`` spawned helpers,
+    reused across the stages of one build.
+
+    Helpers are started with 'spawn': forking a parent that holds pyarrow or
+    torch thread pools can deadlock, and spawn behaves the same on every OS.
+    Starting one and importing the pipeline costs about half a second, so
+    this process works too, from the first task on, instead of waiting for
+    its helpers. Each helper holds one task at a time and is handed the next
+    the moment it finishes (from the pool's completion callback, not when
+    this process next looks up from its own task), so no helper idles while
+    tasks remain and none ends with a backlog that others could have shared.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(2, workers)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers - 1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def imap(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+        pool = self._get_pool()
+        lock = threading.Lock()
+        finished: queue.SimpleQueue[tuple[int, Future]] = queue.SimpleQueue()
+        state = {"next": 0, "stop": False}
+
+        def take() -> int | None:
+            with lock:
+                if state["stop"] or state["next"] >= len(tasks):
+                    return None
+                index = state["next"]
+                state["next"] += 1
+                return index
+
+        def hand_out() -> None:
+            index = take()
+            if index is None:
+                return
+            try:
+                future = pool.submit(fn, tasks[index])
+            except RuntimeError as exc:  # the pool is shutting down
+                future = Future()
+                future.set_exception(exc)
+            # Runs in the pool's thread when the helper is done: queue the
+            # result for this process and give the helper its next task.
+            future.add_done_callback(lambda f, index=index: (finished.put((index, f)), hand_out()))
+
+        delivered = 0
+        try:
+            # This process keeps the first task: a stage of one task (a single
+            # shard to write) then never waits on a helper's IPC and imports.
+            first = take()
+            for _ in range(self.workers - 1):
+                hand_out()
+            if first is not None:
+                delivered += 1
+                yield first, fn(tasks[first])
+            while delivered < len(tasks):
+                while not finished.empty():
+                    index, future = finished.get()
+                    delivered += 1
+                    yield index, future.result()
+                index = take()
+                if index is not None:
+                    delivered += 1
+                    yield index, fn(tasks[index])
+                elif delivered < len(tasks):
+                    index, future = finished.get()
+                    delivered += 1
+                    yield index, future.result()
+        finally:
+            with lock:
+                state["stop"] = True
+
+    def close(self) -> None:
+        if self._pool is not None:
+            # Not waiting: helpers exit on their own (~40 ms) while this
+            # process goes on (the pipeline publishes); the pool's management
+            # thread reaps them, and interpreter exit joins it.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def make_executor(kind: str, workers: int, ray_address: str | None = None) -> Executor:
+    """The executor for ``--executor`` and ``--workers``: N workers are this
+    process and N - 1 spawned ones; one worker runs everything here (no
+    start-up cost, and tracebacks stay readable)."""
+    if kind == "ray":
+        # Imported here: ray is an optional extra. Ray sizes itself from the
+        # cluster, so --workers does not apply.
+        from gandata.pipeline.executors_ray import RayExecutor
+
+        return RayExecutor(ray_address)
+    if kind == "serial" or workers <= 1:
+        return SerialExecutor()
+    return ProcessExecutor(workers)

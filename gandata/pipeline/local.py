@@ -1,0 +1,107 @@
+"""The local build engine: runs the stages in order into a local output folder.
+
+sources -> ingest (parallel per partition) -> staging -> plan (global)
+-> write (parallel per shard) -> samples index, rejections -> manifest (last)
+
+Every unit of work is resumable: ingest partitions and shards are written
+under temporary names and renamed when complete, and a re-run with the same
+config reuses them. The manifest is published last; until then a reader sees
+no dataset, and a previous dataset in the output directory stays intact
+until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from gandata.config import BuildConfig
+from gandata.dataset.manifest import REJECTED_FILE, SAMPLES_FILE, STAGING_DIR
+from gandata.pipeline.executors import Executor, make_executor
+from gandata.pipeline.fill import run_synthetic_fill
+from gandata.pipeline.inputs import BuildInputs, open_sources
+from gandata.pipeline.stages import run_ingest, run_write
+from gandata.pipeline.summary import BuildSummary
+from gandata.plan.make import make_plan
+from gandata.plan.table import StagedTable, load_staged
+from gandata.records import ProgressFn, no_progress
+from gandata.util.remote import local_path
+from gandata.write.manifest import assemble_manifest
+from gandata.write.publish import publish_local
+from gandata.write.rejections import collect_rejections, write_rejections
+from gandata.write.samples_index import write_samples_index
+
+
+def build_local(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn | None = None,
+                executor: Executor | None = None) -> BuildSummary:
+    """Run every stage of ``config`` into the local folder ``config.output``
+    and publish the result there (the output check is the caller's)."""
+    report = progress or no_progress
+    timings: dict[str, float] = {}
+    out = Path(local_path(config.output))
+    sources, probe, fingerprint = list(inputs.sources), inputs.probe, inputs.fingerprint
+    staging = out / STAGING_DIR
+    staging.mkdir(parents=True, exist_ok=True)
+    own_executor = executor is None
+    executor = executor or make_executor(config.executor, config.resolved_workers, config.ray_address)
+    try:
+        t0 = time.perf_counter()
+        part_dirs, part_sources, reused_parts = run_ingest(config, sources, staging, executor, report)
+        timings["ingest"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        staged = load_staged(part_dirs, part_sources, [s.uri for s in sources])
+        plan = make_plan(staged, config, [s.class_names() for s in sources])
+        timings["plan"] = time.perf_counter() - t0
+
+        fill = None
+        if probe is not None:
+            t0 = time.perf_counter()
+            fill, sources, part_dirs, staged, plan = run_synthetic_fill(
+                config, probe, list(sources), part_dirs, part_sources, staged, plan, staging, executor, report
+            )
+            timings["synthesize"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        write_dir = staging / f"write-{fingerprint}"
+        shard_results, reused_shards = run_write(config, staged, plan, write_dir, out, executor, report)
+        timings["write"] = time.perf_counter() - t0
+    finally:
+        if own_executor:
+            executor.close()
+
+    t0 = time.perf_counter()
+    rejections = collect_rejections(part_dirs, plan)
+    manifest = assemble_manifest(config, fingerprint, sources, staged, plan, shard_results, rejections)
+    if fill is not None:
+        manifest["synthetic"] = fill.to_json()
+    write_samples_index(write_dir / SAMPLES_FILE, staged, plan, sources)
+    write_rejections(write_dir / REJECTED_FILE, rejections)
+    publish_local(out, write_dir, manifest)
+    if not config.keep_staging:
+        shutil.rmtree(staging, ignore_errors=True)
+    timings["publish"] = time.perf_counter() - t0
+    return BuildSummary(
+        output=str(out), num_samples=manifest["num_samples"], classes=plan.classes,
+        class_counts=manifest["class_counts"], rejections=manifest["rejections"],
+        reused_partitions=reused_parts, reused_shards=reused_shards, seconds=timings,
+        synthetic=manifest.get("synthetic"),
+    )
+
+
+def ingest_only(config: BuildConfig, staging: Path, progress: ProgressFn | None = None) -> tuple[StagedTable, list[str]]:
+    """Run only the ingest stage into ``staging`` (for ``gandata clean``):
+    the staged table and the staged partition directories. Partitions are
+    keyed like a build's, so a later run with the same options reuses them."""
+    config.validate()
+    sources = open_sources(config)
+    staging.mkdir(parents=True, exist_ok=True)
+    executor = make_executor(config.executor, config.resolved_workers)
+    try:
+        part_dirs, part_sources, _ = run_ingest(config, sources, staging, executor, progress or no_progress)
+    finally:
+        executor.close()
+    return load_staged(part_dirs, part_sources, [s.uri for s in sources]), part_dirs
+
+

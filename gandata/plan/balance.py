@@ -1,0 +1,236 @@
+"""Class balance: the figures of ``gandata stats`` and the balancing step.
+
+Figures (pure functions of the class counts): imbalance ratio, normalized
+Shannon entropy, effective number of classes exp(H), Gini coefficient and
+the effective number of samples of Cui et al. (2019), (1 - beta^n)/(1 - beta).
+
+Balancing (``--balance``) runs in the plan step and works on indices only,
+never on pixels: undersampling drops planned entries, oversampling repeats
+entries (marked as copies, augmented later in the write workers by
+gandata.image.augment) and ``weights`` attaches a per-sample weight. The targets
+use imbalanced-learn's ``sampling_strategy`` vocabulary. The validation split
+is cut first, from the originals, so validation keeps the natural class
+proportions and never holds a copy (or the original of a copy), nor a
+synthetic sample.
+
+``synthesize`` needs pixels from a generator, so the pipeline runs it
+(gandata/synthesize.py computes the fill); here it only keeps the synthetic
+samples out of the validation split, like every mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from gandata.config import BuildConfig, parse_sampling_strategy
+from gandata.errors import ConfigError
+from gandata.records import Rejection
+
+# --- figures -------------------------------------------------------------------------------------
+
+
+# --- targets ---------------------------------------------------------------------------------------
+
+
+def resolve_targets(counts: Mapping[str, int], mode: str, strategy: Any) -> dict[str, int]:
+    """Target count per class for ``undersample``/``oversample``, following
+    imbalanced-learn: ``auto`` is ``not majority`` when oversampling and
+    ``not minority`` when undersampling; a keyword resamples the classes it
+    names to the majority (over) or minority (under) count; a {class: count}
+    table sets those classes; one count applies to every class (raising the
+    smaller ones when oversampling, lowering the larger when undersampling)."""
+    strategy = parse_sampling_strategy(strategy)
+    targets = dict(counts)
+    nonempty = [c for c in counts.values() if c > 0]
+    if not nonempty:
+        return targets
+    over = mode == "oversample"
+    hi, lo = max(nonempty), min(nonempty)
+    if isinstance(strategy, int):
+        return {k: (max(c, strategy) if over else min(c, strategy)) for k, c in counts.items()}
+    if isinstance(strategy, dict):
+        for name, want in strategy.items():
+            if name not in counts:
+                raise ConfigError(f"--sampling-strategy: no class {name!r} (classes: {', '.join(counts)})")
+            have = counts[name]
+            if over and want < have:
+                raise ConfigError(f"--sampling-strategy: oversampling cannot lower class {name!r} from {have} to {want}")
+            if not over and want > have:
+                raise ConfigError(f"--sampling-strategy: undersampling cannot raise class {name!r} from {have} to {want}")
+            targets[name] = want
+        return targets
+    if strategy == "auto":
+        strategy = "not majority" if over else "not minority"
+    if strategy == ("majority" if over else "minority"):
+        # imbalanced-learn refuses these too: they would change nothing.
+        raise ConfigError(f"--sampling-strategy: {strategy!r} changes nothing when {'oversampling' if over else 'undersampling'}")
+    goal = hi if over else lo
+    for name, c in counts.items():
+        selected = {
+            "all": True,
+            "minority": c == lo,
+            "majority": c == hi,
+            "not minority": c != lo,
+            "not majority": c != hi,
+        }[strategy]
+        if selected and c > 0:
+            targets[name] = max(c, goal) if over else min(c, goal)
+    return targets
+
+
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-sample weights making every class equally likely under a weighted
+    sampler: N / (K * n_c), so each class's weights sum to N / K. Unlabeled
+    samples weigh 1."""
+    weights = np.ones(len(labels), dtype=np.float64)
+    mask = labels >= 0
+    if mask.any():
+        classes, counts = np.unique(labels[mask], return_counts=True)
+        per = {int(c): mask.sum() / (len(classes) * int(k)) for c, k in zip(classes, counts)}
+        weights[mask] = [per[int(c)] for c in labels[mask]]
+    return weights
+
+
+# --- the plan step ---------------------------------------------------------------------------------
+
+
+def _class_counts(labels: np.ndarray, classes: Sequence[str]) -> dict[str, int]:
+    return {name: int((labels == i).sum()) for i, name in enumerate(classes)}
+
+
+def _reject(staged: Any, row: int, reason: str, detail: str) -> Rejection:
+    key = staged.table.column("key")[row].as_py()
+    src = int(staged.table.column("source_index")[row].as_py())
+    return Rejection(
+        key=key, locator=staged.table.column("locator")[row].as_py(), reason=reason,
+        detail=f"{key}: {detail}", source=staged.source_uris[src],
+    )
+
+
+def _undersample(idx: np.ndarray, target: int, groups: np.ndarray, by_cluster: bool, rng: np.random.Generator) -> np.ndarray:
+    """Keep ``target`` of the entries ``idx``: seeded random, optionally one
+    member per group first (so clusters of copies shrink before unique images)."""
+    perm = idx[rng.permutation(len(idx))]
+    if by_cluster:
+        seen: dict[int, int] = {}
+        depth = np.empty(len(perm), dtype=np.int64)
+        for j, g in enumerate(groups[perm].tolist()):
+            depth[j] = seen.get(g, 0)
+            seen[g] = depth[j] + 1
+        perm = perm[np.argsort(depth, kind="stable")]
+    return np.sort(perm[:target])
+
+
+def apply_balance(plan: Any, staged: Any, config: BuildConfig) -> Any:
+    """Cut the validation split and balance the training split of ``plan``.
+
+    Returns the plan unchanged when neither is asked for."""
+    from gandata.plan.split import group_ids, stratified_split
+    from gandata.plan.table import assign_shards, channel_stats, synthetic_mask
+
+    bc = config.balance
+    if bc.mode == "none" and bc.val_fraction == 0:
+        return plan
+    rows, labels = plan.rows, plan.labels
+    rejections = list(plan.rejections)
+    if bc.mode != "none" and not plan.classes:
+        raise ConfigError(f"--balance {bc.mode}: the sources yield no class labels, so there is nothing to balance")
+    if bc.mode != "none":
+        counts = _class_counts(labels, plan.classes)
+        small = {k: c for k, c in counts.items() if c < bc.min_class_count}
+        if small and not bc.drop_small_classes:
+            listed = ", ".join(f"{k!r} ({c})" for k, c in small.items())
+            raise ConfigError(
+                f"--min-class-count: class(es) {listed} have fewer than {bc.min_class_count} originals to balance; "
+                "add images, lower --min-class-count, or pass --drop-small-classes"
+            )
+        if small:
+            drop_ids = [plan.classes.index(k) for k in small]
+            dropped = np.isin(labels, drop_ids)
+            for r in np.sort(rows[dropped]):
+                rejections.append(_reject(staged, int(r), "small_class", f"class has fewer than {bc.min_class_count} originals (--drop-small-classes)"))
+            rows, labels = rows[~dropped], labels[~dropped]
+
+    hashes = staged.table.column("content_hash").to_pylist()
+    cluster_ids = plan.extra.get("cluster_ids")
+    groups = group_ids([hashes[r] for r in rows], None if cluster_ids is None else np.asarray(cluster_ids)[rows])
+    # Validation stays real: synthetic samples (gan: sources, --balance
+    # synthesize) are split off before the cut and always train.
+    synthetic = synthetic_mask(staged)[rows] if len(rows) else np.zeros(0, dtype=bool)
+    is_val = np.zeros(len(rows), dtype=bool)
+    real = np.flatnonzero(~synthetic)
+    is_val[real] = stratified_split(labels[real], groups[real], bc.val_fraction, config.seed)
+
+    rng = np.random.default_rng([config.seed, 0xBA1])
+    train = np.flatnonzero(~is_val)
+    derived = np.full(len(rows), -1, dtype=np.int64)
+    entry_rows, entry_labels, entry_derived = rows, labels, derived
+    copy_numbers = np.zeros(len(rows), dtype=np.int64)
+    augmentation: list[str | None] = [None] * len(rows)
+    seeds = np.zeros(len(rows), dtype=np.int64)
+    keep = np.ones(len(rows), dtype=bool)
+    copies: list[tuple[int, int]] = []  # (entry index of the original, copy number)
+    if bc.mode in ("undersample", "oversample"):
+        counts = _class_counts(labels[train], plan.classes)
+        targets = resolve_targets(counts, bc.mode, bc.sampling_strategy)
+        for cid, name in enumerate(plan.classes):
+            idx = train[labels[train] == cid]
+            want = targets.get(name, len(idx))
+            if bc.mode == "undersample" and want < len(idx):
+                kept = _undersample(idx, want, groups, bc.undersample_by_cluster, rng)
+                gone = np.setdiff1d(idx, kept)
+                keep[gone] = False
+                for r in np.sort(rows[gone]):
+                    rejections.append(_reject(staged, int(r), "undersampled", f"class {name!r} undersampled to {want}"))
+            elif bc.mode == "oversample" and want > len(idx) and len(idx):
+                # Cycle through a seeded permutation so each original is copied
+                # floor or ceil(need / n) times, never one image many times.
+                need = want - len(idx)
+                order = idx[rng.permutation(len(idx))]
+                for j in range(need):
+                    copies.append((int(order[j % len(idx)]), j // len(idx) + 1))
+    if copies:
+        src = np.array([c[0] for c in copies], dtype=np.int64)
+        spec = ",".join(bc.augmentations) if bc.augment and bc.augmentations else None
+        copy_seeds = rng.integers(0, 2**31 - 1, size=len(copies), dtype=np.int64)
+        entry_rows = np.concatenate([rows, rows[src]])
+        entry_labels = np.concatenate([labels, labels[src]])
+        entry_derived = np.concatenate([derived, rows[src]])
+        copy_numbers = np.concatenate([copy_numbers, [c[1] for c in copies]])
+        augmentation = augmentation + [None if spec is None else f"{spec}@seed={int(s)}" for s in copy_seeds]
+        seeds = np.concatenate([seeds, copy_seeds])
+        keep = np.concatenate([keep, np.ones(len(copies), dtype=bool)])
+        is_val = np.concatenate([is_val, np.zeros(len(copies), dtype=bool)])
+
+    # Output order: the training entries shuffled (copies among originals),
+    # then validation, each with the build seed.
+    tr = np.flatnonzero(keep & ~is_val)
+    va = np.flatnonzero(keep & is_val)
+    order = np.concatenate([tr[rng.permutation(len(tr))], va[rng.permutation(len(va))]]).astype(np.int64)
+    splits = np.array(["train"] * len(tr) + ["val"] * len(va), dtype=object)
+    out_rows, out_labels = entry_rows[order], entry_labels[order]
+    weights = None
+    if bc.mode == "weights":
+        weights = np.ones(len(order), dtype=np.float64)
+        for split in ("train", "val"):
+            m = splits == split
+            weights[m] = class_weights(out_labels[m])
+    mean, std = channel_stats(staged, out_rows, config.image.size_px)
+    extra = dict(plan.extra)
+    if copies:
+        extra["augment_seeds"] = seeds[order]
+        extra["copy_numbers"] = copy_numbers[order]
+        if spec is not None:
+            from gandata.image.augment import augment_copy, check_spec
+
+            check_spec(spec)
+            extra["augmenter"] = augment_copy
+    return replace(
+        plan, rows=out_rows.astype(np.int64), labels=out_labels, splits=splits,
+        shards=assign_shards(splits, config.out.shard_size), rejections=rejections, mean=mean, std=std,
+        weights=weights, derived_from=entry_derived[order] if copies else None,
+        augmentation=[augmentation[i] for i in order] if copies else None, extra=extra,
+    )

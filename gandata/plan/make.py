@@ -1,0 +1,80 @@
+"""The plan step: runs the plan's steps in order over the staged table.
+
+dedup -> merge (label maps, caps) -> cleaning -> classes and labels -> seeded shuffle
+-> statistics -> balance and split -> source weights. Only metadata is touched, never pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from gandata.config import BuildConfig
+from gandata.plan.cleaning import apply_cleaning
+from gandata.plan.dedup import find_exact_duplicates
+from gandata.plan.merge import merge_sources, source_weights
+from gandata.plan.table import (
+    Plan,
+    StagedTable,
+    assign_shards,
+    channel_stats,
+    label_ids,
+    resolve_classes,
+    synthetic_mask,
+)
+from gandata.records import Rejection
+
+
+def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequence[Sequence[str] | None]) -> Plan:
+    """Run the global step: dedup, labels, shuffle, shards and statistics."""
+    rejections: list[Rejection] = []
+    keep = np.ones(staged.num_rows, dtype=bool)
+    if config.dedup:
+        keep, dup_rejections = find_exact_duplicates(staged)
+        rejections.extend(dup_rejections)
+    # Per-source label maps, fixed labels and caps (gandata/merge.py).
+    declared_classes, cap_rejections = merge_sources(staged, config.sources, keep, declared_classes, config.seed)
+    rejections.extend(cap_rejections)
+    # Cleaning after the merge: label conflicts need the unified labels.
+    synthetic = synthetic_mask(staged)
+    cleaned = apply_cleaning(staged, keep, rejections, config.clean, config.image.size_px, keep_exact=not config.dedup,
+                             synthetic=synthetic if synthetic.any() else None)
+    keep, rejections = cleaned.keep, cleaned.rejections
+    found = staged.table.column("label").to_pylist() if staged.num_rows else []
+    classes = resolve_classes(found, declared_classes)
+    all_labels = label_ids(staged, classes) if staged.num_rows else np.zeros(0, np.int64)
+    kept_rows = np.flatnonzero(keep)
+    # The seeded shuffle makes shards class-mixed and independent of worker
+    # count: it depends only on the staged order, which is deterministic.
+    rng = np.random.default_rng(config.seed)
+    rows = kept_rows[rng.permutation(len(kept_rows))] if len(kept_rows) else kept_rows
+    labels = all_labels[rows]
+    splits = np.full(len(rows), "train", dtype=object)
+    mean, std = channel_stats(staged, rows, config.image.size_px)
+    plan = Plan(
+        classes=classes,
+        rows=rows.astype(np.int64),
+        labels=labels,
+        splits=splits,
+        shards=assign_shards(splits, config.out.shard_size),
+        rejections=rejections,
+        mean=mean,
+        std=std,
+        extra={"clean": cleaned.summary} if cleaned.summary else {},
+    )
+    if cleaned.cluster_ids is not None:
+        # Class balancing keeps near-duplicate clusters on one side of the
+        # validation split and undersamples one member per cluster first.
+        plan.extra["cluster_ids"] = cleaned.cluster_ids
+    from gandata.plan.balance import (
+        apply_balance,  # imports plan helpers; late to avoid a cycle
+    )
+
+    plan = apply_balance(plan, staged, config)
+    # Source weights follow each output entry (copies included) and multiply
+    # the class-balancing weights when both are asked for.
+    weights = source_weights(staged.column("source_index")[plan.rows], config.sources) if len(plan.rows) else None
+    if weights is not None:
+        plan.weights = weights if plan.weights is None else plan.weights * weights
+    return plan

@@ -1,0 +1,161 @@
+"""Several sources in one build: per-source labels, caps and weights, and
+class names unified across sources.
+
+Runs inside the plan step (``gandata.plan.make_plan``) on staged metadata
+only, so changing a label map or a cap re-plans without re-ingesting:
+
+- ``relabel``: a source's ``label`` gives every one of its samples that
+  class; otherwise its ``label_map`` renames (or, mapping several names to
+  one, merges) its classes. A label_map key the source does not have is an
+  error (a typo would otherwise silently do nothing).
+- ``check_conflicts``: class names that differ only in case, spaces or
+  punctuation (``Car``/``car``, ``sea_lion``/``sea lion``) are reported as
+  a ConfigError naming the sources, never merged silently.
+- ``apply_caps``: a source's ``max_samples`` keeps a seeded random subset of
+  its samples; the rest are rejected as ``capped``.
+- ``source_weights``: a source's sampling ``weight`` becomes the per-sample
+  weight written to the shards (``weights`` tensor) when any source sets one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from gandata.config import SourceSpec
+from gandata.errors import ConfigError
+from gandata.records import Rejection
+from gandata.util.arrow import string_column
+
+if TYPE_CHECKING:
+    from gandata.plan.table import StagedTable
+
+# Options that only the plan step reads: changing them never re-ingests.
+PLAN_ONLY_OPTIONS = ("label_map", "label", "max_samples", "weight")
+
+
+def _where(index: int, spec: SourceSpec) -> str:
+    return f"sources[{index}] ({spec.uri})"
+
+
+def map_name(spec: SourceSpec, name: str | None) -> str | None:
+    """A source's class name after its ``label`` / ``label_map``."""
+    if spec.label is not None:
+        return spec.label
+    if name is None:
+        return None
+    return spec.label_map.get(name, name)
+
+
+def relabel(
+    labels: list[str | None], source_index: np.ndarray, specs: Sequence[SourceSpec],
+    declared: Sequence[Sequence[str] | None],
+) -> tuple[list[str | None], list[list[str] | None]]:
+    """Apply every source's label options to the staged labels and to the
+    class names it declares; ConfigError for a label_map key the source lacks."""
+    for i, spec in enumerate(specs):
+        if not spec.label_map or spec.label is not None:
+            continue
+        present = {lab for lab, s in zip(labels, source_index) if s == i and lab is not None}
+        present.update(declared[i] or ())
+        missing = sorted(set(spec.label_map) - present)
+        if missing:
+            known = ", ".join(sorted(present)[:20]) or "none (the source is unlabeled; use 'label')"
+            raise ConfigError(f"{_where(i, spec)}.label_map: {', '.join(map(repr, missing))} is not a class of this source (classes: {known})")
+    out = [map_name(specs[int(s)], lab) for lab, s in zip(labels, source_index)]
+    mapped_declared: list[list[str] | None] = []
+    for spec, names in zip(specs, declared):
+        if names is None or spec.label is not None:
+            mapped_declared.append([spec.label] if spec.label is not None else None)
+        else:
+            mapped_declared.append(list(dict.fromkeys(map_name(spec, n) for n in names)))  # type: ignore[arg-type]
+    return out, mapped_declared
+
+
+def _fold(name: str) -> str:
+    return re.sub(r"[\W_]+", "", name.casefold())
+
+
+def check_conflicts(
+    labels: Sequence[str | None], source_index: np.ndarray, specs: Sequence[SourceSpec],
+    declared: Sequence[Sequence[str] | None],
+) -> None:
+    """ConfigError when two class names would be the same class but for case,
+    spaces or punctuation."""
+    seen: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+    for lab, s in zip(labels, source_index):
+        if lab is not None:
+            seen[_fold(lab)][lab].add(int(s))
+    for i, names in enumerate(declared):
+        for name in names or ():
+            seen[_fold(name)][name].add(i)
+    for spellings in seen.values():
+        if len(spellings) > 1:
+            parts = [f"{name!r} in {', '.join(specs[s].uri for s in sorted(srcs))}" for name, srcs in sorted(spellings.items())]
+            raise ConfigError(
+                f"sources: class name conflict: {'; '.join(parts)} differ only in case or punctuation; "
+                "map them to one name with a source's label_map (or keep them apart by renaming one)"
+            )
+
+
+def apply_caps(
+    keep: np.ndarray, source_index: np.ndarray, keys: Sequence[str], locators: Sequence[str],
+    specs: Sequence[SourceSpec], seed: int,
+) -> list[Rejection]:
+    """Drop (in place, from ``keep``) all but a seeded random ``max_samples``
+    of each capped source; one ``capped`` rejection per dropped sample."""
+    rejections: list[Rejection] = []
+    for i, spec in enumerate(specs):
+        if spec.max_samples is None:
+            continue
+        rows = np.flatnonzero(keep & (source_index == i))
+        if len(rows) <= spec.max_samples:
+            continue
+        rng = np.random.default_rng([seed, i])
+        chosen = np.zeros(len(rows), dtype=bool)
+        chosen[rng.choice(len(rows), size=spec.max_samples, replace=False)] = True
+        for row in rows[~chosen]:
+            keep[row] = False
+            rejections.append(Rejection(
+                key=keys[row], locator=locators[row], reason="capped",
+                detail=f"{keys[row]}: over the max_samples cap of {spec.max_samples} for this source", source=spec.uri,
+            ))
+    return rejections
+
+
+def source_weights(source_index: np.ndarray, specs: Sequence[SourceSpec]) -> np.ndarray | None:
+    """Per-sample weights from the sources' ``weight``; None when all are 1."""
+    if all(spec.weight == 1.0 for spec in specs):
+        return None
+    per_source = np.array([spec.weight for spec in specs], dtype=np.float32)
+    return per_source[source_index.astype(np.int64)]
+
+
+def set_labels(table: pa.Table, labels: list[str | None]) -> pa.Table:
+    """The staged table with its ``label`` column replaced."""
+    return table.set_column(table.schema.get_field_index("label"), "label", string_column(labels))
+
+
+def merge_sources(
+    staged: "StagedTable", specs: Sequence[SourceSpec], keep: np.ndarray,
+    declared: Sequence[Sequence[str] | None], seed: int,
+) -> tuple[list[list[str] | None], list[Rejection]]:
+    """Relabel ``staged`` in place, check class conflicts and apply caps (to
+    ``keep``, in place); returns the mapped declared class names and the
+    ``capped`` rejections."""
+    if len(specs) != len(declared):  # a plan made without the build's specs
+        return list(declared), []  # type: ignore[arg-type]
+    source_index = staged.column("source_index") if staged.num_rows else np.zeros(0, np.int32)
+    labels = staged.table.column("label").to_pylist() if staged.num_rows else []
+    mapped, mapped_declared = relabel(labels, source_index, specs, declared)
+    check_conflicts(mapped, source_index, specs, mapped_declared)
+    if not staged.num_rows:
+        return mapped_declared, []
+    if mapped != labels:
+        staged.table = set_labels(staged.table, mapped)
+    rejections = apply_caps(keep, source_index, staged.keys(), staged.table.column("locator").to_pylist(), specs, seed)
+    return mapped_declared, rejections

@@ -1,0 +1,68 @@
+"""Assemble the manifest of a finished build (docs/FORMAT.md): shapes, classes, shards
+with their hashes, splits, statistics, sources, licences, rejections and the config.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from gandata import __version__
+from gandata.config import BuildConfig
+from gandata.dataset.manifest import FORMAT_NAME, FORMAT_VERSION, SHARDS_DIR
+from gandata.plan.table import Plan, StagedTable
+from gandata.sources.base import Source
+from gandata.write.provenance import manifest_provenance
+
+
+def assemble_manifest(
+    config: BuildConfig, fingerprint: str, sources: Sequence[Source], staged: StagedTable, plan: Plan,
+    shard_results: Sequence[Any], rejections: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    classes = plan.classes
+    shards = []
+    for shard, result in zip(plan.shards, shard_results):
+        labels = plan.labels[shard.entries]
+        shards.append({
+            "path": f"{SHARDS_DIR}/{Path(result.path).name}",
+            "num_samples": int(result.num_samples),
+            "sha256": result.sha256,
+            "split": shard.split,
+            "class_counts": {name: int((labels == i).sum()) for i, name in enumerate(classes)},
+        })
+    splits = Counter(plan.splits.tolist())
+    source_index = staged.column("source_index")[plan.rows] if len(plan.rows) else np.zeros(0, np.int32)
+    rejected_by_source = Counter(r.get("uri", "") for r in rejections)
+    upscaled = int((staged.column("upscale")[plan.rows] > 1.0).sum()) if len(plan.rows) else 0
+    normalization = plan.extra["normalization"]
+    licenses, source_extras = manifest_provenance(staged, plan.rows, sources)
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "created_by": f"gandata {__version__}",
+        "num_samples": int(len(plan.rows)),
+        "image_shape": [config.image.channels, config.image.size_px, config.image.size_px],
+        "dtype": config.out.dtype,
+        "normalization": normalization.to_json(),
+        "classes": classes,
+        "class_counts": {name: int((plan.labels == i).sum()) for i, name in enumerate(classes)},
+        "num_unlabeled": int((plan.labels < 0).sum()),
+        "splits": {name: int(splits[name]) for name in sorted(splits)},
+        "shards": shards,
+        "seed": config.seed,
+        "mean": plan.mean,
+        "std": plan.std,
+        "sources": [
+            {"uri": s.uri, "num_samples": int((source_index == i).sum()), "num_rejected": int(rejected_by_source.get(s.uri, 0)), **source_extras[i]}
+            for i, s in enumerate(sources)
+        ],
+        "licenses": licenses,
+        "rejections": dict(sorted(Counter(r["reason"] for r in rejections).items())),
+        "num_upscaled": upscaled,
+        **({"clean": plan.extra["clean"]} if "clean" in plan.extra else {}),
+        "build_fingerprint": fingerprint,
+        "config": config.to_json(),
+    }
