@@ -8,10 +8,16 @@ parallel stages into executor tasks, ``fill`` runs the synthetic-fill rounds,
 runs ``gandata stats`` on raw sources.
 """
 
-from gandata.pipeline.inputs import build_fingerprint, open_sources, open_synth_probe
+from gandata.pipeline.inputs import (
+    BuildInputs,
+    build_fingerprint,
+    open_inputs,
+    open_sources,
+    open_synth_probe,
+)
 from gandata.pipeline.local import ingest_only
 from gandata.pipeline.run import build
 from gandata.pipeline.summary import BuildSummary
 from gandata.records import ProgressFn
 
-__all__ = ["BuildSummary", "ProgressFn", "build", "build_fingerprint", "ingest_only", "open_sources", "open_synth_probe"]
+__all__ = ["BuildInputs", "BuildSummary", "open_inputs", "ProgressFn", "build", "build_fingerprint", "ingest_only", "open_sources", "open_synth_probe"]

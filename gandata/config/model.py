@@ -1,10 +1,5 @@
-"""Build configuration: frozen dataclasses, validated once, saved in the manifest.
-
-The CLI and config files (TOML, or YAML when PyYAML is installed) both end up
-here: ``load_config_file`` reads a file into a plain mapping, CLI flags are
-merged over it, and ``build_config_from_mapping`` validates the result into a
-``BuildConfig``. Errors name the option (``--size``/``image.size``) at fault.
-"""
+"""The build configuration as frozen dataclasses, one per stage, validated once and
+saved in the manifest (``BuildConfig.to_json``)."""
 
 from __future__ import annotations
 
@@ -12,7 +7,6 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 from gandata.errors import ConfigError
@@ -22,6 +16,7 @@ NORMALIZATIONS = ("minus1-1", "zero-1", "center", "standardize")
 DTYPES = ("uint8", "float16", "float32")
 DEFAULT_OUTPUT = "gandata-out"
 DEFAULT_SOURCE = "synth:shapes"
+EXECUTORS = ("process", "serial", "ray")
 
 
 def parse_color(value: Any, option: str) -> tuple[int, int, int]:
@@ -48,6 +43,10 @@ def parse_color(value: Any, option: str) -> tuple[int, int, int]:
     if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
         raise ConfigError(f"{option}: {value!r} is not a colour (three values 0-255)")
     return rgb  # type: ignore[return-value]
+
+
+# Per-source options of a ``[[sources]]`` table besides uri/labels/params.
+SOURCE_OPTIONS = ("label", "max_samples", "weight", "license", "image_column", "label_column")
 
 
 @dataclass(frozen=True)
@@ -330,8 +329,8 @@ class BuildConfig:
         self.out.validate()
         if self.workers < 0:
             raise ConfigError(f"--workers: {self.workers} must be 0 (all cores) or more")
-        if self.executor not in ("serial", "process", "ray"):
-            raise ConfigError(f"--executor: {self.executor!r} must be 'serial', 'process' or 'ray'")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"--executor: {self.executor!r} must be one of {', '.join(EXECUTORS)}")
         if self.ray_address is not None and self.executor != "ray":
             raise ConfigError("--ray-address: only meaningful with --executor ray")
 
@@ -351,202 +350,3 @@ class BuildConfig:
                 if getattr(self.balance, key) == getattr(default, key):
                     data["balance"].pop(key)
         return json.loads(json.dumps(data))
-
-
-# Keys of the config file and where they go. Section names mirror the CLI.
-_IMAGE_KEYS = {
-    "size": "size_px",
-    "channels": "channels",
-    "resize": "resize",
-    "fill": "fill",
-    "background": "background",
-    "min_size": "min_size_px",
-    "max_upscale": "max_upscale",
-    "max_pixels": "max_pixels",
-    "draft": "draft",
-    "draft_gap": "draft_gap",
-}
-_OUT_KEYS = {"normalize": "normalize", "dtype": "dtype", "shard_size": "shard_size"}
-_TOP_KEYS = {
-    "output", "seed", "dedup", "workers", "executor", "keep_staging", "overwrite",
-    "allow_private_network", "sources", "image", "format", "balance", "ray_address", "staging_dir", "retry_failed", "clean",
-}
-_BALANCE_KEYS = {
-    "mode": "mode", "sampling_strategy": "sampling_strategy", "augment": "augment",
-    "augmentations": "augmentations", "min_class_count": "min_class_count",
-    "drop_small_classes": "drop_small_classes", "undersample_by_cluster": "undersample_by_cluster",
-    "val_fraction": "val_fraction", "synth_from": "synth_from", "synth_filter": "synth_filter",
-    "synth_truncation": "synth_truncation", "synth_options": "synth_options", "max_synthetic_share": "max_synthetic_share",
-}
-_CLEAN_KEYS = {f.name: f.name for f in dataclasses.fields(CleanConfig)}
-
-
-def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a TOML (or YAML, when PyYAML is installed) build config file."""
-    p = Path(path)
-    try:
-        text = p.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"--config: cannot read {p}: {exc.strerror or exc}") from None
-    suffix = p.suffix.lower()
-    if suffix in (".yaml", ".yml"):
-        try:
-            import yaml  # type: ignore[import-untyped]
-        except ImportError:
-            raise ConfigError(f"--config: {p} is YAML but PyYAML is not installed (pip install pyyaml), or use TOML") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--config: {p} is not valid YAML: {exc}") from None
-    else:
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
-        try:
-            data = tomllib.loads(text.decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"--config: {p} is not valid TOML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"--config: {p} must hold a table of options")
-    return data
-
-
-# Per-source options of a ``[[sources]]`` table besides uri/labels/params.
-SOURCE_OPTIONS = ("label", "max_samples", "weight", "license", "image_column", "label_column")
-
-
-def _source_options(value: Mapping[str, Any], index: int) -> dict[str, Any]:
-    """The multi-source options of one ``[[sources]]`` table, type-checked."""
-    where = f"sources[{index}]"
-    out: dict[str, Any] = {}
-    raw_map = value.get("label_map")
-    if raw_map is not None:
-        if not isinstance(raw_map, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw_map.items()):
-            raise ConfigError(f"{where}.label_map: must be a table of source class name = unified class name")
-        if any(not v.strip() for v in raw_map.values()):
-            raise ConfigError(f"{where}.label_map: class names must not be empty")
-        out["label_map"] = dict(raw_map)
-    for name in ("label", "license", "image_column", "label_column"):
-        if value.get(name) is not None:
-            if not isinstance(value[name], str) or not value[name].strip():
-                raise ConfigError(f"{where}.{name}: {value[name]!r} must be a non-empty string")
-            out[name] = value[name]
-    if value.get("max_samples") is not None:
-        cap = value["max_samples"]
-        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
-            raise ConfigError(f"{where}.max_samples: {cap!r} must be a positive integer")
-        out["max_samples"] = cap
-    if value.get("weight") is not None:
-        weight = value["weight"]
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight > 0 or weight == float("inf"):
-            raise ConfigError(f"{where}.weight: {weight!r} must be a positive number")
-        out["weight"] = float(weight)
-    return out
-
-
-def _source_from(value: Any, index: int) -> SourceSpec:
-    if isinstance(value, str):
-        return SourceSpec(uri=value)
-    if isinstance(value, Mapping):
-        if "uri" not in value:
-            raise ConfigError(f"sources[{index}]: needs a 'uri'")
-        known = ("uri", "labels", "params", "label_map") + SOURCE_OPTIONS
-        extra = {k: str(v) for k, v in value.items() if k not in known}
-        params = {str(k): str(v) for k, v in dict(value.get("params", {})).items()}
-        params.update(extra)
-        options = _source_options(value, index)
-        return SourceSpec(uri=str(value["uri"]), labels=value.get("labels"), params=params, **options)
-    raise ConfigError(f"sources[{index}]: must be a URI string or a table with 'uri'")
-
-
-def _section(data: Mapping[str, Any], name: str, keys: Mapping[str, str]) -> dict[str, Any]:
-    section = data.get(name, {}) or {}
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"{name}: must be a table")
-    out = {}
-    for key, value in section.items():
-        norm = key.replace("-", "_")
-        if norm not in keys:
-            raise ConfigError(f"{name}.{key}: unknown option (known: {', '.join(sorted(keys))})")
-        out[keys[norm]] = value
-    return out
-
-
-def build_config_from_mapping(data: Mapping[str, Any]) -> BuildConfig:
-    """Validate a mapping (config file merged with CLI flags) into a BuildConfig."""
-    for key in data:
-        if key.replace("-", "_") not in _TOP_KEYS:
-            raise ConfigError(f"{key}: unknown option (known: {', '.join(sorted(_TOP_KEYS))})")
-    image_kwargs = _section(data, "image", _IMAGE_KEYS)
-    for colour in ("fill", "background"):
-        if colour in image_kwargs:
-            image_kwargs[colour] = parse_color(image_kwargs[colour], f"image.{colour}")
-    out_kwargs = _section(data, "format", _OUT_KEYS)
-    clean_kwargs = _section(data, "clean", _CLEAN_KEYS)
-    if "skip" in clean_kwargs:
-        skip = clean_kwargs["skip"]
-        clean_kwargs["skip"] = tuple([skip] if isinstance(skip, str) else skip)
-    for key, value in clean_kwargs.items():
-        default = getattr(CleanConfig(), key)
-        if isinstance(default, bool) != isinstance(value, bool) or (
-            isinstance(default, (int, float)) and not isinstance(value, (int, float))
-        ) or (isinstance(default, str) and not isinstance(value, str)):
-            raise ConfigError(f"clean.{key}: {value!r} has the wrong type")
-    try:
-        image = ImageConfig(**image_kwargs)
-        out = OutputConfig(**out_kwargs)
-        clean = CleanConfig(**clean_kwargs)
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
-    balance = _balance_from(_section(data, "balance", _BALANCE_KEYS))
-    raw_sources = data.get("sources") or [DEFAULT_SOURCE]
-    if isinstance(raw_sources, (str, Mapping)):
-        raw_sources = [raw_sources]
-    sources = tuple(_source_from(v, i) for i, v in enumerate(raw_sources))
-    top = {k.replace("-", "_"): v for k, v in data.items() if k not in ("sources", "image", "format", "balance", "clean")}
-    _check_types(top)
-    config = BuildConfig(sources=sources, image=image, out=out, balance=balance, clean=clean, **top)
-    _check_types(dataclasses.asdict(image), prefix="image.")
-    config.validate()
-    return config
-
-
-def _balance_from(kwargs: dict[str, Any]) -> BalanceConfig:
-    if "sampling_strategy" in kwargs:
-        kwargs["sampling_strategy"] = parse_sampling_strategy(kwargs["sampling_strategy"], "balance.sampling_strategy")
-    if "augmentations" in kwargs:
-        value = kwargs["augmentations"]
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
-        kwargs["augmentations"] = tuple(str(v).strip() for v in value)
-    if "synth_options" in kwargs:
-        value = kwargs["synth_options"]
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"balance.synth_options: {value!r} must be a table of gan: source options")
-        kwargs["synth_options"] = {str(k): str(v) for k, v in sorted(value.items())}
-    for key, want in (("augment", bool), ("drop_small_classes", bool), ("undersample_by_cluster", bool),
-                      ("min_class_count", int), ("val_fraction", (int, float)), ("mode", str),
-                      ("synth_from", str), ("synth_filter", (int, float)), ("synth_truncation", (int, float)),
-                      ("max_synthetic_share", (int, float))):
-        optional = key in ("synth_from", "synth_filter", "synth_truncation")  # None = unset (a saved config)
-        if key in kwargs and not (optional and kwargs[key] is None) and (
-                not isinstance(kwargs[key], want) or (want is not bool and isinstance(kwargs[key], bool))):
-            raise ConfigError(f"balance.{key}: {kwargs[key]!r} has the wrong type")
-    for key in ("val_fraction", "synth_filter", "synth_truncation", "max_synthetic_share"):
-        if kwargs.get(key) is not None:
-            kwargs[key] = float(kwargs[key])
-    return BalanceConfig(**kwargs)
-
-
-def _check_types(values: Mapping[str, Any], prefix: str = "") -> None:
-    """Catch wrong types from config files early with the option's name."""
-    expected = {
-        "seed": int, "workers": int, "size_px": int, "channels": int, "min_size_px": int,
-        "max_pixels": int, "max_upscale": (int, float), "draft_gap": (int, float), "output": str, "ray_address": str, "staging_dir": str,
-        "dedup": bool, "keep_staging": bool, "overwrite": bool, "draft": bool,
-    }
-    for key, value in values.items():
-        want = expected.get(key)
-        if want is not None and (not isinstance(value, want) or (want is int and isinstance(value, bool))):
-            raise ConfigError(f"{prefix}{key}: {value!r} has the wrong type")

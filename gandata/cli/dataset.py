@@ -1,0 +1,70 @@
+"""Commands on a built dataset: ``verify``, ``preview`` and ``export``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gandata.cli.app import guarded
+
+
+@click.command()
+@click.argument("path", type=click.Path())
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
+def verify(path: str, quiet: bool) -> None:
+    """Re-hash every shard of the dataset at PATH and check it against the manifest.
+
+    Exit 0 when intact; exit 1 naming the first bad shard otherwise.
+    """
+    from gandata.dataset.verify import verify_dataset
+
+    report = guarded(lambda: verify_dataset(path))
+    if report.ok:
+        if not quiet:
+            click.echo(f"{path}: OK ({report.shards_checked} shards, {report.samples_checked} samples)")
+        return
+    click.echo(f"{path}: FAILED", err=True)
+    for problem in report.problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(1)
+
+
+@click.command()
+@click.argument("path", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--per-class", type=int, default=8, show_default=True, help="Samples per class (one row per class).")
+@click.option("--split", help="Split to show (train, val). [default: train]")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample choice.")
+def preview(path: str, output: str, per_class: int, split: str | None, seed: int) -> None:
+    """Write a grid of samples of the dataset at PATH: one row per class.
+
+    Float datasets are denormalized with the manifest's normalization."""
+    from gandata.stats.preview import grid_image, preview_samples, save_png
+
+    def run() -> int:
+        samples = preview_samples(path, per_class, split=split, seed=seed)
+        save_png(grid_image(samples, per_class), output, "--output")
+        return sum(len(v) for v in samples.values())
+
+    n = guarded(run)
+    click.echo(f"wrote {output}: {n} samples")
+
+
+@click.command()
+@click.argument("path", type=click.Path())
+@click.option("--to", "target", nargs=2, required=True, type=(click.Choice(["hf", "folder"]), click.Path()),
+              metavar="FORMAT DIR", help="hf DIR: a datasets dataset (save_to_disk; Image + ClassLabel features); folder DIR: an ImageFolder tree of PNGs.")
+@click.option("--overwrite", is_flag=True, help="Replace DIR when it exists and is not empty.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary.")
+def export(path: str, target: tuple[str, str], overwrite: bool, quiet: bool) -> None:
+    """Export the dataset at PATH for other tools: `--to hf DIR` (reload with
+    datasets.load_from_disk, publish with push_to_hub, or build again from
+    hf-disk:DIR) or `--to folder DIR` (an ImageFolder tree of PNGs)."""
+    from gandata.dataset.export import export as run_export
+
+    fmt, dest = target
+    summary = guarded(lambda: run_export(path, fmt, dest, overwrite=overwrite))
+    if not quiet:
+        splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
+        click.echo(f"exported {path} to {summary.path} ({fmt}): {summary.num_samples} samples ({splits})")
