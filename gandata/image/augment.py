@@ -1,6 +1,6 @@
 """Augmentation of oversampled copies (albumentations).
 
-Runs in the write workers through the ``Augmenter`` hook of gandata.write.shards:
+Runs in the write workers, called by gandata.write.shards for augmented copies:
 ``augment_copy(pixels, spec, seed)`` is a top-level function, so it pickles
 into worker processes. ``spec`` names the transforms (``"hflip,affine,color"``)
 and is what samples.parquet records in ``augmentation`` together with the
@@ -24,11 +24,6 @@ from gandata.errors import ConfigError
 
 # Tries before the deterministic one-pixel-shift fallback.
 MAX_DRAWS = 8
-
-
-def spec_of(names: tuple[str, ...] | list[str]) -> str:
-    """The spec string recorded for a copy: its transforms, comma separated."""
-    return ",".join(names)
 
 
 def check_spec(spec: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gandata.config import BuildConfig
 from gandata.dataset.manifest import REJECTED_FILE, SAMPLES_FILE, STAGING_DIR
+from gandata.dataset.normalize import normalization_for
 from gandata.pipeline.executors import Executor, make_executor
 from gandata.pipeline.fill import run_synthetic_fill
 from gandata.pipeline.inputs import BuildInputs, open_sources
@@ -65,7 +66,8 @@ def build_local(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn |
 
         t0 = time.perf_counter()
         write_dir = staging / f"write-{fingerprint}"
-        shard_results, reused_shards = run_write(config, staged, plan, write_dir, out, executor, report)
+        normalization = normalization_for(config.out.normalize, plan.mean, plan.std, config.image.channels)
+        shard_results, reused_shards = run_write(config, staged, plan, normalization, write_dir, out, executor, report)
         timings["write"] = time.perf_counter() - t0
     finally:
         if own_executor:
@@ -73,7 +75,7 @@ def build_local(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn |
 
     t0 = time.perf_counter()
     rejections = collect_rejections(part_dirs, plan)
-    manifest = assemble_manifest(config, fingerprint, sources, staged, plan, shard_results, rejections)
+    manifest = assemble_manifest(config, fingerprint, sources, staged, plan, normalization, shard_results, rejections)
     if fill is not None:
         manifest["synthetic"] = fill.to_json()
     write_samples_index(write_dir / SAMPLES_FILE, staged, plan, sources)

@@ -11,7 +11,7 @@ import numpy as np
 
 from gandata.config import BuildConfig
 from gandata.dataset.manifest import SHARDS_DIR
-from gandata.dataset.normalize import normalization_for
+from gandata.dataset.normalize import Normalization
 from gandata.ingest.partition import IngestTask, ingest_partition
 from gandata.ingest.staging import partition_dir_name
 from gandata.pipeline.executors import Executor
@@ -50,14 +50,14 @@ def run_ingest(
 
 
 def run_write(
-    config: BuildConfig, staged: StagedTable, plan: Plan, write_dir: Path, out: Path,
+    config: BuildConfig, staged: StagedTable, plan: Plan, normalization: Normalization, write_dir: Path, out: Path,
     executor: Executor, report: ProgressFn,
 ) -> tuple[list[Any], int]:
+    """Write every planned shard (one executor task each) into ``write_dir``;
+    returns the shard results in shard order and how many were reused."""
     shard_dir = write_dir / SHARDS_DIR
     recover_interrupted_publish(write_dir, out)
     shard_dir.mkdir(parents=True, exist_ok=True)
-    normalization = normalization_for(config.out.normalize, plan.mean, plan.std, config.image.channels)
-    plan.extra["normalization"] = normalization
     parts = staged.column("part").astype(np.int32) if staged.num_rows else np.zeros(0, np.int32)
     rows = staged.column("row").astype(np.int32) if staged.num_rows else np.zeros(0, np.int32)
     part_dirs = tuple(staged.part_dirs)
@@ -77,8 +77,7 @@ def run_write(
                 normalization=normalization,
                 weights=None if plan.weights is None else plan.weights[entries],
                 augmentations=None if plan.augmentation is None else tuple(plan.augmentation[i] for i in entries),
-                augment_seeds=plan.extra.get("augment_seeds")[entries] if "augment_seeds" in plan.extra else None,
-                augmenter=plan.extra.get("augmenter"),
+                augment_seeds=None if plan.augment_seeds is None else plan.augment_seeds[entries],
             )
         )
     report("write", 0, len(tasks))

@@ -27,6 +27,7 @@ import numpy as np
 
 from gandata.config import BuildConfig, parse_sampling_strategy
 from gandata.errors import ConfigError
+from gandata.image.augment import check_spec
 from gandata.records import Rejection
 
 # --- figures -------------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ def apply_balance(plan: Any, staged: Any, config: BuildConfig) -> Any:
             rows, labels = rows[~dropped], labels[~dropped]
 
     hashes = staged.table.column("content_hash").to_pylist()
-    cluster_ids = plan.extra.get("cluster_ids")
+    cluster_ids = plan.cluster_ids
     groups = group_ids([hashes[r] for r in rows], None if cluster_ids is None else np.asarray(cluster_ids)[rows])
     # Validation stays real: synthetic samples (gan: sources, --balance
     # synthesize) are split off before the cut and always train.
@@ -219,18 +220,13 @@ def apply_balance(plan: Any, staged: Any, config: BuildConfig) -> Any:
             m = splits == split
             weights[m] = class_weights(out_labels[m])
     mean, std = channel_stats(staged, out_rows, config.image.size_px)
-    extra = dict(plan.extra)
-    if copies:
-        extra["augment_seeds"] = seeds[order]
-        extra["copy_numbers"] = copy_numbers[order]
-        if spec is not None:
-            from gandata.image.augment import augment_copy, check_spec
-
-            check_spec(spec)
-            extra["augmenter"] = augment_copy
+    if copies and spec is not None:
+        check_spec(spec)
     return replace(
         plan, rows=out_rows.astype(np.int64), labels=out_labels, splits=splits,
         shards=assign_shards(splits, config.out.shard_size), rejections=rejections, mean=mean, std=std,
         weights=weights, derived_from=entry_derived[order] if copies else None,
-        augmentation=[augmentation[i] for i in order] if copies else None, extra=extra,
+        augmentation=[augmentation[i] for i in order] if copies else None,
+        copy_numbers=copy_numbers[order] if copies else None, augment_seeds=seeds[order] if copies else None,
+        augment_spec=spec if copies else None,
     )

@@ -61,12 +61,11 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
         rejections=rejections,
         mean=mean,
         std=std,
-        extra={"clean": cleaned.summary} if cleaned.summary else {},
-    )
-    if cleaned.cluster_ids is not None:
+        clean_summary=cleaned.summary or None,
         # Class balancing keeps near-duplicate clusters on one side of the
         # validation split and undersamples one member per cluster first.
-        plan.extra["cluster_ids"] = cleaned.cluster_ids
+        cluster_ids=cleaned.cluster_ids,
+    )
     from gandata.plan.balance import (
         apply_balance,  # imports plan helpers; late to avoid a cycle
     )

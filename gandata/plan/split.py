@@ -1,7 +1,7 @@
 """The stratified validation split, with duplicate groups kept on one side.
 
 Works on per-sample labels and group ids only. A group is a near-duplicate
-cluster when the cleaning step provides one (``plan.extra["cluster_ids"]``),
+cluster when the cleaning step provides one (``Plan.cluster_ids``),
 otherwise the exact content hash: two members of one group on different
 sides would leak training images into validation.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -66,7 +66,16 @@ class Plan:
     weights: np.ndarray | None = None
     derived_from: np.ndarray | None = None  # staged row of the original, -1 for originals
     augmentation: list[str | None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Oversampled copies: the copy number per entry (0 for originals), the
+    # seed of each copy's augmentation, and the augmentation spec (None:
+    # exact copies). Set by the balance step.
+    copy_numbers: np.ndarray | None = None
+    augment_seeds: np.ndarray | None = None
+    augment_spec: str | None = None
+    # Set by the cleaning step: near-duplicate cluster per staged row (the
+    # split keeps a cluster on one side), and the manifest's ``clean`` record.
+    cluster_ids: np.ndarray | None = None
+    clean_summary: dict[str, Any] | None = None
 
 
 def load_staged(part_dirs: Sequence[str], source_indices: Sequence[int], source_uris: Sequence[str]) -> StagedTable:

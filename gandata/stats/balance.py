@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from gandata.dataset.manifest import read_manifest
 from gandata.stats.figures import (
     DEFAULT_BETA,
     DEFAULT_FLOOR,
@@ -84,12 +82,6 @@ class ClassBalance:
 
 def balance_of(counts: Mapping[str, int]) -> ClassBalance:
     return ClassBalance(counts={str(k): int(v) for k, v in counts.items()})
-
-
-def dataset_balance(root: str | os.PathLike[str]) -> tuple[ClassBalance, dict[str, Any]]:
-    """The class balance of a built dataset, and its manifest."""
-    manifest = read_manifest(root)
-    return balance_of(manifest["class_counts"]), manifest
 
 
 def provenance_tables(manifest: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -13,6 +13,7 @@ import numpy as np
 from gandata import __version__
 from gandata.config import BuildConfig
 from gandata.dataset.manifest import FORMAT_NAME, FORMAT_VERSION, SHARDS_DIR
+from gandata.dataset.normalize import Normalization
 from gandata.plan.table import Plan, StagedTable
 from gandata.sources.base import Source
 from gandata.write.provenance import manifest_provenance
@@ -20,8 +21,10 @@ from gandata.write.provenance import manifest_provenance
 
 def assemble_manifest(
     config: BuildConfig, fingerprint: str, sources: Sequence[Source], staged: StagedTable, plan: Plan,
-    shard_results: Sequence[Any], rejections: Sequence[dict[str, Any]],
+    normalization: Normalization, shard_results: Sequence[Any], rejections: Sequence[dict[str, Any]],
 ) -> dict[str, Any]:
+    """The manifest of a finished build (docs/FORMAT.md), from its plan and
+    the results of its shards."""
     classes = plan.classes
     shards = []
     for shard, result in zip(plan.shards, shard_results):
@@ -37,7 +40,6 @@ def assemble_manifest(
     source_index = staged.column("source_index")[plan.rows] if len(plan.rows) else np.zeros(0, np.int32)
     rejected_by_source = Counter(r.get("uri", "") for r in rejections)
     upscaled = int((staged.column("upscale")[plan.rows] > 1.0).sum()) if len(plan.rows) else 0
-    normalization = plan.extra["normalization"]
     licenses, source_extras = manifest_provenance(staged, plan.rows, sources)
     return {
         "format": FORMAT_NAME,
@@ -62,7 +64,7 @@ def assemble_manifest(
         "licenses": licenses,
         "rejections": dict(sorted(Counter(r["reason"] for r in rejections).items())),
         "num_upscaled": upscaled,
-        **({"clean": plan.extra["clean"]} if "clean" in plan.extra else {}),
+        **({"clean": plan.clean_summary} if plan.clean_summary else {}),
         "build_fingerprint": fingerprint,
         "config": config.to_json(),
     }

@@ -34,7 +34,7 @@ def write_samples_index(path: Path, staged: StagedTable, plan: Plan, sources: Se
     keys = table.column("key").take(take) if n else string_column([])
     if plan.derived_from is not None:
         # An oversampled copy gets its own key: the original's, plus ~copyN.
-        copy_no = plan.extra["copy_numbers"][order]
+        copy_no = plan.copy_numbers[order]
         keys = string_column([k if c == 0 else f"{k}~copy{c}" for k, c in zip(keys.to_pylist(), copy_no.tolist())])
     classes = plan.classes
     labels = plan.labels[order]

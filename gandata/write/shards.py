@@ -12,7 +12,6 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from safetensors.numpy import save as safetensors_save
@@ -20,9 +19,6 @@ from safetensors.numpy import save as safetensors_save
 from gandata.dataset.normalize import Normalization
 from gandata.ingest.staging import open_images
 from gandata.util.hashing import file_sha256
-
-# Hook for class balancing: (pixels HWC uint8, augmentation spec, seed) -> pixels.
-Augmenter = Callable[[np.ndarray, str, int], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -41,7 +37,6 @@ class ShardTask:
     # Per-sample augmentation specs for oversampled copies (None = original).
     augmentations: tuple[str | None, ...] | None = None
     augment_seeds: np.ndarray | None = None
-    augmenter: Augmenter | None = None
 
 
 @dataclass(frozen=True)
@@ -88,12 +83,15 @@ def write_shard(task: ShardTask) -> ShardResult:
     path = Path(task.path)
     if path.exists():
         return ShardResult(task.index, task.path, len(task.rows), file_sha256(path), reused=True)
-    if task.augmentations is not None and task.augmenter is not None:
+    if task.augmentations is not None and any(spec is not None for spec in task.augmentations):
         assert task.augment_seeds is not None
+        # albumentations is imported only by builds that augment copies.
+        from gandata.image.augment import augment_copy
+
         pixels = gather_pixels(task.part_dirs, task.parts, task.rows)
         for i, spec in enumerate(task.augmentations):
             if spec is not None:
-                pixels[i] = task.augmenter(pixels[i], spec, int(task.augment_seeds[i]))
+                pixels[i] = augment_copy(pixels[i], spec, int(task.augment_seeds[i]))
         chw = np.ascontiguousarray(pixels.transpose(0, 3, 1, 2))
     else:
         chw = gather_pixels(task.part_dirs, task.parts, task.rows, channels_first=True)
