@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from gandata.config import BuildConfig, ImageConfig, SourceSpec  # noqa: E402
 from gandata.pipeline import build  # noqa: E402
-from tests.gandata.web_server import WebServer  # noqa: E402
+from tests.common.web_server import WebServer  # noqa: E402
 
 
 def run_gandata(url_file: Path, out: Path, workers: int, concurrency: int) -> tuple[float, int, dict[str, int]]:

@@ -20,9 +20,12 @@ from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
 from gandata.sources.archive import ArchiveSource, open_archive
 from gandata.sources.base import SourceContext
-from gandata.sources.folder import MIN_PARTITION_ITEMS, PARALLEL_PARTITIONS, PARTITION_SIZE
-
-from .source_records import read_all, samples
+from gandata.sources.folder import (
+    MIN_PARTITION_ITEMS,
+    PARALLEL_PARTITIONS,
+    PARTITION_SIZE,
+)
+from tests.common.source_records import read_all, samples
 
 
 def image_bytes(fmt: str = "PNG", color=(200, 30, 30), size=(8, 8)) -> bytes:

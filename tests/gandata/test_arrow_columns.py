@@ -14,7 +14,15 @@ import pytest
 from PIL import Image
 
 from gandata.util.arrow import (
-    binary_column, bool_column, fixed_binary_column, float64_list_column, numeric_column, numpy_column, python_column, string_column, to_numpy,
+    binary_column,
+    bool_column,
+    fixed_binary_column,
+    float64_list_column,
+    numeric_column,
+    numpy_column,
+    python_column,
+    string_column,
+    to_numpy,
 )
 
 

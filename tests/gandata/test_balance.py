@@ -9,14 +9,19 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from balance_helpers import folder_config, make_folder
 
 from gandata import open_dataset
-from gandata.plan.balance import class_weights, resolve_targets
-from gandata.stats.figures import effective_classes, effective_samples, gini, normalized_entropy
 from gandata.config import BalanceConfig
 from gandata.errors import ConfigError
 from gandata.pipeline import build
+from gandata.plan.balance import class_weights, resolve_targets
+from gandata.stats.figures import (
+    effective_classes,
+    effective_samples,
+    gini,
+    normalized_entropy,
+)
+from tests.common.balance_helpers import folder_config, make_folder
 
 COUNTS = {"a": 30, "b": 18, "c": 9, "d": 4}
 

@@ -6,12 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
-from balance_helpers import make_folder
 from click.testing import CliRunner
 
 from gandata.cli import main
-from gandata.config import BalanceConfig, build_config_from_mapping, load_config_file, parse_sampling_strategy
+from gandata.config import (
+    BalanceConfig,
+    build_config_from_mapping,
+    load_config_file,
+    parse_sampling_strategy,
+)
 from gandata.errors import ConfigError
+from tests.common.balance_helpers import make_folder
 
 
 def test_toml_balance_section(tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ acceptance figures, through the real pipeline."""
 from __future__ import annotations
 
 import json
-import sys
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +11,25 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageFilter
 
-sys.path.insert(0, str(Path(__file__).parent))
-from cleandata import digit, jpeg, near_copy, photo, png, write  # noqa: E402
-
-from gandata.plan.cleaning import CleanError  # noqa: E402
-from gandata.clean.neardup import block_layout, candidate_pairs, cluster_labels, hamming, pairs_within  # noqa: E402
-from gandata.clean.scores import image_scores  # noqa: E402
-from gandata.config import BuildConfig, CleanConfig, ImageConfig, SourceSpec, build_config_from_mapping  # noqa: E402
-from gandata.errors import ConfigError  # noqa: E402
-from gandata.pipeline import build  # noqa: E402
+from gandata.clean.neardup import (
+    block_layout,
+    candidate_pairs,
+    cluster_labels,
+    hamming,
+    pairs_within,
+)
+from gandata.clean.scores import image_scores
+from gandata.config import (
+    BuildConfig,
+    CleanConfig,
+    ImageConfig,
+    SourceSpec,
+    build_config_from_mapping,
+)
+from gandata.errors import ConfigError
+from gandata.pipeline import build
+from gandata.plan.cleaning import CleanError
+from tests.common.cleandata import digit, jpeg, near_copy, photo, png, write
 
 
 def _brute_pairs(values: np.ndarray, radius: int) -> set[tuple[int, int]]:

@@ -4,7 +4,6 @@ rejection table of `stats`, through click's CliRunner on real files."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,8 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
-from cleandata import digit, jpeg, near_copy, photo, png, write  # noqa: E402
-
-from gandata.cli import main  # noqa: E402
+from gandata.cli import main
+from tests.common.cleandata import digit, jpeg, near_copy, photo, png, write
 
 
 def _folder(root: Path) -> None:

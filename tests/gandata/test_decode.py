@@ -14,13 +14,14 @@ from PIL import Image, ImageOps
 
 from gandata.config import ImageConfig
 from gandata.image.decode import (
-    ImageRejected, convert_to_target, decode_bytes, image_from_array, looks_like_image, luma,
+    ImageRejected,
+    convert_to_target,
+    decode_bytes,
+    image_from_array,
+    looks_like_image,
+    luma,
 )
-
-try:
-    from . import imagefactory as factory
-except ImportError:  # rootdir-style test collection (no package)
-    import imagefactory as factory  # type: ignore[no-redef]
+from tests.common import imagefactory as factory
 
 
 @pytest.fixture(scope="module")

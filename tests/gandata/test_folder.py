@@ -22,8 +22,7 @@ from gandata.sources.folder import (
     open_folder,
     partition_chunks,
 )
-
-from .source_records import read_all, samples
+from tests.common.source_records import read_all, samples
 
 
 def image_bytes(fmt: str = "PNG", color=(200, 30, 30), size=(8, 8)) -> bytes:

@@ -11,15 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gandata.config import ImageConfig
 from gandata.image import decode as decode_module
 from gandata.image import jpeg_turbo
-from gandata.config import ImageConfig
 from gandata.image.decode import ImageRejected, decode_with_box
-
-try:
-    from . import imagefactory as factory
-except ImportError:  # rootdir-style test collection (no package)
-    import imagefactory as factory  # type: ignore[no-redef]
+from tests.common import imagefactory as factory
 
 pytestmark = pytest.mark.skipif(not jpeg_turbo.AVAILABLE, reason="simplejpeg is not installed")
 

@@ -13,9 +13,9 @@ import pytest
 
 from gandata import open_dataset
 from gandata.config import BuildConfig, CleanConfig, ImageConfig, SourceSpec
-from gandata.pipeline import build
 from gandata.dataset.verify import verify_dataset
-from tests.gandata.imagefactory import quadrants, write_exif_rotated, write_messy_folder
+from gandata.pipeline import build
+from tests.common.imagefactory import quadrants, write_exif_rotated, write_messy_folder
 
 
 def _messy(root: Path) -> dict[str, str]:

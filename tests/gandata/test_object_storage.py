@@ -18,9 +18,9 @@ moto_server = pytest.importorskip("moto.server")
 
 from gandata import open_dataset  # noqa: E402
 from gandata.config import BuildConfig, ImageConfig, OutputConfig, SourceSpec  # noqa: E402
+from gandata.dataset.verify import verify_dataset  # noqa: E402
 from gandata.errors import ConfigError, FormatError  # noqa: E402
 from gandata.pipeline import build  # noqa: E402
-from gandata.dataset.verify import verify_dataset  # noqa: E402
 
 
 def _free_port() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,14 +12,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 from safetensors.numpy import load_file
 
 from gandata import open_dataset
 from gandata.config import BuildConfig, ImageConfig, OutputConfig, SourceSpec
+from gandata.dataset.verify import verify_dataset
 from gandata.errors import ConfigError, SourceError
 from gandata.pipeline import build
-from gandata.dataset.verify import verify_dataset
 from gandata.write.shards import gather_pixels
 
 

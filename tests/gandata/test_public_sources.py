@@ -3,7 +3,6 @@ through the real pipeline on real files and real ``datasets`` objects."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import pickle
@@ -20,13 +19,25 @@ from safetensors.numpy import load_file
 
 from gandata import open_dataset
 from gandata.cli import main
-from gandata.config import BuildConfig, ImageConfig, SourceSpec, build_config_from_mapping
-from gandata.errors import ConfigError, GandataError, SourceError
+from gandata.config import (
+    BuildConfig,
+    ImageConfig,
+    SourceSpec,
+    build_config_from_mapping,
+)
 from gandata.dataset.export import export
+from gandata.errors import ConfigError, SourceError
 from gandata.pipeline import build
-from public_data import (
-    RunsCode, image_dataset, png_bytes, populate_hub_cache, random_images, write_cifar10_bin,
-    write_cifar10_python, write_cifar100_bin, write_idx,
+from tests.common.public_data import (
+    RunsCode,
+    image_dataset,
+    png_bytes,
+    populate_hub_cache,
+    random_images,
+    write_cifar10_bin,
+    write_cifar10_python,
+    write_cifar100_bin,
+    write_idx,
 )
 
 datasets = pytest.importorskip("datasets")

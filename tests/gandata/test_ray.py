@@ -17,8 +17,8 @@ ray = pytest.importorskip("ray")
 
 from gandata.config import BuildConfig, ImageConfig, OutputConfig, SourceSpec  # noqa: E402
 from gandata.errors import BuildError  # noqa: E402
-from gandata.pipeline.executors_ray import RayExecutor  # noqa: E402
 from gandata.pipeline import build  # noqa: E402
+from gandata.pipeline.executors_ray import RayExecutor  # noqa: E402
 from gandata.write.shards import write_shard  # noqa: E402
 
 pytestmark = pytest.mark.ray

@@ -12,9 +12,9 @@ import pytest
 import gandata.sources as registry
 from gandata.config import BalanceConfig, SourceSpec, build_config_from_mapping
 from gandata.errors import ConfigError, SourceError
+from gandata.plan.synthetic_fill import gan_uri, plan_fill, round_seed
 from gandata.sources import SourceContext, open_source, scheme_of, schemes
 from gandata.sources.shapes import open_shapes
-from gandata.plan.synthetic_fill import gan_uri, plan_fill, round_seed
 
 
 def open_fake(uri: str, spec: SourceSpec, ctx: SourceContext):

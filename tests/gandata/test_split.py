@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from balance_helpers import folder_config, make_folder
 
 from gandata import open_dataset
 from gandata.config import BalanceConfig
 from gandata.errors import FormatError
 from gandata.pipeline import build
 from gandata.plan.split import group_ids, stratified_split
+from tests.common.balance_helpers import folder_config, make_folder
 
 COUNTS = {"a": 41, "b": 23, "c": 12, "d": 7}
 # Exact copies (dedup off) form duplicate groups of two inside each class.

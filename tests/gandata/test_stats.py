@@ -9,15 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from balance_helpers import folder_config, make_folder
 from click.testing import CliRunner
 from PIL import Image
 
-from gandata.stats.audit import thumbnail_diversity
 from gandata.cli import main
-from gandata.config import BalanceConfig, BuildConfig, ImageConfig, OutputConfig, SourceSpec
+from gandata.config import (
+    BalanceConfig,
+    BuildConfig,
+    ImageConfig,
+    OutputConfig,
+    SourceSpec,
+)
 from gandata.pipeline import build
+from gandata.stats.audit import thumbnail_diversity
 from gandata.stats.preview import preview_samples
+from tests.common.balance_helpers import folder_config, make_folder
 
 # The example: imbalance ratio 400/16 = 25.
 COUNTS = {"c0": 400, "c1": 280, "c2": 160, "c3": 80, "c4": 40, "c5": 16}

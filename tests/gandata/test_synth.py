@@ -12,7 +12,15 @@ from gandata.errors import SourceError
 from gandata.records import Sample
 from gandata.sources.base import Partition, SourceContext
 from gandata.sources.shapes import (
-    GENERATOR_VERSION, PARTITION_SIZE, SHAPE_CLASSES, SynthShapesSource, _colours, _Draws, _luma, class_counts, open_shapes,
+    GENERATOR_VERSION,
+    PARTITION_SIZE,
+    SHAPE_CLASSES,
+    SynthShapesSource,
+    _colours,
+    _Draws,
+    _luma,
+    class_counts,
+    open_shapes,
 )
 
 

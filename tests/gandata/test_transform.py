@@ -15,14 +15,10 @@ from PIL import Image
 
 from gandata.cli import main
 from gandata.config import ImageConfig, build_config_from_mapping
-from gandata.image.decode import ImageRejected
 from gandata.errors import ConfigError
+from gandata.image.decode import ImageRejected
 from gandata.image.fit import PreparedImage, fit_to_square, prepare_image
-
-try:
-    from . import imagefactory as factory
-except ImportError:  # rootdir-style test collection (no package)
-    import imagefactory as factory  # type: ignore[no-redef]
+from tests.common import imagefactory as factory
 
 RESIZES = ["crop", "pad", "stretch"]
 

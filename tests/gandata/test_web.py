@@ -24,7 +24,7 @@ from gandata.sources.web.guard import is_public, sniff_image
 from gandata.sources.web.options import parse_options
 from gandata.sources.web.source import open_crawl, open_urls
 from gandata.sources.web.urls import read_url_list
-from tests.gandata.web_server import GALLERY, WebServer
+from tests.common.web_server import GALLERY, WebServer
 
 IMAGE = ImageConfig(size_px=16, min_size_px=8)
 

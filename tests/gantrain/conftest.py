@@ -14,7 +14,6 @@ import torch
 from safetensors.numpy import save_file
 
 
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny models gain nothing from intra-op threads, and on a loaded shared

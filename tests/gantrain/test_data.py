@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from gantrain.data import choose_placement, load_batches, load_real_uint8, read_dataset_info
+from gantrain.data import (
+    choose_placement,
+    load_batches,
+    load_real_uint8,
+    read_dataset_info,
+)
 from gantrain.errors import DataError
 
 from .conftest import write_dataset

@@ -3,10 +3,14 @@ from __future__ import annotations
 import math
 
 import pytest
-
 import torch
 
-from gantrain.health import CollapseMonitor, all_finite, normalized_entropy, pairwise_diversity
+from gantrain.health import (
+    CollapseMonitor,
+    all_finite,
+    normalized_entropy,
+    pairwise_diversity,
+)
 
 
 def test_all_finite():

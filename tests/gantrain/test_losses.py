@@ -3,7 +3,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gantrain.losses import bce_d_loss, bce_g_loss, d_output_summary, get_losses, hinge_d_loss, hinge_g_loss
+from gantrain.losses import (
+    bce_d_loss,
+    bce_g_loss,
+    d_output_summary,
+    get_losses,
+    hinge_d_loss,
+    hinge_g_loss,
+)
 
 
 def test_bce_matches_sigmoid_plus_bceloss():

@@ -3,7 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gantrain.metrics import class_histogram, frechet_distance, kernel_inception_distance, precision_recall
+from gantrain.metrics import (
+    class_histogram,
+    frechet_distance,
+    kernel_inception_distance,
+    precision_recall,
+)
 
 
 def test_frechet_distance_of_gaussians_matches_closed_form():

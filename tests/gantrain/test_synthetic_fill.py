@@ -22,7 +22,13 @@ import pytest
 import torch
 from torch import nn
 
-from gandata.config import BalanceConfig, BuildConfig, CleanConfig, ImageConfig, SourceSpec
+from gandata.config import (
+    BalanceConfig,
+    BuildConfig,
+    CleanConfig,
+    ImageConfig,
+    SourceSpec,
+)
 from gandata.errors import ConfigError, SourceError
 from gandata.pipeline import build
 from gandata.records import Sample

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gandata.config import BalanceConfig, BuildConfig, ImageConfig, OutputConfig, SourceSpec
+from gandata.config import (
+    BalanceConfig,
+    BuildConfig,
+    ImageConfig,
+    OutputConfig,
+    SourceSpec,
+)
 
 
 def make_folder(root: Path, counts: dict[str, int], copies: dict[str, int] | None = None, size: int = 16, seed: int = 0) -> Path:
