@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gandata.errors import FormatError
-from gandata.util.remote import filesystem, join
+from gandata.util.remote import filesystem, is_remote, join, local_path
 
 FORMAT_NAME = "gandata"
 FORMAT_VERSION = 1
@@ -47,11 +47,6 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and validate ``root/manifest.json`` (``root`` may be an fsspec
     URL); raises FormatError."""
-    from gandata.dataset.manifest import (
-        read_remote_manifest_json,  # storage imports this module
-    )
-    from gandata.util.remote import is_remote, local_path
-
     if is_remote(root):
         path: Any = f"{str(root).rstrip('/')}/{MANIFEST_FILE}"
         data = read_remote_manifest_json(str(root))

@@ -13,9 +13,11 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
+from gandata.dataset.download import download_dataset
 from gandata.dataset.manifest import SAMPLES_FILE, read_manifest
 from gandata.util.arrow import read_parquet, to_numpy
 from gandata.util.hashing import file_sha256
+from gandata.util.remote import is_remote, local_path
 
 
 @dataclass
@@ -38,9 +40,6 @@ def verify_dataset(root: str | os.PathLike[str], progress: Callable[[int, int], 
     so the first problem names the first bad shard. Raises FormatError when
     the manifest itself is missing or unreadable. An fsspec URL is
     downloaded to a temporary folder first (every byte is read anyway)."""
-    from gandata.dataset.download import download_dataset
-    from gandata.util.remote import is_remote, local_path
-
     if is_remote(root):
         with tempfile.TemporaryDirectory(prefix="gandata-verify-") as tmp:
             read_manifest(root)  # a missing manifest fails before any download

@@ -28,6 +28,14 @@ import numpy as np
 from gandata.config import BuildConfig, parse_sampling_strategy
 from gandata.errors import ConfigError
 from gandata.image.augment import check_spec
+from gandata.plan.split import group_ids, stratified_split
+from gandata.plan.table import (
+    Plan,
+    StagedTable,
+    assign_shards,
+    channel_stats,
+    synthetic_mask,
+)
 from gandata.records import Rejection
 
 # --- figures -------------------------------------------------------------------------------------
@@ -125,13 +133,10 @@ def _undersample(idx: np.ndarray, target: int, groups: np.ndarray, by_cluster: b
     return np.sort(perm[:target])
 
 
-def apply_balance(plan: Any, staged: Any, config: BuildConfig) -> Any:
+def apply_balance(plan: Plan, staged: StagedTable, config: BuildConfig) -> Plan:
     """Cut the validation split and balance the training split of ``plan``.
 
     Returns the plan unchanged when neither is asked for."""
-    from gandata.plan.split import group_ids, stratified_split
-    from gandata.plan.table import assign_shards, channel_stats, synthetic_mask
-
     bc = config.balance
     if bc.mode == "none" and bc.val_fraction == 0:
         return plan

@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from gandata.config import BuildConfig
+from gandata.plan.balance import apply_balance
 from gandata.plan.cleaning import apply_cleaning
 from gandata.plan.dedup import find_exact_duplicates
 from gandata.plan.merge import merge_sources, source_weights
@@ -66,10 +67,6 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
         # validation split and undersamples one member per cluster first.
         cluster_ids=cleaned.cluster_ids,
     )
-    from gandata.plan.balance import (
-        apply_balance,  # imports plan helpers; late to avoid a cycle
-    )
-
     plan = apply_balance(plan, staged, config)
     # Source weights follow each output entry (copies included) and multiply
     # the class-balancing weights when both are asked for.

@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from gandata.config import SourceSpec
 from gandata.errors import ConfigError
+from gandata.plan.table import StagedTable
 from gandata.records import Rejection
 from gandata.util.arrow import string_column
-
-if TYPE_CHECKING:
-    from gandata.plan.table import StagedTable
 
 # Options that only the plan step reads: changing them never re-ingests.
 PLAN_ONLY_OPTIONS = ("label_map", "label", "max_samples", "weight")

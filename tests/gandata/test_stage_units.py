@@ -1,0 +1,142 @@
+"""Each stage package's own functions, called directly on small real data:
+staging (ingest), the plan's table and steps, the merge of sources, the
+manifest and its reader, normalization, provenance summaries and the URL
+helpers. The end-to-end behaviour is covered by the pipeline tests; these pin
+the pieces a newcomer would change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from gandata.config import BuildConfig, ImageConfig, SourceSpec
+from gandata.dataset.manifest import FORMAT_VERSION, read_manifest, write_json_atomic
+from gandata.dataset.normalize import Normalization, normalization_for
+from gandata.dataset.reader import open_dataset
+from gandata.errors import FormatError
+from gandata.ingest.staging import is_complete, open_images, read_meta
+from gandata.pipeline import build, ingest_only
+from gandata.plan.dedup import find_exact_duplicates
+from gandata.plan.make import make_plan
+from gandata.plan.merge import map_name
+from gandata.plan.table import assign_shards, channel_stats, resolve_classes
+from gandata.util.hashing import file_sha256
+from gandata.util.remote import is_remote, join, local_path, protocol_of
+from gandata.write.provenance import license_counts
+
+SHAPES = "synth:shapes?count=20&size=24"
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The same 20 shapes staged twice, as two sources: every sample of the
+    second is an exact duplicate of one of the first."""
+    config = BuildConfig(sources=(SourceSpec(SHAPES), SourceSpec(SHAPES + "&seed=0")), image=ImageConfig(size_px=16), workers=1)
+    return ingest_only(config, tmp_path_factory.mktemp("staging"))
+
+
+def test_staged_partitions_are_complete_and_hold_images_and_meta(staged) -> None:  # type: ignore[no-untyped-def]
+    table, part_dirs = staged
+    assert table.num_rows == 40 and len(part_dirs) >= 2
+    for part_dir in part_dirs:
+        assert is_complete(Path(part_dir))
+        images = open_images(Path(part_dir))
+        assert images.dtype == np.uint8 and images.shape[1:] == (16, 16, 3)
+        assert len(images) == read_meta(Path(part_dir)).num_rows
+    assert set(table.column("source_index").tolist()) == {0, 1}
+
+
+def test_exact_duplicates_keep_the_first_source(staged) -> None:  # type: ignore[no-untyped-def]
+    table, _ = staged
+    keep, rejections = find_exact_duplicates(table)
+    assert keep.sum() == 20 and len(rejections) == 20
+    assert all(r.reason == "duplicate" and r.source.endswith("&seed=0") for r in rejections)
+    assert (table.column("source_index")[keep] == 0).all()
+
+
+def test_channel_stats_are_the_pixel_mean_and_std(staged) -> None:  # type: ignore[no-untyped-def]
+    table, part_dirs = staged
+    rows = np.arange(table.num_rows)
+    mean, std = channel_stats(table, rows, 16)
+    pixels = np.concatenate([np.asarray(open_images(Path(d)), np.float64) / 255.0 for d in part_dirs])
+    assert np.allclose(mean, pixels.mean(axis=(0, 1, 2)), atol=1e-9)
+    assert np.allclose(std, pixels.std(axis=(0, 1, 2)), atol=1e-6)
+
+
+def test_make_plan_dedups_merges_labels_and_shards(staged) -> None:  # type: ignore[no-untyped-def]
+    table, _ = staged
+    rename = {"circle": "round"}
+    config = BuildConfig(sources=(SourceSpec(SHAPES, label_map=rename), SourceSpec(SHAPES + "&seed=0", label_map=rename)),
+                         image=ImageConfig(size_px=16))
+    plan = make_plan(table, config, [None, None])
+    assert len(plan.rows) == 20  # the second source's copies are duplicates
+    assert "round" in plan.classes and "circle" not in plan.classes
+    assert sorted(np.concatenate([s.entries for s in plan.shards]).tolist()) == list(range(20))
+
+
+def test_resolve_classes_keeps_declared_order_then_sorts_the_rest() -> None:
+    assert resolve_classes(["b", None, "z", "a"], [["z", "y"], None]) == ["z", "y", "a", "b"]
+
+
+def test_assign_shards_cuts_each_split_in_output_order() -> None:
+    splits = np.array(["train"] * 5 + ["val"] * 3, dtype=object)
+    shards = assign_shards(splits, 2)
+    assert [(s.split, s.entries.tolist()) for s in shards] == [
+        ("train", [0, 1]), ("train", [2, 3]), ("train", [4]), ("val", [5, 6]), ("val", [7])]
+
+
+def test_map_name_applies_a_source_label_map() -> None:
+    spec = SourceSpec("x", label_map={"Cat": "cat"})
+    assert map_name(spec, "Cat") == "cat" and map_name(spec, "dog") == "dog" and map_name(spec, None) is None
+
+
+def test_manifest_reader_and_shards_agree(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    build(BuildConfig(sources=(SourceSpec(SHAPES),), output=str(out), image=ImageConfig(size_px=16), workers=1))
+    manifest = read_manifest(out)
+    ds = open_dataset(out)
+    assert len(ds) == manifest["num_samples"] and ds.classes == manifest["classes"]
+    first = manifest["shards"][0]
+    tensors = load_file(str(out / first["path"]))
+    image, label = ds[0]
+    assert np.array_equal(image, tensors["images"][0]) and label == int(tensors["labels"][0])
+    assert file_sha256(out / first["path"]) == first["sha256"]
+
+
+def test_manifest_of_another_version_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "ds").mkdir()
+    write_json_atomic(tmp_path / "ds" / "manifest.json", {"format": "gandata", "version": FORMAT_VERSION + 1})
+    with pytest.raises(FormatError, match="format version"):
+        read_manifest(tmp_path / "ds")
+    assert [p.name for p in (tmp_path / "ds").iterdir()] == ["manifest.json"]  # no temporary left behind
+    with pytest.raises(FormatError, match="no such dataset"):
+        read_manifest(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("mode", ["minus1-1", "zero-1", "center", "standardize"])
+def test_normalization_round_trips_uint8(mode: str) -> None:
+    norm = normalization_for(mode, [0.4, 0.5, 0.6], [0.2, 0.0, 0.3], 3)
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 3, 8, 8), dtype=np.uint8)
+    assert np.array_equal(norm.invert(norm.apply(pixels)), pixels)
+    assert Normalization.from_json(json.loads(json.dumps(norm.to_json()))) == norm
+    if mode == "minus1-1":
+        values = norm.apply(np.array([0, 255], np.uint8).reshape(1, 1, 1, 2).repeat(3, axis=1))
+        assert values.min() == -1.0 and values.max() == 1.0
+
+
+def test_license_counts_overall_and_per_source() -> None:
+    provenance = [json.dumps({"license": "cc0"}), json.dumps({}), json.dumps({"license": "cc0"})]
+    overall, per_source = license_counts(provenance, np.array([0, 0, 1]), 2)
+    assert overall == {"cc0": 2, "unknown": 1}
+    assert per_source == [{"cc0": 1, "unknown": 1}, {"cc0": 1}]
+
+
+def test_url_helpers() -> None:
+    assert protocol_of("s3://b/k") == "s3" and protocol_of("/a/b") is None and protocol_of("C:/x") is None
+    assert is_remote("gs://b") and not is_remote("file:///tmp/x") and not is_remote("rel/path")
+    assert local_path("file:///tmp/x") == "/tmp/x"
+    assert join("s3://b/p/", "shards", "a") == "s3://b/p/shards/a"
