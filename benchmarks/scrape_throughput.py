@@ -1,6 +1,6 @@
 """Scrape throughput: gandata's urls: source vs img2dataset on the same URL list.
 
-Serves a few hundred PNGs from a local HTTP server (tests/gandata/web_server.py,
+Serves a few hundred PNGs from a local HTTP server (tests/common/web_server.py,
 with a per-image delay standing in for network latency), then downloads the
 same URL list with gandata (urls:FILE, decode + 64 px resize + shards) and with
 img2dataset (64 px center crop, files output) at equal concurrency
