@@ -16,7 +16,7 @@ from gandata.dataset.manifest import FORMAT_NAME, FORMAT_VERSION, SHARDS_DIR
 from gandata.dataset.normalize import Normalization
 from gandata.plan.table import Plan, StagedTable
 from gandata.sources.base import Source
-from gandata.write.provenance import manifest_provenance
+from gandata.write.provenance_summary import manifest_provenance
 
 
 def assemble_manifest(

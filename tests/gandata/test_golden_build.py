@@ -14,7 +14,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from gandata.config import BalanceConfig, BuildConfig, ImageConfig, OutputConfig, SourceSpec
+from gandata.config import (
+    BalanceConfig,
+    BuildConfig,
+    ImageConfig,
+    OutputConfig,
+    SourceSpec,
+)
 from gandata.pipeline import build
 
 CASES = {

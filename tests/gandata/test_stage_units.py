@@ -26,7 +26,7 @@ from gandata.plan.merge import map_name
 from gandata.plan.table import assign_shards, channel_stats, resolve_classes
 from gandata.util.hashing import file_sha256
 from gandata.util.remote import is_remote, join, local_path, protocol_of
-from gandata.write.provenance import license_counts
+from gandata.write.provenance_summary import license_counts
 
 SHAPES = "synth:shapes?count=20&size=24"
 
