@@ -48,6 +48,7 @@ REASONS: dict[str, str] = {
     "small_class": "its class has fewer originals than --min-class-count (--drop-small-classes)",
     "capped": "dropped by a source's max_samples cap",
     "off_class": "a synthetic sample the classifier filter does not see as the class it was generated for",
+    "license": "its licence is outside the licence policy (--license-allow, --license-deny, --require-license)",
 }
 
 
