@@ -82,13 +82,16 @@ def test_build_to_s3_matches_local_build_and_opens_from_url(bucket: str, tmp_pat
     assert summary.output == url and summary.num_samples == 120
     fs = _fs()
     keys = sorted(k.split("/shapes/", 1)[1] for k in fs.find(f"{bucket}/datasets/shapes"))
-    assert keys == ["manifest.json", "rejected.jsonl", "samples.parquet",
+    assert keys == ["README.md", "manifest.json", "rejected.jsonl", "samples.parquet",
                     "shards/shard-00000.safetensors", "shards/shard-00001.safetensors", "shards/shard-00002.safetensors"]
     remote_shards = {k.rsplit("/", 1)[1]: fs.cat_file(f"{bucket}/datasets/shapes/{k}") for k in keys if k.startswith("shards/")}
     assert remote_shards == _local_shards(local)
     assert fs.cat_file(f"{bucket}/datasets/shapes/samples.parquet") == (local / "samples.parquet").read_bytes()
     manifest = json.loads(fs.cat_file(f"{bucket}/datasets/shapes/manifest.json"))
     assert manifest["config"]["output"] == url
+    # The dataset card names the URL, not the local folder it was built in.
+    card = fs.cat_file(f"{bucket}/datasets/shapes/README.md").decode()
+    assert f"-o {url}" in card and 'pretty_name: "shapes"' in card and str(tmp_path) not in card
 
     remote_ds, local_ds = open_dataset(url), open_dataset(local)
     assert len(remote_ds) == 120
