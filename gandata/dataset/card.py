@@ -17,10 +17,10 @@ build knows), so the same dataset always gets the same card.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from collections import Counter
-import os
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
@@ -39,9 +39,23 @@ _RUN_ONLY = {"output", "workers", "executor", "ray_address", "staging_dir", "kee
 _RESTRICTION_WORDS = {"NC": "non-commercial (NC)", "ND": "no-derivatives (ND)", "unknown": "unknown"}
 
 
-def dataset_name(output: str) -> str:
-    """The card's title for a dataset built into ``output``: its last path part."""
-    return PurePosixPath(output.rstrip("/")).name or "gandata dataset"
+def dataset_name(sources: list[Mapping[str, Any]]) -> str:
+    """The card's title: the short names of the sources (a folder's or file's
+    name, a Hub dataset's, a generator's), never the output path, so the same
+    inputs give the same card wherever they are built."""
+    names: list[str] = []
+    for source in sources:
+        uri = str(source.get("uri", ""))
+        scheme, sep, rest = uri.partition(":")
+        target = rest if sep and len(scheme) > 1 and not rest.startswith("//") else uri
+        target = target.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+        name = PurePosixPath(target).name or target
+        name = re.sub(r"\.(zip|tar|tgz|gz|txt|csv|tsv|jsonl|parquet|npz)$", "", name, flags=re.I)
+        if name and name not in names:
+            names.append(name)
+    if not names:
+        return "gandata dataset"
+    return " + ".join(names[:3]) + (f" + {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def size_category(n: int) -> str:
@@ -160,7 +174,9 @@ def rebuild_command(config: Mapping[str, Any]) -> tuple[str, str | None]:
     else:
         args += ["--config", "build.toml"]
         toml = sources_toml(sources)
-    args += ["-o", str(config.get("output", "gandata-out"))]
+    # The output is left to the reader (OUT): the card, like every file but
+    # the manifest, is the same wherever the dataset was built.
+    args += ["-o", "OUT"]
     for option in OPTIONS:
         if not option.flag or "build" not in option.commands or option.name in _RUN_ONLY:
             continue
@@ -212,7 +228,7 @@ def render_card(manifest: Mapping[str, Any], *, pretty_name: str | None = None,
     not balanced or not known); ``num_synthetic``: output samples made by a
     generator (None when not known: samples.parquet's ``synthetic`` says)."""
     config = manifest.get("config") or {}
-    name = pretty_name or dataset_name(str(config.get("output") or ""))
+    name = pretty_name or dataset_name(list(config.get("sources") or []))
     n = int(manifest.get("num_samples", 0))
     c, h, w = manifest.get("image_shape", [0, 0, 0])
     classes = list(manifest.get("classes") or [])
@@ -305,7 +321,7 @@ def render_card(manifest: Mapping[str, Any], *, pretty_name: str | None = None,
     if toml is not None:
         lines += ["Save this as `build.toml`:", "", "```toml", toml.rstrip("\n"), "```", "", "then run:", ""]
     lines += ["```sh", command, "```", "",
-              "The same sources give the same bytes; manifest.json holds the full resolved config and "
+              "with OUT a new folder or object-store URL. The same sources give the same bytes; manifest.json holds the full resolved config and "
               f"`build_fingerprint` {manifest.get('build_fingerprint')}.", ""]
     lines += ["## Use", "", "```python", "from gandata import open_dataset", "ds = open_dataset(\".\")  # this folder",
               "```", "", "Export for StyleGAN2-ADA / StyleGAN3 / EDM or CycleGAN: `gandata export . --to stylegan "
@@ -324,13 +340,3 @@ def read_card(root: str | os.PathLike[str]) -> str:
     if path.is_file():
         return path.read_text(encoding="utf-8")
     return render_card(read_manifest(root))
-
-
-def replace_output(card: str, old: str, new: str) -> str:
-    """The card with the rebuild command's ``-o old`` made ``-o new``, and the
-    title and pretty_name of ``old`` those of ``new`` (a build staged in a
-    local folder and published to an object store)."""
-    old_name, new_name = dataset_name(old), dataset_name(new)
-    card = card.replace(f"pretty_name: {_yaml_scalar(old_name)}\n", f"pretty_name: {_yaml_scalar(new_name)}\n", 1)
-    card = card.replace(f"\n# {old_name}\n", f"\n# {new_name}\n", 1)
-    return card.replace(f" -o {shlex.quote(old)}", f" -o {shlex.quote(new)}")

@@ -18,8 +18,7 @@ import tempfile
 from pathlib import Path
 
 from gandata.config import BuildConfig
-from gandata.dataset.card import replace_output
-from gandata.dataset.manifest import CARD_FILE, MANIFEST_FILE
+from gandata.dataset.manifest import MANIFEST_FILE
 from gandata.pipeline.executors import Executor
 from gandata.pipeline.inputs import BuildInputs
 from gandata.pipeline.local import build_local
@@ -52,10 +51,6 @@ def build_remote(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn 
             summary = build_local(local_config, inputs, progress=progress, executor=executor)
         manifest = json.loads((local / MANIFEST_FILE).read_text(encoding="utf-8"))
         manifest["config"] = config.to_json()
-        card = local / CARD_FILE
-        if card.is_file():
-            # Rendered for the local folder: its rebuild command must name the URL.
-            card.write_text(replace_output(card.read_text(encoding="utf-8"), str(local), config.output), encoding="utf-8")
         publish_remote(local, url, manifest, progress)
     finally:
         if temporary and not config.keep_staging:

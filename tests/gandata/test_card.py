@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from gandata.cli import main
 from gandata.config import BalanceConfig, BuildConfig, ImageConfig, SourceSpec
-from gandata.dataset.card import license_facts, rebuild_command, render_card, replace_output, size_category
+from gandata.dataset.card import dataset_name, license_facts, rebuild_command, render_card, size_category
 from gandata.pipeline import build
 
 
@@ -55,7 +55,7 @@ def test_card_front_matter_and_sections(tmp_path: Path) -> None:
     text = (out / "README.md").read_text(encoding="utf-8")
     meta, body = parse_front_matter(text)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert meta["pretty_name"] == "faces"
+    assert meta["pretty_name"] == "shapes"
     assert meta["license"] == "cc-by-nc-4.0"
     assert meta["size_categories"] == ["n<1K"]
     assert meta["task_categories"] == ["unconditional-image-generation", "image-classification"]
@@ -81,6 +81,7 @@ def test_rebuild_command_rebuilds_the_same_dataset(tmp_path: Path) -> None:
     assert toml is None
     args = shlex.split(command)
     assert args[:3] == ["gandata", "build", "synth:shapes?count=40"] and "--seed" in args and "--size" in args
+    assert args[args.index("-o") + 1] == "OUT"
     # Run it (into another folder, one worker): same shards, same fingerprint.
     args[args.index("-o") + 1] = str(tmp_path / "b")
     result = CliRunner().invoke(main, ["build", *args[2:], "-q", "--workers", "1"])
@@ -115,13 +116,15 @@ def test_render_without_build_figures_and_helpers() -> None:
     meta, body = parse_front_matter(render_card(manifest))
     assert meta["license"] == ["cc-by-4.0", "unknown"]
     assert meta["size_categories"] == ["10K<n<100K"] and meta["source_datasets"] == ["extended|mnist"]
-    assert meta["task_categories"] == ["unconditional-image-generation"] and meta["pretty_name"] == "digits"
+    assert meta["task_categories"] == ["unconditional-image-generation"] and meta["pretty_name"] == "mnist"
     assert "2000 of 12000 samples (16.7%) are under an unknown licence" in body
     assert "| `duplicate` | 3 |" in body
     assert size_category(999) == "n<1K" and size_category(1000) == "1K<n<10K"
     assert license_facts({"cc-by-4.0": 3}) == []
-    local = render_card({**manifest, "config": {**manifest["config"], "output": "/tmp/x/ds"}})
-    assert replace_output(local, "/tmp/x/ds", "s3://bucket/data/digits") == render_card(manifest)
+    # The card does not depend on where the dataset was built.
+    assert render_card({**manifest, "config": {**manifest["config"], "output": "/tmp/x/ds"}}) == render_card(manifest)
+    assert dataset_name([{"uri": "s3://b/photos/"}, {"uri": "urls:/x/list.csv"}, {"uri": "crawl:https://h/gallery?x=1"}]) == \
+        "photos + list + gallery"
 
 
 @pytest.mark.parametrize("licenses,expected", [({"CC BY-ND 4.0": 2, "cc-by-nc-nd-4.0": 1}, ["NC", "ND"])])
