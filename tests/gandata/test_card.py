@@ -132,3 +132,13 @@ def test_license_facts_name_each_restriction(licenses: dict[str, int], expected:
     facts = " ".join(license_facts(licenses))
     assert "1 of 3 samples (33.3%) are under non-commercial (NC) licences: cc-by-nc-nd-4.0 (1)." in facts
     assert "3 of 3 samples (100.0%) are under no-derivatives (ND) licences" in facts
+
+
+def test_undersampling_counts_before_include_the_dropped(tmp_path: Path) -> None:
+    out = _build(tmp_path / "u", balance=BalanceConfig(mode="undersample"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    _, body = parse_front_matter((out / "README.md").read_text(encoding="utf-8"))
+    table = body[body.index("| class | before balancing | after |"):].split("\n\n", 1)[0].split("\n")[2:]
+    before = {r.split("|")[1].strip(): int(r.split("|")[2]) for r in table}
+    assert sum(before.values()) == manifest["num_samples"] + manifest["rejections"]["undersampled"]
+    assert len(set(manifest["class_counts"].values())) == 1 and len(set(before.values())) > 1
