@@ -13,7 +13,13 @@ from click.testing import CliRunner
 
 from gandata.cli import main
 from gandata.config import BalanceConfig, BuildConfig, ImageConfig, SourceSpec
-from gandata.dataset.card import dataset_name, license_facts, rebuild_command, render_card, size_category
+from gandata.dataset.card import (
+    dataset_name,
+    license_facts,
+    rebuild_command,
+    render_card,
+    size_category,
+)
 from gandata.pipeline import build
 
 

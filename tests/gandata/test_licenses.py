@@ -13,7 +13,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gandata.cli import main
-from gandata.config import BuildConfig, ImageConfig, LicenseConfig, SourceSpec, build_config_from_mapping
+from gandata.config import (
+    BuildConfig,
+    ImageConfig,
+    LicenseConfig,
+    SourceSpec,
+    build_config_from_mapping,
+)
 from gandata.dataset.licenses import normalize_license, restrictions
 from gandata.pipeline import build
 from gandata.plan.licenses import license_refusal

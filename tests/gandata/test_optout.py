@@ -14,7 +14,12 @@ import pytest
 
 from gandata.config import BuildConfig, CleanConfig, ImageConfig, SourceSpec
 from gandata.pipeline import build
-from gandata.sources.web.optout import SiteOptOuts, parse_ai_txt, parse_tdmrep, tdmrep_rule
+from gandata.sources.web.optout import (
+    SiteOptOuts,
+    parse_ai_txt,
+    parse_tdmrep,
+    tdmrep_rule,
+)
 from tests.common.web_server import png_bytes
 
 TDMREP = [
@@ -109,7 +114,7 @@ def test_tdm_reservation_and_ai_txt_on_a_local_server(tmp_path: Path, server: Op
 
 
 def test_optouts_option_switches_them_off(tmp_path: Path, server: OptOutServer) -> None:
-    rejected, manifest = _build(tmp_path, server, {"optouts": "ai.txt"})
+    rejected, _ = _build(tmp_path, server, {"optouts": "ai.txt"})
     assert {k: v[0] for k, v in rejected.items()} == {"no-ai/b.png": "ai_txt"}
     assert server.counts["/.well-known/tdmrep.json"] == 0
 
