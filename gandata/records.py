@@ -39,6 +39,8 @@ REASONS: dict[str, str] = {
     "download_failed": "the download failed (HTTP status or network error in the detail)",
     "robots_disallowed": "robots.txt disallows fetching this URL",
     "noai": "the server forbids AI use (X-Robots-Tag or meta robots noai/noimageai)",
+    "tdm_reserved": "the TDM Reservation Protocol reserves mining rights (tdm-reservation header or /.well-known/tdmrep.json)",
+    "ai_txt": "the site's ai.txt disallows this URL for AI training",
     "too_large": "the file or download exceeded the size limit",
     "not_image": "the server returned something that is not an image",
     "unsafe_path": "an absolute path, '..' or a link leaving the source root (path traversal)",
@@ -48,6 +50,7 @@ REASONS: dict[str, str] = {
     "small_class": "its class has fewer originals than --min-class-count (--drop-small-classes)",
     "capped": "dropped by a source's max_samples cap",
     "off_class": "a synthetic sample the classifier filter does not see as the class it was generated for",
+    "license": "its licence is outside the licence policy (--license-allow, --license-deny, --require-license)",
 }
 
 

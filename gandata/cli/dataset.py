@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -51,20 +52,52 @@ def preview(path: str, output: str, per_class: int, split: str | None, seed: int
     click.echo(f"wrote {output}: {n} samples")
 
 
-@click.command()
+@click.command(epilog="Examples:\n\n  gandata export data/faces --to stylegan faces.zip\n\n"
+               "  gandata export data/faces --to stylegan faces/ --split val\n\n"
+               "  gandata export data/animals --to cyclegan horse2zebra --domains horse,zebra\n\n"
+               "  gandata export data/summer --to cyclegan summer2winter --domain-b data/winter\n\n"
+               "  gandata export data/faces --to hf faces-hf   (carries the dataset card, README.md)")
 @click.argument("path", type=click.Path())
-@click.option("--to", "target", nargs=2, required=True, type=(click.Choice(["hf", "folder"]), click.Path()),
-              metavar="FORMAT DIR", help="hf DIR: a datasets dataset (save_to_disk; Image + ClassLabel features); folder DIR: an ImageFolder tree of PNGs.")
-@click.option("--overwrite", is_flag=True, help="Replace DIR when it exists and is not empty.")
+@click.option("--to", "target", nargs=2, required=True,
+              type=(click.Choice(["hf", "folder", "stylegan", "cyclegan"]), click.Path()), metavar="FORMAT DEST",
+              help="hf DIR: a datasets dataset (save_to_disk; Image + ClassLabel features) with the dataset card; "
+                   "folder DIR: an ImageFolder tree of PNGs; stylegan OUT.zip|DIR: PNGs + dataset.json as "
+                   "StyleGAN2-ADA / StyleGAN3 / EDM read them; cyclegan DIR: trainA/ trainB/ testA/ testB/.")
+@click.option("--split", help="stylegan: the split to export. [default: train]")
+@click.option("--domains", metavar="A_CLASS,B_CLASS",
+              help="cyclegan: the two classes that become domains A and B (with --domain-b: one class of each dataset).")
+@click.option("--domain-b", type=click.Path(), metavar="PATH",
+              help="cyclegan: a second dataset that is domain B (PATH is domain A).")
+@click.option("--overwrite", is_flag=True, help="Replace DEST when it exists and is not empty.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")
-def export(path: str, target: tuple[str, str], overwrite: bool, quiet: bool) -> None:
-    """Export the dataset at PATH for other tools: `--to hf DIR` (reload with
-    datasets.load_from_disk, publish with push_to_hub, or build again from
-    hf-disk:DIR) or `--to folder DIR` (an ImageFolder tree of PNGs)."""
+def export(path: str, target: tuple[str, str], split: str | None, domains: str | None, domain_b: str | None,
+           overwrite: bool, quiet: bool) -> None:
+    """Export the dataset at PATH for other tools (docs/EXPORT.md).
+
+    `--to stylegan OUT.zip` (or a folder) trains StyleGAN2-ADA / StyleGAN3 /
+    EDM (`train.py --data OUT.zip [--cond 1]`); `--to cyclegan DIR` trains
+    CycleGAN / pix2pix (`--dataroot DIR`); `--to hf DIR` reloads with
+    datasets.load_from_disk, publishes with push_to_hub, or builds again from
+    hf-disk:DIR; `--to folder DIR` is an ImageFolder tree of PNGs."""
     from gandata.dataset.export import export as run_export
+    from gandata.errors import ConfigError
 
     fmt, dest = target
-    summary = guarded(lambda: run_export(path, fmt, dest, overwrite=overwrite))
+
+    def run() -> Any:
+        pair: tuple[str, str] | None = None
+        if domains is not None:
+            parts = [p.strip() for p in domains.split(",")]
+            if len(parts) != 2 or not all(parts):
+                raise ConfigError(f"--domains: {domains!r} must be two class names, A_CLASS,B_CLASS")
+            pair = (parts[0], parts[1])
+        if fmt != "cyclegan" and (pair is not None or domain_b is not None):
+            raise ConfigError("--domains/--domain-b: only used with --to cyclegan")
+        if fmt != "stylegan" and split is not None:
+            raise ConfigError("--split: only used with --to stylegan")
+        return run_export(path, fmt, dest, overwrite=overwrite, split=split, domains=pair, other=domain_b)
+
+    summary = guarded(run)
     if not quiet:
         splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
         click.echo(f"exported {path} to {summary.path} ({fmt}): {summary.num_samples} samples ({splits})")

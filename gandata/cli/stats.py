@@ -21,9 +21,10 @@ from gandata.errors import GandataError
 @click.option("--floor", type=int, default=1000, show_default=True, help="Flag classes with fewer samples than this (GANs degrade sharply below ~1,000 images).")
 @click.option("--beta", type=float, default=0.999, show_default=True, help="beta of the effective number of samples (Cui et al. 2019).")
 @click.option("--split", help="Audit one split of a built dataset (train, val). [default: all]")
+@click.option("--card", is_flag=True, help="Print the dataset card (README.md: sources, licences, cleaning, balance, rebuild command) instead.")
 @table_options("stats")
 def stats(targets: tuple[str, ...], as_json: bool, plot: str | None, floor: int, beta: float, split: str | None,
-          **flags: Any) -> None:
+          card: bool, **flags: Any) -> None:
     """Audit the class balance of a built dataset, or of raw SOURCES before any build.
 
     TARGETS is a dataset directory (one holding manifest.json) or source URIs
@@ -38,6 +39,12 @@ def stats(targets: tuple[str, ...], as_json: bool, plot: str | None, floor: int,
 
     from gandata.pipeline.audit import audit_sources
     from gandata.stats.audit import audit_dataset
+
+    if card:
+        from gandata.stats.card import dataset_card
+
+        click.echo(guarded(lambda: dataset_card(targets)), nl=False)
+        return
 
     def run() -> Any:
         if floor < 0:

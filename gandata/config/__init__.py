@@ -21,6 +21,7 @@ from gandata.config.model import (
     BuildConfig,
     CleanConfig,
     ImageConfig,
+    LicenseConfig,
     OutputConfig,
     SourceSpec,
     parse_color,
@@ -31,6 +32,6 @@ from gandata.config.options import OPTIONS, Option
 __all__ = [
     "AUGMENTATIONS", "BALANCE_MODES", "DEFAULT_OUTPUT", "DEFAULT_SOURCE", "DTYPES", "EXECUTORS", "LABEL_CONFLICT_MODES",
     "NORMALIZATIONS", "OPTIONS", "Option", "QUALITY_CHECKS", "RESIZE_MODES", "SAMPLING_KEYWORDS", "SOURCE_OPTIONS",
-    "SYNTH_RESERVED_OPTIONS", "BalanceConfig", "BuildConfig", "CleanConfig", "ImageConfig", "OutputConfig", "SourceSpec",
+    "SYNTH_RESERVED_OPTIONS", "BalanceConfig", "BuildConfig", "CleanConfig", "ImageConfig", "LicenseConfig", "OutputConfig", "SourceSpec",
     "build_config_from_mapping", "convert", "load_config_file", "parse_color", "parse_sampling_strategy",
 ]

@@ -74,6 +74,15 @@ def _source_options(value: Mapping[str, Any], index: int) -> dict[str, Any]:
             if not isinstance(value[name], str) or not value[name].strip():
                 raise ConfigError(f"{where}.{name}: {value[name]!r} must be a non-empty string")
             out[name] = value[name]
+    for name in ("license_allow", "license_deny"):
+        names = value.get(name)
+        if names is None:
+            continue
+        if isinstance(names, str):
+            names = [n for n in names.split(",") if n.strip()]
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n.strip() for n in names):
+            raise ConfigError(f"{where}.{name}: {value[name]!r} must be a list of licence names")
+        out[name] = tuple(n.strip() for n in names)
     if value.get("max_samples") is not None:
         cap = value["max_samples"]
         if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
@@ -180,7 +189,7 @@ def build_config_from_mapping(data: Mapping[str, Any]) -> BuildConfig:
     sources = tuple(_source_from(v, i) for i, v in enumerate(raw_sources))
     config = BuildConfig(
         sources=sources, image=sections["image"], out=sections["format"], balance=sections["balance"],
-        clean=sections["clean"], **_fields(data, ""),
+        clean=sections["clean"], licenses=sections["licenses"], **_fields(data, ""),
     )
     config.validate()
     return config

@@ -46,7 +46,7 @@ def parse_color(value: Any, option: str) -> tuple[int, int, int]:
 
 
 # Per-source options of a ``[[sources]]`` table besides uri/labels/params.
-SOURCE_OPTIONS = ("label", "max_samples", "weight", "license", "image_column", "label_column")
+SOURCE_OPTIONS = ("label", "max_samples", "weight", "license", "image_column", "label_column", "license_allow", "license_deny")
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,10 @@ class SourceSpec:
     license: str | None = None
     image_column: str | None = None
     label_column: str | None = None
+    # This source's licence policy (SPDX ids or names, * wildcards); None
+    # means the build's --license-allow / --license-deny.
+    license_allow: tuple[str, ...] | None = None
+    license_deny: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"uri": self.uri}
@@ -80,7 +84,7 @@ class SourceSpec:
         for name in SOURCE_OPTIONS:
             value = getattr(self, name)
             if value is not None and not (name == "weight" and value == 1.0):
-                out[name] = value
+                out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
 
@@ -295,6 +299,34 @@ class CleanConfig:
 
 
 @dataclass(frozen=True)
+class LicenseConfig:
+    """The licence policy applied by the plan step (gandata/plan/licenses.py).
+
+    Licences are matched as SPDX ids or names, case-insensitively, with
+    ``*`` wildcards (``cc-by-nc*``); a source's own ``license_allow`` /
+    ``license_deny`` replace these lists for its samples. Samples outside the
+    policy are rejected with reason ``license``.
+    """
+
+    # When set, only these licences are kept.
+    allow: tuple[str, ...] = ()
+    # These licences are rejected (deny wins over allow).
+    deny: tuple[str, ...] = ()
+    # Reject samples whose licence is unknown.
+    require: bool = False
+
+    @property
+    def active(self) -> bool:
+        return bool(self.allow or self.deny or self.require)
+
+    def validate(self) -> None:
+        for flag, names in (("--license-allow", self.allow), ("--license-deny", self.deny)):
+            for name in names:
+                if not name.strip():
+                    raise ConfigError(f"{flag}: licence names must not be empty")
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     """The whole resolved configuration of one build."""
 
@@ -319,9 +351,11 @@ class BuildConfig:
     # Web sources: fetch again the URLs whose download failed in an earlier build.
     retry_failed: bool = False
     clean: CleanConfig = field(default_factory=CleanConfig)
+    licenses: LicenseConfig = field(default_factory=LicenseConfig)
 
     def validate(self) -> None:
         self.balance.validate()
+        self.licenses.validate()
         if not self.sources:
             raise ConfigError("sources: at least one source is needed")
         self.image.validate()
@@ -349,4 +383,8 @@ class BuildConfig:
             for key in ("synth_from", "synth_filter", "synth_truncation", "synth_options", "max_synthetic_share"):
                 if getattr(self.balance, key) == getattr(default, key):
                     data["balance"].pop(key)
+        if not self.licenses.active:
+            # Likewise the licence policy: builds without one keep the
+            # manifest and fingerprint they always had.
+            data.pop("licenses")
         return json.loads(json.dumps(data))

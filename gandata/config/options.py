@@ -28,12 +28,14 @@ from gandata.config.model import (
     BuildConfig,
     CleanConfig,
     ImageConfig,
+    LicenseConfig,
     OutputConfig,
 )
 
 # Config-file sections and the dataclass each fills ("" is the top level).
 SECTIONS: dict[str, type] = {
     "": BuildConfig, "image": ImageConfig, "format": OutputConfig, "balance": BalanceConfig, "clean": CleanConfig,
+    "licenses": LicenseConfig,
 }
 # Help groups, in the order `--help` shows them.
 GROUPS = ("sources", "image", "cleaning", "balance", "output", "performance", "web")
@@ -133,6 +135,14 @@ OPTIONS: tuple[Option, ...] = (
        flag="--label-column", group="sources"),
     _o("sources.license", "Licence recorded for every source's samples (default: the Hub card's, else 'unknown').",
        flag="--license", group="sources"),
+    _o("licenses.allow", "Keep only samples under these licences (SPDX ids or names, * wildcards; repeatable); others are "
+       "rejected as license. A source's license_allow replaces it.", flag="--license-allow", kind="multiple", type="names",
+       group="sources", metavar="LICENSE"),
+    _o("licenses.deny", "Reject samples under these licences (e.g. 'cc-by-nc*'; repeatable; wins over --license-allow). "
+       "A source's license_deny replaces it.", flag="--license-deny", kind="multiple", type="names", group="sources",
+       metavar="LICENSE"),
+    _o("licenses.require", "Reject samples whose licence is unknown (reason license).", flag="--require-license", kind="flag",
+       type=bool, group="sources"),
     # -- image: decoding and fitting
     _o("image.size", "Output images are SIZE x SIZE pixels.", flag="--size", type=int, field="size_px", group="image", commands=IMAGE),
     _o("image.channels", "1 (grayscale) or 3 (RGB).", flag="--channels", type=int, choices=("1", "3"), group="image", commands=CLEAN),

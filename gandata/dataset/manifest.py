@@ -21,6 +21,8 @@ MANIFEST_FILE = "manifest.json"
 SAMPLES_FILE = "samples.parquet"
 REJECTED_FILE = "rejected.jsonl"
 SHARDS_DIR = "shards"
+# The dataset card (HuggingFace dataset-card form) every build writes (gandata.write.card).
+CARD_FILE = "README.md"
 # Working folders a build keeps inside its output: the staging area (removed
 # after success unless --keep-staging) and caches kept across builds (web
 # downloads; docs/WEB.md).

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from gandata.config import BuildConfig
-from gandata.dataset.manifest import REJECTED_FILE, SAMPLES_FILE, STAGING_DIR
+from gandata.dataset.manifest import CARD_FILE, REJECTED_FILE, SAMPLES_FILE, STAGING_DIR
 from gandata.dataset.normalize import normalization_for
 from gandata.pipeline.executors import Executor, make_executor
 from gandata.pipeline.fill import run_synthetic_fill
@@ -28,6 +28,7 @@ from gandata.plan.make import make_plan
 from gandata.plan.table import StagedTable, load_staged
 from gandata.records import ProgressFn, no_progress
 from gandata.util.remote import local_path
+from gandata.write.card import write_card
 from gandata.write.manifest import assemble_manifest
 from gandata.write.publish import publish_local
 from gandata.write.rejections import collect_rejections, write_rejections
@@ -80,6 +81,7 @@ def build_local(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn |
         manifest["synthetic"] = fill.to_json()
     write_samples_index(write_dir / SAMPLES_FILE, staged, plan, sources)
     write_rejections(write_dir / REJECTED_FILE, rejections)
+    write_card(write_dir / CARD_FILE, manifest, staged, plan, config.balance.mode)
     publish_local(out, write_dir, manifest)
     if not config.keep_staging:
         shutil.rmtree(staging, ignore_errors=True)

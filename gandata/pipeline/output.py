@@ -10,6 +10,7 @@ from typing import Any
 
 from gandata.dataset.manifest import (
     CACHE_DIR,
+    CARD_FILE,
     MANIFEST_FILE,
     REJECTED_FILE,
     SAMPLES_FILE,
@@ -24,7 +25,7 @@ from gandata.util.remote import is_remote, list_names, local_path
 
 # What a build writes into its output besides the manifest: these may be
 # replaced; anything else is refused without --overwrite.
-OWN_NAMES = (STAGING_DIR, CACHE_DIR, SHARDS_DIR, SAMPLES_FILE, REJECTED_FILE)
+OWN_NAMES = (STAGING_DIR, CACHE_DIR, SHARDS_DIR, SAMPLES_FILE, REJECTED_FILE, CARD_FILE)
 
 
 def _existing_manifest(output: str) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from gandata.config import BuildConfig
 from gandata.plan.balance import apply_balance
 from gandata.plan.cleaning import apply_cleaning
 from gandata.plan.dedup import find_exact_duplicates
+from gandata.plan.licenses import apply_license_policy
 from gandata.plan.merge import merge_sources, source_weights
 from gandata.plan.table import (
     Plan,
@@ -34,6 +35,8 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     if config.dedup:
         keep, dup_rejections = find_exact_duplicates(staged)
         rejections.extend(dup_rejections)
+    # Licence policy before caps and cleaning: a refused sample takes no slot.
+    keep, rejections = apply_license_policy(staged, keep, rejections, config)
     # Per-source label maps, fixed labels and caps (gandata/merge.py).
     declared_classes, cap_rejections = merge_sources(staged, config.sources, keep, declared_classes, config.seed)
     rejections.extend(cap_rejections)

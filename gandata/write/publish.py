@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gandata.dataset.manifest import (
+    CARD_FILE,
     MANIFEST_FILE,
     REJECTED_FILE,
     SAMPLES_FILE,
@@ -30,7 +31,7 @@ def publish_remote(local_out: Path, url: str, manifest: dict[str, Any], progress
 
     Order: (1) delete the old manifest, so no manifest ever points at shards
     being replaced; (2) delete old shards; (3) upload shards, samples.parquet,
-    rejected.jsonl; (4) upload the manifest to a temporary key and copy it
+    rejected.jsonl, README.md (the dataset card); (4) upload the manifest to a temporary key and copy it
     to manifest.json (one PUT/copy: readers never see a partial manifest);
     (5) delete the temporary key. Interrupted anywhere before (4), the URL
     holds no manifest, and re-running the build uploads again.
@@ -45,6 +46,8 @@ def publish_remote(local_out: Path, url: str, manifest: dict[str, Any], progress
         if fs.exists(shards_key):
             fs.rm(shards_key, recursive=True)
         files = sorted((local_out / SHARDS_DIR).iterdir()) + [local_out / SAMPLES_FILE, local_out / REJECTED_FILE]
+        if (local_out / CARD_FILE).is_file():
+            files.append(local_out / CARD_FILE)
         report("upload", 0, len(files) + 1)
         for done, file in enumerate(files, start=1):
             rel = file.relative_to(local_out).as_posix()
@@ -86,6 +89,7 @@ def publish_local(out: Path, write_dir: Path, manifest: dict[str, Any]) -> None:
         os.rename(write_dir / SHARDS_DIR, old_shards)
         os.replace(write_dir / SAMPLES_FILE, out / SAMPLES_FILE)
         os.replace(write_dir / REJECTED_FILE, out / REJECTED_FILE)
+        os.replace(write_dir / CARD_FILE, out / CARD_FILE)
         write_json_atomic(out / MANIFEST_FILE, manifest)
     except OSError as exc:
         raise BuildError(f"--output: could not publish the dataset in {out}: {exc}") from None

@@ -82,13 +82,15 @@ def test_build_to_s3_matches_local_build_and_opens_from_url(bucket: str, tmp_pat
     assert summary.output == url and summary.num_samples == 120
     fs = _fs()
     keys = sorted(k.split("/shapes/", 1)[1] for k in fs.find(f"{bucket}/datasets/shapes"))
-    assert keys == ["manifest.json", "rejected.jsonl", "samples.parquet",
+    assert keys == ["README.md", "manifest.json", "rejected.jsonl", "samples.parquet",
                     "shards/shard-00000.safetensors", "shards/shard-00001.safetensors", "shards/shard-00002.safetensors"]
     remote_shards = {k.rsplit("/", 1)[1]: fs.cat_file(f"{bucket}/datasets/shapes/{k}") for k in keys if k.startswith("shards/")}
     assert remote_shards == _local_shards(local)
     assert fs.cat_file(f"{bucket}/datasets/shapes/samples.parquet") == (local / "samples.parquet").read_bytes()
     manifest = json.loads(fs.cat_file(f"{bucket}/datasets/shapes/manifest.json"))
     assert manifest["config"]["output"] == url
+    # The dataset card is the local build's, byte for byte.
+    assert fs.cat_file(f"{bucket}/datasets/shapes/README.md") == (local / "README.md").read_bytes()
 
     remote_ds, local_ds = open_dataset(url), open_dataset(local)
     assert len(remote_ds) == 120

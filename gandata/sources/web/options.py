@@ -36,6 +36,8 @@ class WebOptions:
     max_redirects: int = 5
     max_bytes: int = 20_000_000
     noai: tuple[str, ...] = ("noai", "noimageai")
+    # Opt-out protocols honoured besides noai (optout.py): tdmrep, ai.txt.
+    optouts: tuple[str, ...] = ("tdmrep", "ai.txt")
     robots: bool = True
     # Crawl only.
     max_depth: int | None = None
@@ -51,7 +53,7 @@ class WebOptions:
 
 _INT = {"concurrency", "host_concurrency", "retries", "host_max_failures", "max_redirects", "max_bytes", "max_pages", "batch"}
 _FLOAT = {"host_rate", "connect_timeout_s", "read_timeout_s", "backoff_s", "max_backoff_s"}
-_LIST = {"noai", "include", "exclude"}
+_LIST = {"noai", "include", "exclude", "optouts"}
 _BOOL = {"robots", "same_host"}
 # Short aliases accepted in URIs.
 _ALIASES = {"timeout": "read_timeout_s", "connect_timeout": "connect_timeout_s", "read_timeout": "read_timeout_s",
@@ -131,6 +133,9 @@ def _validate(uri: str, o: WebOptions) -> None:
             raise SourceError(f"{uri}: option {name}={getattr(o, name)} must not be negative")
     if o.connect_timeout_s <= 0 or o.read_timeout_s <= 0:
         raise SourceError(f"{uri}: timeouts must be positive")
+    unknown = [name for name in o.optouts if name not in ("tdmrep", "ai.txt")]
+    if unknown:
+        raise SourceError(f"{uri}: optouts={','.join(unknown)}: known opt-outs are tdmrep and ai.txt")
     for pattern in o.include + o.exclude:
         try:
             re.compile(pattern)

@@ -29,6 +29,7 @@ from gandata.sources.web.crawl import apply_label_rule, crawl
 from gandata.sources.web.fetch import Fetcher, FetchResult, origin_of
 from gandata.sources.web.guard import UrlRefused, check_url, normalize_url
 from gandata.sources.web.options import WebOptions, parse_options, split_uri
+from gandata.sources.web.optout import check_response, check_sites
 from gandata.sources.web.urls import UrlEntry, read_url_list
 
 # Outcomes that depend on this run's policy (flags, robots.txt fetched anew
@@ -74,6 +75,8 @@ class WebSource:
             if self.options.robots:
                 # Once per host, before any request to it; workers reuse the texts.
                 await asyncio.gather(*(fetcher.robots(o) for o in origins))
+            # TDMRep's tdmrep.json and ai.txt, once per host (optout.py).
+            entries = await check_sites(entries, fetcher, origins, self.options)
             texts = fetcher.robots_texts
         size = self.options.batch
         parts = []
@@ -211,7 +214,7 @@ def download_batch(
             pending.append(known)
         for entry, outcome in zip(batch.entries, pending):
             if isinstance(outcome, concurrent.futures.Future):
-                outcome = _remember(outcome.result(), cache)
+                outcome = _remember(check_response(outcome.result(), options.optouts), cache)
             yield _to_record(entry, outcome, options, uri)
     finally:
         for outcome in pending:
