@@ -1,8 +1,9 @@
 """The ``gantrain`` command line: train, sample, eval.
 
 Printing and progress bars live here and nowhere else; every command resolves
-its options up front, turns library errors into one-line messages naming the
-option at fault, and exits non-zero on failure.
+its options up front and turns library errors into one-line ``error: ...``
+messages naming the option at fault, with gandata's exit statuses (0 done,
+1 the operation failed, 2 a bad option or input, 130 interrupted).
 """
 
 from __future__ import annotations
@@ -15,8 +16,16 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from gandata.cli.app import EXIT_FAILED, EXIT_USAGE, ErrorStyleGroup
 from gantrain.config import AUGMENTS, LOSSES, PLACEMENTS, PRECISIONS, TrainConfig
-from gantrain.errors import GantrainError, NonFiniteError
+from gantrain.errors import EvalError, GantrainError, NonFiniteError
+
+# Shown when PyTorch is missing: the CPU build from PyTorch's own index (a
+# plain `pip install torch` on Linux pulls the multi-GB CUDA build).
+TORCH_HINT = (
+    "gantrain needs PyTorch, which is not installed: pip install torch --index-url "
+    "https://download.pytorch.org/whl/cpu (CPU), or pip install torch (the CUDA build, on a GPU machine)"
+)
 
 
 def _is_main_process() -> bool:
@@ -58,13 +67,43 @@ class TqdmReporter:
 
 
 def _fail(exc: Exception) -> None:
-    raise click.ClickException(str(exc))
+    """Raise ``exc`` as a ClickException: printed as ``error: ...`` by the
+    group, exit 1 when the operation failed (training diverged, evaluation
+    could not run), 2 when an option, the data or the run is at fault."""
+    if isinstance(exc, click.ClickException):
+        raise exc
+    error = click.ClickException(str(exc))
+    error.exit_code = EXIT_FAILED if isinstance(exc, (NonFiniteError, EvalError)) else EXIT_USAGE
+    raise error
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _Group(ErrorStyleGroup):
+    """gandata's error style, plus one line instead of a traceback when
+    PyTorch is missing (every command but --help needs it)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] != "torch":
+                raise
+            error = click.ClickException(TORCH_HINT)
+            error.exit_code = EXIT_FAILED
+            raise error from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="gandata", prog_name="gantrain")
 def main() -> None:
-    """gantrain: the reference DCGAN, trained on gandata datasets."""
+    """gantrain: the reference DCGAN, trained on gandata datasets.
+
+    Start with `gandata build`, then `gantrain train gandata-out -o runs/first
+    --steps 500 --batch-size 64 --sample-every 100` (a few minutes on a CPU)
+    and look at runs/first/samples/. Errors print as `error: ...` on stderr.
+    Exit status: 0 done; 1 the operation failed (training diverged,
+    evaluation could not run, PyTorch missing); 2 a bad option, dataset or
+    run; 130 interrupted.
+    """
 
 
 # Options of `train` and the TrainConfig field each one sets.
@@ -151,7 +190,7 @@ def train(ctx: click.Context, data: str, run_dir: str, resume: bool, dry_run: bo
         reporter = TqdmReporter() if _is_main_process() else None
         result = train_mod.train(config, resume=resume, reporter=reporter)
     except NonFiniteError as exc:
-        raise click.ClickException(f"training stopped: {exc}") from None
+        _fail(NonFiniteError(f"training stopped: {exc}"))
     except GantrainError as exc:
         _fail(exc)
         return
