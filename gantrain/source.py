@@ -118,7 +118,8 @@ class GanSource:
             for start in range(0, n, PARTITION_SIZE):
                 stop = min(n, start + PARTITION_SIZE)
                 what = f"class {name!r}" if name is not None else "unconditional"
-                out.append(Partition(index=len(out), items=(name, start, stop), description=f"gan {what} samples {start}..{stop - 1}"))
+                out.append(Partition(index=len(out), items=(name, start, stop), description=f"gan {what} samples {start}..{stop - 1}",
+                                     num_inputs=stop - start))
         return out
 
     def read(self, partition: Partition) -> Iterator[Sample | Rejection]:

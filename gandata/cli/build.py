@@ -8,13 +8,14 @@ from typing import Any
 import click
 
 from gandata.cli.app import guarded
-from gandata.cli.options import merge_flags, table_options
+from gandata.cli.options import GroupedCommand, merge_flags, table_options
 from gandata.cli.progress import PhaseBars
 from gandata.config import build_config_from_mapping, load_config_file
 from gandata.sources import schemes
 
 
 @click.command(
+    cls=GroupedCommand,
     epilog="Sources (URI forms):\n\n" + "\n\n".join(f"  {h}" for _, h in schemes().values()) + "\n\n"
     "Several sources merge into one dataset; per-source options (label_map, label, max_samples, weight, "
     "license, image_column, label_column) go in the config file's [[sources]] tables (docs/SOURCES.md).\n\n"

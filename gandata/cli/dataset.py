@@ -6,28 +6,34 @@ import sys
 
 import click
 
-from gandata.cli.app import guarded
+from gandata.cli.app import EXIT_FAILED, guarded
+from gandata.cli.progress import PhaseBars
 
 
 @click.command()
 @click.argument("path", type=click.Path())
-@click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress; print only problems.")
 def verify(path: str, quiet: bool) -> None:
     """Re-hash every shard of the dataset at PATH and check it against the manifest.
 
-    Exit 0 when intact; exit 1 naming the first bad shard otherwise.
+    Exit 0 when intact; exit 1 naming the first bad shard otherwise; exit 2
+    when PATH is not a dataset.
     """
     from gandata.dataset.verify import verify_dataset
 
-    report = guarded(lambda: verify_dataset(path))
+    bars = PhaseBars(quiet)
+    try:
+        report = guarded(lambda: verify_dataset(path, progress=lambda done, total: bars("verify", done, total)))
+    finally:
+        bars.close()
     if report.ok:
         if not quiet:
             click.echo(f"{path}: OK ({report.shards_checked} shards, {report.samples_checked} samples)")
         return
-    click.echo(f"{path}: FAILED", err=True)
+    click.echo(f"error: {path} failed verification:", err=True)
     for problem in report.problems:
         click.echo(f"  {problem}", err=True)
-    sys.exit(1)
+    sys.exit(EXIT_FAILED)
 
 
 @click.command()
@@ -56,15 +62,22 @@ def preview(path: str, output: str, per_class: int, split: str | None, seed: int
 @click.option("--to", "target", nargs=2, required=True, type=(click.Choice(["hf", "folder"]), click.Path()),
               metavar="FORMAT DIR", help="hf DIR: a datasets dataset (save_to_disk; Image + ClassLabel features); folder DIR: an ImageFolder tree of PNGs.")
 @click.option("--overwrite", is_flag=True, help="Replace DIR when it exists and is not empty.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
 def export(path: str, target: tuple[str, str], overwrite: bool, quiet: bool) -> None:
     """Export the dataset at PATH for other tools: `--to hf DIR` (reload with
     datasets.load_from_disk, publish with push_to_hub, or build again from
-    hf-disk:DIR) or `--to folder DIR` (an ImageFolder tree of PNGs)."""
+    hf-disk:DIR; a val split is named `validation`, hf-disk:DIR@validation)
+    or `--to folder DIR` (an ImageFolder tree of PNGs; with a val split, one
+    tree per split: DIR/train and DIR/val, each built again on its own)."""
     from gandata.dataset.export import export as run_export
 
     fmt, dest = target
-    summary = guarded(lambda: run_export(path, fmt, dest, overwrite=overwrite))
+    bars = PhaseBars(quiet)
+    try:
+        summary = guarded(lambda: run_export(path, fmt, dest, overwrite=overwrite,
+                                             progress=lambda done, total: bars("export", done, total)))
+    finally:
+        bars.close()
     if not quiet:
         splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
         click.echo(f"exported {path} to {summary.path} ({fmt}): {summary.num_samples} samples ({splits})")

@@ -37,6 +37,16 @@ SECTIONS: dict[str, type] = {
 }
 # Help groups, in the order `--help` shows them.
 GROUPS = ("sources", "image", "cleaning", "balance", "output", "performance", "web")
+# The section title `--help` gives each group.
+GROUP_TITLES = {
+    "sources": "Sources (per-source options apply to every source; docs/SOURCES.md)",
+    "image": "Image (decoding and fitting to size)",
+    "cleaning": "Cleaning (docs/CLEANING.md)",
+    "balance": "Balance and split (docs/BALANCE.md)",
+    "output": "Output",
+    "performance": "Performance",
+    "web": "Web sources (urls:, crawl:; docs/WEB.md)",
+}
 
 
 @dataclass(frozen=True)
