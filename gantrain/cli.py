@@ -34,12 +34,23 @@ def _is_main_process() -> bool:
 
 
 class TqdmReporter:
-    """Progress bar with ETA, losses in the postfix, messages above the bar."""
+    """Progress bar with ETA, losses in the postfix, messages above the bar.
 
-    def __init__(self) -> None:
+    When stderr is not a terminal (a log file, CI), a plain line per metric
+    row (every --log-every steps) instead: carriage-return redraws make a log
+    unreadable."""
+
+    def __init__(self, stream: Any = None) -> None:
         self.bar = None
+        self.stream = stream if stream is not None else sys.stderr
+        self.plain = not bool(getattr(self.stream, "isatty", lambda: False)())
+        self.total = 0
 
     def start(self, total_steps: int, start_step: int) -> None:
+        self.total = total_steps
+        if self.plain:
+            print(f"train: step {start_step} of {total_steps}", file=self.stream, flush=True)
+            return
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc="train")
@@ -49,6 +60,11 @@ class TqdmReporter:
             self.bar.update(step - self.bar.n)
 
     def log(self, step: int, row: dict[str, Any]) -> None:
+        if self.plain:
+            print(f"train: step {step}/{self.total} loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f} "
+                  f"d_x {row['d_real']:.2f} d_gz {row['d_fake']:.2f} {row['images_per_s']:.0f} images/s",
+                  file=self.stream, flush=True)
+            return
         if self.bar is not None:
             self.bar.set_postfix(
                 loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}", d_x=f"{row['d_real']:.2f}",
@@ -56,6 +72,9 @@ class TqdmReporter:
             )
 
     def message(self, text: str) -> None:
+        if self.plain:
+            print(text, file=self.stream, flush=True)
+            return
         from tqdm.auto import tqdm
 
         tqdm.write(text)

@@ -98,6 +98,11 @@ class _Counter:
         self.every = every
         self.done = 0
 
+    # datasets pickles the row generator (and so this counter) to fingerprint
+    # it: leave the callback, which may hold a terminal stream, out of that.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"total": self.total, "progress": None, "every": self.every, "done": 0}
+
     def add(self) -> None:
         self.done += 1
         if self.progress and (self.done % self.every == 0 or self.done == self.total):
