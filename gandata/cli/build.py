@@ -77,6 +77,13 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
     click.echo(f"built {summary.output}: {summary.num_samples} samples, {len(summary.classes)} classes, {rejected} rejected")
     for reason, count in summary.rejections.items():
         click.echo(f"  rejected {reason}: {count}")
+    # A class every input of which was rejected (a gan: source asked for
+    # counts=star:300 whose samples all failed the filter) must not pass
+    # unnoticed in a summary of totals.
+    for name in summary.classes:
+        if summary.class_counts.get(name, 0) == 0:
+            click.echo(f"warning: class {name!r} has no samples: every input of it was rejected or none was given "
+                       "(reasons in rejected.jsonl; `gandata stats` shows the table)", err=True)
     if summary.synthetic:
         _echo_synthetic(summary.synthetic)
     if summary.reused_partitions or summary.reused_shards:

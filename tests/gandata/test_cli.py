@@ -181,3 +181,11 @@ def test_gantrain_progress_off_a_terminal_is_plain_lines() -> None:
     reporter.close()
     assert "\r" not in stream.getvalue()
     assert stream.getvalue().splitlines()[-1] == "train: step 50/100 loss_d 0.500 loss_g 2.000 d_x 0.80 d_gz 0.20 123 images/s"
+
+
+def test_build_warns_about_a_class_left_empty(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    np.savez(tmp_path / "src.npz", images=images, labels=np.array([0, 1] * 4), classes=np.array(["r", "g", "star"]))
+    result = _run(["build", f"npz:{tmp_path / 'src.npz'}", "-o", str(tmp_path / "out"), "--size", "16", "--workers", "1"])
+    assert "warning: class 'star' has no samples" in result.output
