@@ -189,3 +189,13 @@ def test_build_warns_about_a_class_left_empty(tmp_path: Path) -> None:
     np.savez(tmp_path / "src.npz", images=images, labels=np.array([0, 1] * 4), classes=np.array(["r", "g", "star"]))
     result = _run(["build", f"npz:{tmp_path / 'src.npz'}", "-o", str(tmp_path / "out"), "--size", "16", "--workers", "1"])
     assert "warning: class 'star' has no samples" in result.output
+
+
+def test_folder_export_of_two_splits_round_trips_per_split(dataset: Path, tmp_path: Path) -> None:
+    out = _run(["export", str(dataset), "--to", "folder", str(tmp_path / "tree")]).output
+    assert "one ImageFolder tree per split" in out
+    _run(["build", str(tmp_path / "tree" / "train"), "-o", str(tmp_path / "again"), *TINY])
+    before = json.loads((dataset / "manifest.json").read_text())
+    after = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    # A folder names its classes in sorted order; the names are the same.
+    assert sorted(after["classes"]) == sorted(before["classes"])
