@@ -5,7 +5,8 @@ Commands are read from the README's ```bash blocks. Each ``gandata`` and
 ``gantrain`` command runs in a scratch folder that holds what the README
 assumes (./photos, photos.zip + labels.csv, examples/), through ``python -m``
 so the checkout under test is the one that runs. gantrain commands get CPU-
-and test-sized options appended (click keeps the last value of an option),
+and test-sized options appended (click keeps the last value of an option;
+the synthetic fill's classifier gets as few steps),
 which changes how long they run, not what they accept. Commands that install
 packages, start clusters or need credentials are listed in SKIPPED with the
 reason; ``test_every_readme_command_is_run_or_skipped_for_a_reason`` keeps
@@ -98,6 +99,9 @@ def _argv(command: str) -> list[str]:
     program, rest = args[0], args[1:]
     if program == "gantrain" and rest and rest[0] in GANTRAIN_TINY:
         rest = rest + GANTRAIN_TINY[rest[0]]
+    if program == "gandata" and "--synth-filter" in rest:
+        # The filter's classifier: as few steps as gantrain eval's above.
+        rest = rest + ["--synth-option", "classifier_steps=2"]
     return [sys.executable, "-m", program, *rest]
 
 
