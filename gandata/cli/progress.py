@@ -52,7 +52,7 @@ class PhaseBars:
 
         bar = self._bars.get(phase)
         if bar is None:
-            bar = self._bars[phase] = tqdm(total=total, desc=f"{phase:>7}", unit=unit_of(phase), unit_scale=True,
+            bar = self._bars[phase] = tqdm(total=total, desc=f"{phase:>7}", unit=unit_of(phase),
                                            leave=True, file=self.stream)
         bar.total = total
         bar.n = done
