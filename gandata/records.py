@@ -12,11 +12,13 @@ from typing import Any, Callable
 import numpy as np
 
 # (phase, done, total): called by the library as work completes; the CLI
-# draws progress bars from it.
-ProgressFn = Callable[[str, int, int], None]
+# draws progress bars from it. Counts are images for "ingest", "synth ..." and
+# "write" (files for "upload"); total is None when not known up front (a
+# source that cannot say how many images its partitions hold).
+ProgressFn = Callable[[str, int, "int | None"], None]
 
 
-def no_progress(phase: str, done: int, total: int) -> None:
+def no_progress(phase: str, done: int, total: int | None) -> None:
     """A ProgressFn that reports nothing."""
 
 # Every rejection carries one of these codes. New stages add theirs here so the

@@ -16,7 +16,8 @@ def _torch() -> Any:
     try:
         import torch
     except ImportError:
-        raise ImportError("gandata.torch needs PyTorch: pip install 'gandata[torch]'") from None
+        raise ImportError("gandata.torch needs PyTorch: pip install torch --index-url https://download.pytorch.org/whl/cpu "
+                          "(CPU build), or pip install torch (CUDA build, on a GPU machine)") from None
     return torch
 
 

@@ -1,8 +1,9 @@
 """The ``gantrain`` command line: train, sample, eval.
 
 Printing and progress bars live here and nowhere else; every command resolves
-its options up front, turns library errors into one-line messages naming the
-option at fault, and exits non-zero on failure.
+its options up front and turns library errors into one-line ``error: ...``
+messages naming the option at fault, with gandata's exit statuses (0 done,
+1 the operation failed, 2 a bad option or input, 130 interrupted).
 """
 
 from __future__ import annotations
@@ -15,8 +16,16 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from gandata.cli.app import EXIT_FAILED, EXIT_USAGE, ErrorStyleGroup
 from gantrain.config import AUGMENTS, LOSSES, PLACEMENTS, PRECISIONS, TrainConfig
-from gantrain.errors import GantrainError, NonFiniteError
+from gantrain.errors import EvalError, GantrainError, NonFiniteError
+
+# Shown when PyTorch is missing: the CPU build from PyTorch's own index (a
+# plain `pip install torch` on Linux pulls the multi-GB CUDA build).
+TORCH_HINT = (
+    "gantrain needs PyTorch, which is not installed: pip install torch --index-url "
+    "https://download.pytorch.org/whl/cpu (CPU), or pip install torch (the CUDA build, on a GPU machine)"
+)
 
 
 def _is_main_process() -> bool:
@@ -25,12 +34,23 @@ def _is_main_process() -> bool:
 
 
 class TqdmReporter:
-    """Progress bar with ETA, losses in the postfix, messages above the bar."""
+    """Progress bar with ETA, losses in the postfix, messages above the bar.
 
-    def __init__(self) -> None:
+    When stderr is not a terminal (a log file, CI), a plain line per metric
+    row (every --log-every steps) instead: carriage-return redraws make a log
+    unreadable."""
+
+    def __init__(self, stream: Any = None) -> None:
         self.bar = None
+        self.stream = stream if stream is not None else sys.stderr
+        self.plain = not bool(getattr(self.stream, "isatty", lambda: False)())
+        self.total = 0
 
     def start(self, total_steps: int, start_step: int) -> None:
+        self.total = total_steps
+        if self.plain:
+            print(f"train: step {start_step} of {total_steps}", file=self.stream, flush=True)
+            return
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc="train")
@@ -40,6 +60,11 @@ class TqdmReporter:
             self.bar.update(step - self.bar.n)
 
     def log(self, step: int, row: dict[str, Any]) -> None:
+        if self.plain:
+            print(f"train: step {step}/{self.total} loss_d {row['loss_d']:.3f} loss_g {row['loss_g']:.3f} "
+                  f"d_x {row['d_real']:.2f} d_gz {row['d_fake']:.2f} {row['images_per_s']:.0f} images/s",
+                  file=self.stream, flush=True)
+            return
         if self.bar is not None:
             self.bar.set_postfix(
                 loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}", d_x=f"{row['d_real']:.2f}",
@@ -47,6 +72,9 @@ class TqdmReporter:
             )
 
     def message(self, text: str) -> None:
+        if self.plain:
+            print(text, file=self.stream, flush=True)
+            return
         from tqdm.auto import tqdm
 
         tqdm.write(text)
@@ -58,13 +86,43 @@ class TqdmReporter:
 
 
 def _fail(exc: Exception) -> None:
-    raise click.ClickException(str(exc))
+    """Raise ``exc`` as a ClickException: printed as ``error: ...`` by the
+    group, exit 1 when the operation failed (training diverged, evaluation
+    could not run), 2 when an option, the data or the run is at fault."""
+    if isinstance(exc, click.ClickException):
+        raise exc
+    error = click.ClickException(str(exc))
+    error.exit_code = EXIT_FAILED if isinstance(exc, (NonFiniteError, EvalError)) else EXIT_USAGE
+    raise error
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _Group(ErrorStyleGroup):
+    """gandata's error style, plus one line instead of a traceback when
+    PyTorch is missing (every command but --help needs it)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] != "torch":
+                raise
+            error = click.ClickException(TORCH_HINT)
+            error.exit_code = EXIT_FAILED
+            raise error from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="gandata", prog_name="gantrain")
 def main() -> None:
-    """gantrain: the reference DCGAN, trained on gandata datasets."""
+    """gantrain: the reference DCGAN, trained on gandata datasets.
+
+    Start with `gandata build`, then `gantrain train gandata-out -o runs/first
+    --steps 500 --batch-size 64 --sample-every 100` (a few minutes on a CPU)
+    and look at runs/first/samples/. Errors print as `error: ...` on stderr.
+    Exit status: 0 done; 1 the operation failed (training diverged,
+    evaluation could not run, PyTorch missing); 2 a bad option, dataset or
+    run; 130 interrupted.
+    """
 
 
 # Options of `train` and the TrainConfig field each one sets.
@@ -151,7 +209,7 @@ def train(ctx: click.Context, data: str, run_dir: str, resume: bool, dry_run: bo
         reporter = TqdmReporter() if _is_main_process() else None
         result = train_mod.train(config, resume=resume, reporter=reporter)
     except NonFiniteError as exc:
-        raise click.ClickException(f"training stopped: {exc}") from None
+        _fail(NonFiniteError(f"training stopped: {exc}"))
     except GantrainError as exc:
         _fail(exc)
         return

@@ -118,7 +118,8 @@ class GanSource:
             for start in range(0, n, PARTITION_SIZE):
                 stop = min(n, start + PARTITION_SIZE)
                 what = f"class {name!r}" if name is not None else "unconditional"
-                out.append(Partition(index=len(out), items=(name, start, stop), description=f"gan {what} samples {start}..{stop - 1}"))
+                out.append(Partition(index=len(out), items=(name, start, stop), description=f"gan {what} samples {start}..{stop - 1}",
+                                     num_inputs=stop - start))
         return out
 
     def read(self, partition: Partition) -> Iterator[Sample | Rejection]:
@@ -376,13 +377,14 @@ def _prepare_classifier(uri: str, options: Mapping[str, str], g: Any, names: Seq
 
 
 def open_gan(uri: str, spec: SourceSpec, ctx: SourceContext) -> GanSource:
-    """gan:RUN_DIR[?count=N&classes=a,b|counts=a:N,b:M&truncation=T&ema=1|0&seed=S&filter=CONF]: samples of a trained gantrain generator (pip install gantrain)"""
+    """gan:RUN_DIR[?count=N&classes=a,b|counts=a:N,b:M&truncation=T&ema=1|0&seed=S&filter=CONF]: samples of a trained gantrain generator (needs PyTorch)"""
     from gantrain.errors import GantrainError
 
     try:
         from gantrain.sample import load_generator
     except ImportError as exc:  # gantrain installed, torch not
-        raise _fail(uri, f"the gan: source needs PyTorch, which cannot be imported ({exc}); pip install torch") from None
+        raise _fail(uri, f"the gan: source needs PyTorch, which cannot be imported ({exc}); pip install torch --index-url "
+                           "https://download.pytorch.org/whl/cpu (CPU build), or pip install torch (CUDA build)") from None
 
     rest = uri[len("gan:"):] if uri.startswith("gan:") else uri
     path, _, query = rest.partition("?")

@@ -7,7 +7,7 @@ scale of the fitted uint8 image; luma uses the Rec. 601 weights.
 
 | score | meaning | used by |
 |---|---|---|
-| ``std`` | standard deviation of luma | ``low_information`` |
+| ``std`` | largest standard deviation of luma and of each colour channel | ``low_information`` |
 | ``entropy`` | Shannon entropy of the luma histogram, bits (0..8) | report only |
 | ``p01``, ``p99`` | 1st and 99th luma percentiles | ``too_light``, ``too_dark`` |
 | ``sharpness`` | variance of the Laplacian of luma | near-duplicate keep rule |
@@ -105,7 +105,7 @@ def image_scores(pixels: np.ndarray, upscale: float = 1.0) -> tuple[dict[str, fl
     hist = np.bincount(np.clip(gray + 0.5, 0, 255).astype(np.int64).ravel(), minlength=256)
     prob = hist[hist > 0] / gray.size
     scores = {
-        "std": float(gray.std()),
+        "std": max(float(gray.std()), _channel_std(pixels[None])[0]),
         "entropy": float(-(prob * np.log2(prob)).sum()),
         "p01": float(p01),
         "p99": float(p99),
@@ -118,6 +118,21 @@ def image_scores(pixels: np.ndarray, upscale: float = 1.0) -> tuple[dict[str, fl
         scores["color"] = float(spread.mean())
     gray8 = np.clip(gray + 0.5, 0, 255).astype(np.uint8)
     return scores, phash(gray8), thumbnail(gray8)
+
+
+def _channel_std(pixels: np.ndarray) -> np.ndarray:
+    """Largest per-channel standard deviation of each image of an
+    [N, H, W, C] uint8 stack (0 for one channel: luma covers it).
+
+    Information is judged on colour too: a red/green checkerboard of equal
+    brightness has a luma spread near 0 but is anything but blank."""
+    n, channels = len(pixels), pixels.shape[-1]
+    if channels < 3:
+        return np.zeros(n, np.float64)
+    flat = pixels.reshape(n, -1, channels)
+    # One channel at a time, in float32: a partition's stack in float64 would
+    # be eight times its size.
+    return np.max([flat[:, :, c].astype(np.float32).std(axis=1) for c in range(3)], axis=0).astype(np.float64)
 
 
 def _laplacian_var_batch(gray: np.ndarray) -> np.ndarray:
@@ -160,7 +175,7 @@ def batch_image_scores(pixels: np.ndarray, upscales: np.ndarray) -> tuple[dict[s
     for i in np.flatnonzero(upscales > 1.0 + 1e-6):
         blur[i] = blur_score(gray[i], float(upscales[i]))
     scores = {
-        "std": flat.std(axis=1).astype(np.float64),
+        "std": np.maximum(flat.std(axis=1).astype(np.float64), _channel_std(pixels)),
         "entropy": entropy.astype(np.float64),
         "p01": part[:, k01].astype(np.float64),
         "p99": part[:, k99].astype(np.float64),

@@ -8,13 +8,14 @@ from typing import Any
 import click
 
 from gandata.cli.app import guarded
-from gandata.cli.options import merge_flags, table_options
+from gandata.cli.options import GroupedCommand, merge_flags, table_options
 from gandata.cli.progress import PhaseBars
 from gandata.config import build_config_from_mapping, load_config_file
 from gandata.sources import schemes
 
 
 @click.command(
+    cls=GroupedCommand,
     epilog="Sources (URI forms):\n\n" + "\n\n".join(f"  {h}" for _, h in schemes().values()) + "\n\n"
     "Several sources merge into one dataset; per-source options (label_map, label, max_samples, weight, "
     "license, image_column, label_column) go in the config file's [[sources]] tables (docs/SOURCES.md).\n\n"
@@ -76,6 +77,13 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
     click.echo(f"built {summary.output}: {summary.num_samples} samples, {len(summary.classes)} classes, {rejected} rejected")
     for reason, count in summary.rejections.items():
         click.echo(f"  rejected {reason}: {count}")
+    # A class every input of which was rejected (a gan: source asked for
+    # counts=star:300 whose samples all failed the filter) must not pass
+    # unnoticed in a summary of totals.
+    for name in summary.classes:
+        if summary.class_counts.get(name, 0) == 0:
+            click.echo(f"warning: class {name!r} has no samples: every input of it was rejected or none was given "
+                       "(reasons in rejected.jsonl; `gandata stats` shows the table)", err=True)
     if summary.synthetic:
         _echo_synthetic(summary.synthetic)
     if summary.reused_partitions or summary.reused_shards:

@@ -8,12 +8,12 @@ from typing import Any
 import click
 
 from gandata.cli.app import guarded
-from gandata.cli.options import merge_flags, table_options
+from gandata.cli.options import GroupedCommand, merge_flags, table_options
 from gandata.cli.progress import PhaseBars
 from gandata.config import build_config_from_mapping, load_config_file
 
 
-@click.command(epilog="Example:\n\n  gandata clean ./photos --report audit/ --size 64\n\n  gandata clean ./photos --report audit/ --near-dup-radius 8 --min-std 5")
+@click.command(cls=GroupedCommand, epilog="Example:\n\n  gandata clean ./photos --report audit/ --size 64\n\n  gandata clean ./photos --report audit/ --near-dup-radius 8 --min-std 5")
 @click.argument("sources", nargs=-1)
 @click.option("--report", "report_dir", required=True, type=click.Path(file_okay=False), help="Directory for report.md, summary.json, issues.parquet and grid-<reason>.png.")
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), help="TOML (or YAML) build config; flags override it.")

@@ -7,28 +7,34 @@ from typing import Any
 
 import click
 
-from gandata.cli.app import guarded
+from gandata.cli.app import EXIT_FAILED, guarded
+from gandata.cli.progress import PhaseBars
 
 
 @click.command()
 @click.argument("path", type=click.Path())
-@click.option("-q", "--quiet", is_flag=True, help="Print only problems.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress; print only problems.")
 def verify(path: str, quiet: bool) -> None:
     """Re-hash every shard of the dataset at PATH and check it against the manifest.
 
-    Exit 0 when intact; exit 1 naming the first bad shard otherwise.
+    Exit 0 when intact; exit 1 naming the first bad shard otherwise; exit 2
+    when PATH is not a dataset.
     """
     from gandata.dataset.verify import verify_dataset
 
-    report = guarded(lambda: verify_dataset(path))
+    bars = PhaseBars(quiet)
+    try:
+        report = guarded(lambda: verify_dataset(path, progress=lambda done, total: bars("verify", done, total)))
+    finally:
+        bars.close()
     if report.ok:
         if not quiet:
             click.echo(f"{path}: OK ({report.shards_checked} shards, {report.samples_checked} samples)")
         return
-    click.echo(f"{path}: FAILED", err=True)
+    click.echo(f"error: {path} failed verification:", err=True)
     for problem in report.problems:
         click.echo(f"  {problem}", err=True)
-    sys.exit(1)
+    sys.exit(EXIT_FAILED)
 
 
 @click.command()
@@ -69,7 +75,7 @@ def preview(path: str, output: str, per_class: int, split: str | None, seed: int
 @click.option("--domain-b", type=click.Path(), metavar="PATH",
               help="cyclegan: a second dataset that is domain B (PATH is domain A).")
 @click.option("--overwrite", is_flag=True, help="Replace DEST when it exists and is not empty.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary.")
 def export(path: str, target: tuple[str, str], split: str | None, domains: str | None, domain_b: str | None,
            overwrite: bool, quiet: bool) -> None:
     """Export the dataset at PATH for other tools (docs/EXPORT.md).
@@ -95,9 +101,14 @@ def export(path: str, target: tuple[str, str], split: str | None, domains: str |
             raise ConfigError("--domains/--domain-b: only used with --to cyclegan")
         if fmt != "stylegan" and split is not None:
             raise ConfigError("--split: only used with --to stylegan")
-        return run_export(path, fmt, dest, overwrite=overwrite, split=split, domains=pair, other=domain_b)
+        return run_export(path, fmt, dest, overwrite=overwrite, split=split, domains=pair, other=domain_b,
+                          progress=lambda done, total: bars("export", done, total))
 
-    summary = guarded(run)
+    bars = PhaseBars(quiet)
+    try:
+        summary = guarded(run)
+    finally:
+        bars.close()
     if not quiet:
         splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
         click.echo(f"exported {path} to {summary.path} ({fmt}): {summary.num_samples} samples ({splits})")

@@ -12,7 +12,34 @@ from typing import Any, Callable
 import click
 
 from gandata.config import DEFAULT_SOURCE, OPTIONS, Option
-from gandata.config.options import GROUPS
+from gandata.config.options import GROUP_TITLES, GROUPS
+
+
+class TableOption(click.Option):
+    """A click option made from the option table; remembers its help group."""
+
+    def __init__(self, *args: Any, group: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group = group
+
+
+class GroupedCommand(click.Command):
+    """A command whose --help lists the table's options in one section per
+    help group (Sources, Image, Cleaning, ...), then its other options under
+    "Options"; a long flat list is hard to scan."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            group = getattr(param, "group", "")
+            sections.setdefault(group, []).append(record)
+        for group in (*GROUPS, ""):
+            if sections.get(group):
+                with formatter.section(GROUP_TITLES.get(group, "Options")):
+                    formatter.write_dl(sections[group])
 
 
 def _help(option: Option) -> str:
@@ -22,7 +49,7 @@ def _help(option: Option) -> str:
 
 def _click_option(option: Option) -> Callable[[Any], Any]:
     decls = [d for d in (option.short, option.flag) if d]
-    kwargs: dict[str, Any] = {"help": _help(option), "default": None}
+    kwargs: dict[str, Any] = {"help": _help(option), "default": None, "cls": TableOption, "group": option.group}
     if option.metavar:
         kwargs["metavar"] = option.metavar
     if option.kind in ("flag", "off"):

@@ -9,12 +9,13 @@ from typing import Any
 import click
 
 from gandata.cli.app import guarded
-from gandata.cli.options import merge_flags, table_options
+from gandata.cli.options import GroupedCommand, merge_flags, table_options
+from gandata.cli.progress import PhaseBars
 from gandata.config import build_config_from_mapping
 from gandata.errors import GandataError
 
 
-@click.command(epilog="Examples:\n\n  gandata stats gandata-out\n\n  gandata stats ./photos --json\n\n  gandata stats data/cats --plot balance.png")
+@click.command(cls=GroupedCommand, epilog="Examples:\n\n  gandata stats gandata-out\n\n  gandata stats ./photos --json\n\n  gandata stats data/cats --plot balance.png")
 @click.argument("targets", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON (keys documented in docs/BALANCE.md).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG: class-count bars (before/after balancing when known) and a sample grid per class.")
@@ -56,9 +57,14 @@ def stats(targets: tuple[str, ...], as_json: bool, plot: str | None, floor: int,
         if split is not None:
             raise GandataError(f"--split: {targets[0]} is not a built dataset (no manifest.json); --split needs one")
         data = merge_flags(flags, {"sources": list(targets)}, "stats")
-        return audit_sources(build_config_from_mapping(data), beta=beta, floor=floor)
+        return audit_sources(build_config_from_mapping(data), beta=beta, floor=floor, progress=bars)
 
-    audit = guarded(run)
+    # --json is for programs: no progress around it.
+    bars = PhaseBars(quiet=as_json)
+    try:
+        audit = guarded(run)
+    finally:
+        bars.close()
     data = audit.to_json()
     if audit.kind == "dataset":
         # Licences are summarised in the manifest only (not in the audit).
@@ -100,9 +106,12 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
 
 def _print_audit(data: dict[str, Any]) -> None:
     shape = f", image shape {data['image_shape']}" if data.get("image_shape") else ""
-    click.echo(f"{data['target']} ({data['kind']}): {data['num_samples']} samples, {len(data['classes'])} classes{shape}")
-    if data.get("num_unlabeled"):
-        click.echo(f"unlabeled samples: {data['num_unlabeled']}")
+    # The header counts every sample, as `gandata build` does; the class
+    # table below counts the labelled ones.
+    unlabeled = int(data.get("num_unlabeled") or 0)
+    count = f"{data['num_samples'] + unlabeled} samples ({data['num_samples']} labelled, {unlabeled} unlabeled)" \
+        if unlabeled else f"{data['num_samples']} samples"
+    click.echo(f"{data['target']} ({data['kind']}): {count}, {len(data['classes'])} classes{shape}")
     if data["classes"]:
         width = max(max(len(c["name"]) for c in data["classes"]), 5)
         top = max(c["count"] for c in data["classes"]) or 1
@@ -150,7 +159,10 @@ def _echo_rejections(manifest: dict[str, Any]) -> None:
         click.echo("rejected: none")
         return
     total = sum(rejections.values())
-    click.echo(f"rejected: {total} (details in rejected.jsonl)")
+    # Raw sources are ingested into a temporary folder that is gone by now:
+    # point to the command that keeps the details instead.
+    where = "in rejected.jsonl" if manifest.get("kind") == "dataset" else "per file: gandata clean SOURCES --report DIR"
+    click.echo(f"rejected: {total} (details {where})")
     width = max(len(r) for r in rejections)
     for reason, count in sorted(rejections.items(), key=lambda kv: (-kv[1], kv[0])):
         click.echo(f"  {reason:<{width}}  {count:>8}  {REASONS.get(reason, '')}")

@@ -39,6 +39,16 @@ SECTIONS: dict[str, type] = {
 }
 # Help groups, in the order `--help` shows them.
 GROUPS = ("sources", "image", "cleaning", "balance", "output", "performance", "web")
+# The section title `--help` gives each group.
+GROUP_TITLES = {
+    "sources": "Sources (per-source options apply to every source; docs/SOURCES.md)",
+    "image": "Image (decoding and fitting to size)",
+    "cleaning": "Cleaning (docs/CLEANING.md)",
+    "balance": "Balance and split (docs/BALANCE.md)",
+    "output": "Output",
+    "performance": "Performance",
+    "web": "Web sources (urls:, crawl:; docs/WEB.md)",
+}
 
 
 @dataclass(frozen=True)
@@ -189,7 +199,7 @@ OPTIONS: tuple[Option, ...] = (
        group="cleaning", commands=CLEAN),
     _o("clean.min_aspect", "bad_aspect: reject when min(w/h, h/w) is below this.", flag="--min-aspect", type=float, group="cleaning",
        commands=CLEAN),
-    _o("clean.min_std", "low_information: reject when the luma standard deviation (0-255) is below this.", flag="--min-std",
+    _o("clean.min_std", "low_information: reject when the standard deviation (0-255) of luma and of every colour channel is below this.", flag="--min-std",
        type=float, group="cleaning", commands=CLEAN),
     _o("clean.dark_p99", "too_dark: reject when the 99th luma percentile is below this.", flag="--dark-p99", type=float,
        group="cleaning", commands=CLEAN),

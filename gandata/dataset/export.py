@@ -3,12 +3,15 @@
 - ``to_hf``: a ``datasets`` dataset written with ``save_to_disk``: an
   ``image`` column (``Image`` feature, lossless PNG) and, for a labelled
   dataset, a ``label`` column (``ClassLabel`` with the dataset's class names).
-  One split gives a ``Dataset``; several give a ``DatasetDict``. Build from it
-  again with ``hf-disk:DIR``; publish it with ``datasets``' ``push_to_hub``.
+  One split gives a ``Dataset``; several give a ``DatasetDict`` whose splits
+  follow the HF convention (gandata's ``val`` is named ``validation``).
+  Build from it again with ``hf-disk:DIR`` (the train split) and
+  ``hf-disk:DIR@validation``; publish it with ``datasets``' ``push_to_hub``.
   The dataset card (``README.md``) of the build goes with it.
 - ``to_folder``: an ImageFolder tree of PNGs, ``DIR/<class>/<index>.png``
-  (unlabeled samples directly in ``DIR``; with several splits, one
-  ``DIR/<split>/`` tree each). Build from it again with ``folder:DIR``.
+  (unlabeled samples directly in ``DIR``; with several splits, one complete
+  tree per split, ``DIR/train/<class>/`` and ``DIR/val/<class>/``). Build
+  from it again with ``folder:DIR``, or one split's tree ``DIR/train``.
 - ``to_stylegan``: what StyleGAN2-ADA / StyleGAN3 / EDM's ``dataset_tool.py``
   writes and their ``ImageFolderDataset`` reads: a ZIP (stored, not
   deflated) or a folder of PNGs named ``00000/img00000000.png`` (the first
@@ -37,7 +40,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -47,6 +50,12 @@ from gandata.dataset.reader import Dataset
 from gandata.errors import ConfigError
 
 EXPORT_FORMATS = ("hf", "folder", "stylegan", "cyclegan")
+
+# gandata split name -> the HF convention's name for it.
+HF_SPLIT_NAMES = {"val": "validation"}
+
+# Called with (images done, images in all) as an export goes.
+ExportProgress = Callable[[int, int], None]
 
 
 @dataclass
@@ -95,8 +104,30 @@ def _publish(tmp: Path, dest: Path) -> None:
     os.rename(tmp, dest)
 
 
-def to_hf(root: str | os.PathLike[str], dest: str | os.PathLike[str], overwrite: bool = False) -> ExportSummary:
-    """Write the dataset at ``root`` as a ``datasets`` dataset in ``dest``."""
+class _Counter:
+    """Counts exported images and reports them every ``every`` images."""
+
+    def __init__(self, root: str | os.PathLike[str], progress: ExportProgress | None, every: int = 256) -> None:
+        self.total = int(read_manifest(root)["num_samples"]) if progress else 0
+        self.progress = progress
+        self.every = every
+        self.done = 0
+
+    # datasets pickles the row generator (and so this counter) to fingerprint
+    # it: leave the callback, which may hold a terminal stream, out of that.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"total": self.total, "progress": None, "every": self.every, "done": 0}
+
+    def add(self) -> None:
+        self.done += 1
+        if self.progress and (self.done % self.every == 0 or self.done == self.total):
+            self.progress(self.done, self.total)
+
+
+def to_hf(root: str | os.PathLike[str], dest: str | os.PathLike[str], overwrite: bool = False,
+          progress: ExportProgress | None = None) -> ExportSummary:
+    """Write the dataset at ``root`` as a ``datasets`` dataset in ``dest``
+    (split ``val`` named ``validation``, as HF datasets name it)."""
     try:
         import datasets
     except ImportError:
@@ -106,6 +137,7 @@ def to_hf(root: str | os.PathLike[str], dest: str | os.PathLike[str], overwrite:
     dest_path = Path(dest)
     tmp = _prepare_dest(dest_path, overwrite)
     counts: dict[str, int] = {}
+    counter = _Counter(root, progress)
     # The library never prints: silence datasets' progress bars meanwhile.
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
@@ -123,14 +155,16 @@ def to_hf(root: str | os.PathLike[str], dest: str | os.PathLike[str], overwrite:
                     row: dict[str, Any] = {"image": {"bytes": _png(image), "path": None}}
                     if labelled:
                         row["label"] = label
+                    counter.add()
                     yield row
 
             # from_generator writes Arrow batches to its cache as it goes, so
             # the export never holds more than one shard of pixels.
-            built[split] = datasets.Dataset.from_generator(
+            name = HF_SPLIT_NAMES.get(split, split)
+            built[name] = datasets.Dataset.from_generator(
                 rows, features=datasets.Features(features), cache_dir=str(tmp / ".cache"),
             )
-            counts[split] = len(ds)
+            counts[name] = len(ds)
         out: Any = built[next(iter(built))] if len(built) == 1 else datasets.DatasetDict(built)
         out.save_to_disk(str(tmp / "data"))
         # save_to_disk copies the Arrow data: the generator cache can go.
@@ -155,11 +189,13 @@ def to_hf(root: str | os.PathLike[str], dest: str | os.PathLike[str], overwrite:
     return ExportSummary(path=str(dest_path), num_samples=sum(counts.values()), splits=counts)
 
 
-def to_folder(root: str | os.PathLike[str], dest: str | os.PathLike[str], overwrite: bool = False) -> ExportSummary:
+def to_folder(root: str | os.PathLike[str], dest: str | os.PathLike[str], overwrite: bool = False,
+              progress: ExportProgress | None = None) -> ExportSummary:
     """Write the dataset at ``root`` as an ImageFolder tree of PNGs in ``dest``."""
     dest_path = Path(dest)
     tmp = _prepare_dest(dest_path, overwrite)
     counts: dict[str, int] = {}
+    counter = _Counter(root, progress)
     splits = _splits(root)
     try:
         for split in splits:
@@ -175,6 +211,7 @@ def to_folder(root: str | os.PathLike[str], dest: str | os.PathLike[str], overwr
                 folder = base / ds.classes[label] if label >= 0 else base
                 Image.fromarray(image).save(folder / f"{index:08d}.png", format="PNG")
                 n += 1
+                counter.add()
             counts[split] = n
         _publish(tmp, dest_path)
     except BaseException:
@@ -331,15 +368,16 @@ def to_cyclegan(root: str | os.PathLike[str], dest: str | os.PathLike[str], doma
 
 def export(root: str | os.PathLike[str], to: str, dest: str | os.PathLike[str], overwrite: bool = False, *,
            split: str | None = None, domains: tuple[str, str] | None = None,
-           other: str | os.PathLike[str] | None = None) -> ExportSummary:
-    """Export the dataset at ``root`` in format ``to`` (one of EXPORT_FORMATS).
+           other: str | os.PathLike[str] | None = None, progress: ExportProgress | None = None) -> ExportSummary:
+    """Export the dataset at ``root`` in format ``to`` (one of EXPORT_FORMATS);
+    ``progress(done, total)`` is called as images are written (hf, folder).
 
     ``split`` picks the split of a StyleGAN export; ``domains`` and ``other``
     choose the two domains of a CycleGAN export."""
     if to == "hf":
-        return to_hf(root, dest, overwrite)
+        return to_hf(root, dest, overwrite, progress)
     if to == "folder":
-        return to_folder(root, dest, overwrite)
+        return to_folder(root, dest, overwrite, progress)
     if to == "stylegan":
         return to_stylegan(root, dest, split=split, overwrite=overwrite)
     if to == "cyclegan":

@@ -37,7 +37,9 @@ class VerifyReport:
 def verify_dataset(root: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None) -> VerifyReport:
     """Re-hash every shard and check shapes, dtypes, counts and the sample
     index against the manifest. Problems are listed in order, shards first,
-    so the first problem names the first bad shard. Raises FormatError when
+    so the first problem names the first bad shard. ``progress(done, total)``
+    is called after each shard, in images (the manifest's per-shard counts).
+    Raises FormatError when
     the manifest itself is missing or unreadable. An fsspec URL is
     downloaded to a temporary folder first (every byte is read anyway)."""
     if is_remote(root):
@@ -57,7 +59,9 @@ def verify_dataset(root: str | os.PathLike[str], progress: Callable[[int, int], 
     total = 0
     class_totals = np.zeros(len(classes), np.int64)
     shards = manifest["shards"]
-    for i, entry in enumerate(shards):
+    expected_images = sum(int(entry["num_samples"]) for entry in shards)
+    images_done = 0
+    for entry in shards:
         path = base / entry["path"]
         labels = _check_shard(report, path, entry, manifest["dtype"], (c, h, w), len(classes))
         shard_labels.append(labels if labels is not None else np.zeros(0, np.int64))
@@ -65,8 +69,9 @@ def verify_dataset(root: str | os.PathLike[str], progress: Callable[[int, int], 
             total += len(labels)
             class_totals += np.bincount(labels[labels >= 0], minlength=len(classes))[: len(classes)]
         report.shards_checked += 1
+        images_done += int(entry["num_samples"])
         if progress:
-            progress(i + 1, len(shards))
+            progress(images_done, expected_images)
     if not report.problems:
         if total != manifest["num_samples"]:
             report.problems.append(f"manifest: num_samples is {manifest['num_samples']} but the shards hold {total}")

@@ -16,7 +16,7 @@ from gandata.pipeline.inputs import open_sources
 from gandata.pipeline.local import ingest_only
 from gandata.pipeline.stages import run_ingest
 from gandata.plan.table import load_staged
-from gandata.records import ProgressFn
+from gandata.records import ProgressFn, no_progress
 from gandata.stats.audit import (
     Audit,
     audit_staged,
@@ -25,14 +25,15 @@ from gandata.stats.clean_report import AuditSummary, write_report
 from gandata.stats.figures import DEFAULT_BETA, DEFAULT_FLOOR
 
 
-def audit_sources(config: Any, beta: float = DEFAULT_BETA, floor: int = DEFAULT_FLOOR) -> Audit:
+def audit_sources(config: Any, beta: float = DEFAULT_BETA, floor: int = DEFAULT_FLOOR,
+                  progress: ProgressFn | None = None) -> Audit:
     """Audit raw sources: ingest them as a build would (same decoding, same
     rejections) into a temporary staging directory, then count."""
     sources = open_sources(config)
     with tempfile.TemporaryDirectory(prefix="gandata-stats-") as tmp:
         executor = make_executor(config.executor, config.resolved_workers)
         try:
-            part_dirs, part_sources, _ = run_ingest(config, sources, Path(tmp), executor, lambda *a: None)
+            part_dirs, part_sources, _ = run_ingest(config, sources, Path(tmp), executor, progress or no_progress)
         finally:
             executor.close()
         staged = load_staged(part_dirs, part_sources, [s.uri for s in sources])

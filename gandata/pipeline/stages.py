@@ -41,11 +41,18 @@ def run_ingest(
         for partition in source.partitions():
             part_dir = source_dir / partition_dir_name(si, partition.index)
             tasks.append(IngestTask(source=source, source_index=si, partition=partition, image=config.image, part_dir=str(part_dir)))
-    report("ingest", 0, len(tasks))
-    reused = 0
-    for done, (_, result) in enumerate(executor.imap(ingest_partition, tasks), start=1):
+    # Progress in images: the partitions' input counts when every source
+    # knows them (a reused partition counts as its inputs), else images seen
+    # so far against an unknown total.
+    sizes = [t.partition.num_inputs for t in tasks]
+    total = sum(s for s in sizes if s is not None) if None not in sizes else None
+    report("ingest", 0, total)
+    reused = done = 0
+    for i, result in executor.imap(ingest_partition, tasks):
         reused += int(result.reused)
-        report("ingest", done, len(tasks))
+        # A reused partition reports -1 inputs seen (its counts are not re-read).
+        done += sizes[i] if total is not None else max(result.num_staged + result.num_rejected, 0)
+        report("ingest", done, total)
     return [t.part_dir for t in tasks], [t.source_index for t in tasks], reused
 
 
@@ -80,11 +87,13 @@ def run_write(
                 augment_seeds=None if plan.augment_seeds is None else plan.augment_seeds[entries],
             )
         )
-    report("write", 0, len(tasks))
+    total = sum(len(t.labels) for t in tasks)
+    report("write", 0, total)
     results: list[Any] = [None] * len(tasks)
-    reused = 0
-    for done, (i, result) in enumerate(executor.imap(write_shard, tasks), start=1):
+    reused = done = 0
+    for i, result in executor.imap(write_shard, tasks):
         results[i] = result
         reused += int(result.reused)
-        report("write", done, len(tasks))
+        done += len(tasks[i].labels)
+        report("write", done, total)
     return results, reused

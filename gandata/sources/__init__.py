@@ -51,10 +51,13 @@ SCHEMES: dict[str, tuple[str, str]] = {
 # The entry-point group other packages register source kinds under.
 ENTRY_POINT_GROUP = "gandata.sources"
 
-# Schemes provided by other packages: scheme -> (pip package, what it reads).
-# Only used for the error message when such a URI is given without the plugin.
-PLUGIN_PACKAGES: dict[str, tuple[str, str]] = {
-    "gan": ("gantrain", "samples of a trained gantrain generator"),
+# Schemes provided by other packages: scheme -> (package, what it reads, how
+# to install it). Only used for the error message when such a URI is given
+# without the plugin. gantrain is not on PyPI on its own: it ships in the
+# gandata distribution, so installing the project (with PyTorch) brings it.
+PLUGIN_PACKAGES: dict[str, tuple[str, str, str]] = {
+    "gan": ("gantrain", "samples of a trained gantrain generator",
+            "install this project with `pip install -e .` in its checkout; gantrain ships with gandata"),
 }
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -117,8 +120,9 @@ def scheme_of(uri: str) -> str:
     """The registered scheme a URI names, or 'folder'/'zip'/'tar' for a bare path.
 
     Raises SourceError for the scheme of a known plugin that is not installed
-    (``gan:`` without gantrain), rather than reading the URI as a folder."""
-    head, sep, _ = uri.partition(":")
+    (``gan:`` without gantrain), and for an unknown scheme (``synt:shapes``),
+    naming the known ones, rather than reading the URI as a folder."""
+    head, sep, rest = uri.partition(":")
     if sep and head in SCHEMES:
         return head
     if sep and head:
@@ -126,11 +130,12 @@ def scheme_of(uri: str) -> str:
         if head in SCHEMES:
             return head
         if head in PLUGIN_PACKAGES:
-            package, what = PLUGIN_PACKAGES[head]
+            package, what, install = PLUGIN_PACKAGES[head]
             raise SourceError(
                 f"source {uri}: the {head}: source kind ({what}) is provided by the {package} package, which is "
-                f"not installed; install {package} (pip install {package})"
+                f"not installed; {install}"
             )
+        _refuse_unknown_scheme(uri, head, rest)
     lower = uri.lower().rstrip("/")
     if lower.endswith(".zip"):
         return "zip"
@@ -139,14 +144,35 @@ def scheme_of(uri: str) -> str:
     return "folder"
 
 
+def _refuse_unknown_scheme(uri: str, head: str, rest: str) -> None:
+    """Raise SourceError when ``uri`` names a scheme nobody registered.
+
+    Left alone: fsspec URLs (``s3://...``: ``//`` after the colon), Windows
+    drive letters (``C:``, one letter) and paths that exist as written."""
+    import difflib
+    import re
+    from pathlib import Path
+
+    if len(head) < 2 or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", head) or rest.startswith("//"):
+        return
+    if Path(uri).expanduser().exists():
+        return
+    known = sorted(set(SCHEMES) | set(PLUGIN_PACKAGES))
+    close = difflib.get_close_matches(head, known, n=1)
+    hint = f"did you mean {close[0]}:? " if close else ""
+    raise SourceError(
+        f"source {uri}: unknown source kind {head + ':'!r}; {hint}known kinds: "
+        f"{', '.join(k + ':' for k in known)}, or a local path (gandata build --help lists them)"
+    )
+
+
 def _load_factory(scheme: str) -> SourceFactory:
     target, _ = SCHEMES[scheme]
     module_name, _, func_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        package = PLUGIN_PACKAGES.get(scheme, (None,))[0]
-        hint = f"; install {package} (pip install {package})" if package else ""
+        hint = f"; {PLUGIN_PACKAGES[scheme][2]}" if scheme in PLUGIN_PACKAGES else ""
         raise SourceError(f"source kind {scheme!r} needs a package that is not installed: {exc}{hint}") from None
     return getattr(module, func_name)
 

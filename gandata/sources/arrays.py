@@ -55,7 +55,8 @@ def row_partitions(blocks: Sequence[tuple[str, int]], size: int = ROWS_PER_PARTI
     for name, n in blocks:
         for start in range(0, n, size):
             stop = min(n, start + size)
-            out.append(Partition(index=len(out), items=(name, start, stop), description=f"{name} rows {start}..{stop - 1}"))
+            out.append(Partition(index=len(out), items=(name, start, stop), description=f"{name} rows {start}..{stop - 1}",
+                                 num_inputs=stop - start))
     return out
 
 

@@ -40,6 +40,10 @@ class Partition:
     index: int
     items: tuple[Any, ...] = field(default_factory=tuple)
     description: str = ""
+    # How many inputs (files, rows, generated images) the partition holds,
+    # when the source knows it up front: progress is then shown in images,
+    # the unit a user thinks in, rather than in partitions.
+    num_inputs: int | None = None
 
 
 class Source(Protocol):

@@ -140,7 +140,7 @@ def partition_chunks(items: Sequence, size: int, describe, min_partitions: int =
     out = []
     for index in range(count):
         chunk = tuple(items[index * n // count:(index + 1) * n // count])
-        out.append(Partition(index=index, items=chunk, description=describe(chunk)))
+        out.append(Partition(index=index, items=chunk, description=describe(chunk), num_inputs=len(chunk)))
     return out
 
 

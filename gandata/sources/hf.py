@@ -213,7 +213,8 @@ class HfSource:
                     for i in range(self.num_shards)]
         n = self.num_rows or 0
         return [Partition(index=i, items=("rows", start, min(n, start + ROWS_PER_PARTITION)),
-                          description=f"{self.uri} rows {start}..{min(n, start + ROWS_PER_PARTITION) - 1}")
+                          description=f"{self.uri} rows {start}..{min(n, start + ROWS_PER_PARTITION) - 1}",
+                          num_inputs=min(n, start + ROWS_PER_PARTITION) - start)
                 for i, start in enumerate(range(0, n, ROWS_PER_PARTITION))]
 
     def read(self, partition: Partition) -> Iterator[Sample | Rejection]:

@@ -587,7 +587,8 @@ class SynthShapesSource:
         """Consecutive index ranges of PARTITION_SIZE images."""
         return [
             Partition(index=k, items=(start, min(start + PARTITION_SIZE, self.count)),
-                      description=f"synth:shapes images {start}..{min(start + PARTITION_SIZE, self.count) - 1}")
+                      description=f"synth:shapes images {start}..{min(start + PARTITION_SIZE, self.count) - 1}",
+                      num_inputs=min(start + PARTITION_SIZE, self.count) - start)
             for k, start in enumerate(range(0, self.count, PARTITION_SIZE))
         ]
 

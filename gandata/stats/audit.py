@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from gandata.dataset.manifest import SAMPLES_FILE, read_manifest
+from gandata.errors import ConfigError
 from gandata.ingest.staging import open_images, read_rejections
 from gandata.plan.table import StagedTable, channel_stats, resolve_classes
 from gandata.stats.balance import ClassBalance, balance_of
@@ -139,10 +140,15 @@ def _pick(indices_by_class: dict[str, list[int]], limit: int, seed: int) -> dict
 
 def audit_dataset(root: str | os.PathLike[str], beta: float = DEFAULT_BETA, floor: int = DEFAULT_FLOOR,
                   split: str | None = None) -> Audit:
-    """Audit a built dataset (all splits, or one with ``split``)."""
+    """Audit a built dataset (all splits, or one with ``split``). Raises
+    ConfigError naming ``--split`` for a split the dataset does not have."""
     from gandata.dataset.reader import open_dataset
 
     manifest = read_manifest(root)
+    if split is not None:
+        known = sorted({s.get("split", "train") for s in manifest["shards"]} | set(manifest.get("splits") or {}))
+        if split not in known:
+            raise ConfigError(f"--split: {root} has no split {split!r} (its splits: {', '.join(known) or 'none'})")
     classes = list(manifest["classes"])
     table = read_parquet(Path(root) / SAMPLES_FILE)
     cols = set(table.column_names)

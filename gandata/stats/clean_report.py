@@ -52,6 +52,15 @@ class AuditSummary:
     grids: list[str]
 
 
+
+# Unlabeled samples, and inputs rejected before their class was read, are
+# counted under this name (not as a class called "None").
+NO_CLASS = "(no class)"
+
+
+def _class_name(label: Any) -> str:
+    return NO_CLASS if label is None else str(label)
+
 def write_report(config: BuildConfig, staged: StagedTable, part_dirs: Sequence[str], report_dir: str | Path) -> AuditSummary:
     """Apply the cleaning checks to the staged sources of ``config`` and write
     the audit report into ``report_dir`` (see the module docstring)."""
@@ -106,10 +115,10 @@ def write_report(config: BuildConfig, staged: StagedTable, part_dirs: Sequence[s
     all_labels = columns["label"].to_pylist()
     reasons = dict(sorted(Counter(s for s in all_status if s != "kept").items()))
     per_class: dict[str, dict[str, int]] = defaultdict(dict)
-    totals = Counter(str(lb) for lb in labels)
+    totals = Counter(_class_name(lb) for lb in labels)
     for s, lb in zip(all_status, all_labels):
         if s != "kept":
-            per_class[s][str(lb)] = per_class[s].get(str(lb), 0) + 1
+            per_class[s][_class_name(lb)] = per_class[s].get(_class_name(lb), 0) + 1
     would_stop = [
         f"{reason}: would remove {count} of {totals[label]} samples of class {label}"
         for reason, counts in per_class.items() if not reason.startswith("kept_")

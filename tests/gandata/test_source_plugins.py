@@ -50,10 +50,12 @@ def test_a_plugin_source_is_found_through_its_entry_point(plugins: list[metadata
 
 def test_a_missing_plugin_names_the_package_to_install(plugins: list[metadata.EntryPoint]) -> None:
     with pytest.raises(SourceError, match=r"gan: source kind .* provided by the gantrain package, which is not "
-                                          r"installed; install gantrain \(pip install gantrain\)"):
+                                          r"installed; install this project with `pip install -e \.`"):
         open_source(SourceSpec("gan:runs/shapes?count=10"), SourceContext())
-    # An unknown scheme that no plugin is known for stays a path, as before.
-    assert scheme_of("nothing-known:x") == "folder"
+    # An unknown scheme no plugin is known for is refused, naming the known
+    # ones (issue 17: a typo was reported as "no such folder").
+    with pytest.raises(SourceError, match=r"unknown source kind 'nothing-known:'; known kinds: cifar:"):
+        scheme_of("nothing-known:x")
 
 
 def test_plan_fill_refuses_a_class_more_synthetic_than_allowed() -> None:

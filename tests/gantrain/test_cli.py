@@ -36,9 +36,9 @@ def test_train_resume_sample_eval(tiny_dataset, tmp_path):
     out = _run(["train", str(tiny_dataset), "-o", str(run), "--steps", "3", "--resume"]).output
     assert "done: step 3" in out
     bad = _run(["train", str(tiny_dataset), "-o", str(run), "--steps", "4", "--resume", "--ngf", "8"], ok=False)
-    assert bad.exit_code == 1 and "--ngf: the run was trained with 4" in bad.output
+    assert bad.exit_code == 2 and "--ngf: the run was trained with 4" in bad.output
     again = _run(["train", str(tiny_dataset), "-o", str(run), "--steps", "4", *TINY], ok=False)
-    assert again.exit_code == 1 and "--resume" in again.output
+    assert again.exit_code == 2 and "--resume" in again.output
 
     grid = tmp_path / "grid.png"
     out = _run(["sample", str(run), "-n", "12", "-o", str(grid)]).output
@@ -51,7 +51,7 @@ def test_train_resume_sample_eval(tiny_dataset, tmp_path):
         assert data["images"].shape == (5, 3, 32, 32) and data["images"].dtype == np.uint8
         assert data["labels"].tolist() == [2] * 5
     bad = _run(["sample", str(run), "-o", str(grid), "--class", "zebra"], ok=False)
-    assert bad.exit_code == 1 and "zebra" in bad.output and "a, b, c" in bad.output
+    assert bad.exit_code == 2 and "zebra" in bad.output and "a, b, c" in bad.output
 
     out = _run(["eval", str(run), "--samples", "20", "--classifier-steps", "2", "--cache-dir", str(tmp_path / "c"), "--device", "cpu"]).output
     assert "protocol: 20 generated vs 20 real" in out and "Frechet distance" in out and "classified as asked" in out
@@ -71,8 +71,8 @@ def test_train_resume_sample_eval(tiny_dataset, tmp_path):
 def test_errors_name_the_option(tiny_dataset, tmp_path, args, message):
     args = [a.format(missing=tmp_path / "missing", run=tmp_path / "run", data=tiny_dataset) for a in args]
     result = _run(args, ok=False)
-    assert result.exit_code != 0
-    assert message in result.output
+    assert result.exit_code == 2  # a bad option or input (README "Exit status")
+    assert message in result.output and "error: " in result.output
     assert "Traceback" not in result.output
 
 
