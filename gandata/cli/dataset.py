@@ -112,3 +112,9 @@ def export(path: str, target: tuple[str, str], split: str | None, domains: str |
     if not quiet:
         splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
         click.echo(f"exported {path} to {summary.path} ({fmt}): {summary.num_samples} samples ({splits})")
+        if fmt == "folder" and len(summary.splits) > 1:
+            # `gandata build DIR` would read the split folders as classes.
+            trees = " and ".join(f"{summary.path}/{name}" for name in summary.splits)
+            click.echo(f"  one ImageFolder tree per split: build each on its own ({trees}), not {summary.path} itself")
+        elif fmt == "hf" and len(summary.splits) > 1:
+            click.echo(f"  build it again with hf-disk:{summary.path} (train) and hf-disk:{summary.path}@validation")
