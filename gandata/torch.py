@@ -16,7 +16,7 @@ def _torch() -> Any:
     try:
         import torch
     except ImportError:
-        raise ImportError("gandata.torch needs PyTorch: pip install torch --index-url https://download.pytorch.org/whl/cpu "
+        raise ImportError("gandata.torch needs PyTorch: pip install torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu "
                           "(CPU build), or pip install torch (CUDA build, on a GPU machine)") from None
     return torch
 

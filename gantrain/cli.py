@@ -23,7 +23,7 @@ from gantrain.errors import EvalError, GantrainError, NonFiniteError
 # Shown when PyTorch is missing: the CPU build from PyTorch's own index (a
 # plain `pip install torch` on Linux pulls the multi-GB CUDA build).
 TORCH_HINT = (
-    "gantrain needs PyTorch, which is not installed: pip install torch --index-url "
+    "gantrain needs PyTorch, which is not installed: pip install torch==2.13.0 --extra-index-url "
     "https://download.pytorch.org/whl/cpu (CPU), or pip install torch (the CUDA build, on a GPU machine)"
 )
 

@@ -383,7 +383,7 @@ def open_gan(uri: str, spec: SourceSpec, ctx: SourceContext) -> GanSource:
     try:
         from gantrain.sample import load_generator
     except ImportError as exc:  # gantrain installed, torch not
-        raise _fail(uri, f"the gan: source needs PyTorch, which cannot be imported ({exc}); pip install torch --index-url "
+        raise _fail(uri, f"the gan: source needs PyTorch, which cannot be imported ({exc}); pip install torch==2.13.0 --extra-index-url "
                            "https://download.pytorch.org/whl/cpu (CPU build), or pip install torch (CUDA build)") from None
 
     rest = uri[len("gan:"):] if uri.startswith("gan:") else uri
