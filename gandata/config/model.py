@@ -146,6 +146,9 @@ BALANCE_MODES = ("none", "undersample", "oversample", "weights", "synthesize")
 SYNTH_RESERVED_OPTIONS = ("count", "counts", "classes", "seed", "filter", "truncation")
 SAMPLING_KEYWORDS = ("auto", "all", "minority", "majority", "not minority", "not majority")
 AUGMENTATIONS = ("hflip", "affine", "color")
+# Sampling-strategy targets may reach this many times the staged dataset
+# (summed over classes) before --allow-huge-oversample is needed.
+MAX_OVERSAMPLE_FACTOR = 100
 
 
 def parse_sampling_strategy(value: Any, option: str = "--sampling-strategy") -> Any:
@@ -211,6 +214,9 @@ class BalanceConfig:
     synth_truncation: float | None = None
     synth_options: Mapping[str, str] = field(default_factory=dict)
     max_synthetic_share: float = 0.5
+    # Targets above MAX_OVERSAMPLE_FACTOR times the dataset are refused
+    # unless this is set: a typo like 100000000 would otherwise exhaust memory.
+    allow_huge_oversample: bool = False
 
     def validate(self) -> None:
         if self.mode not in BALANCE_MODES:
@@ -319,6 +325,8 @@ class BuildConfig:
     # Web sources: fetch again the URLs whose download failed in an earlier build.
     retry_failed: bool = False
     clean: CleanConfig = field(default_factory=CleanConfig)
+    # A build that keeps no sample is an error unless this is set.
+    allow_empty: bool = False
 
     def validate(self) -> None:
         self.balance.validate()
@@ -342,6 +350,12 @@ class BuildConfig:
         """The resolved config as JSON-ready data (saved in the manifest)."""
         data = dataclasses.asdict(self)
         data["sources"] = [s.to_json() for s in self.sources]
+        # Permissions that change no byte of the dataset appear only when
+        # set, so saved configs and fingerprints of other builds stay as they were.
+        if not self.allow_empty:
+            data.pop("allow_empty")
+        if not self.balance.allow_huge_oversample:
+            data["balance"].pop("allow_huge_oversample")
         if self.balance.mode != "synthesize":
             # The synthetic-fill keys only appear when used, so configs (and
             # build fingerprints) of other builds read as they always did.

@@ -42,3 +42,17 @@ def regular_file_inside(root: str | os.PathLike[str], rel: str) -> Path | None:
     except OSError:
         return None
     return Path(target) if stat.S_ISREG(st.st_mode) else None
+
+
+def printable_name(text: str | None) -> str | None:
+    """``text`` unchanged when it is valid Unicode; a file name that was not
+    UTF-8 on disk (Python keeps its bytes as lone surrogates) with each such
+    byte written ``\\xNN``, so that it can be stored as UTF-8 text and the
+    original bytes read back from it."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
