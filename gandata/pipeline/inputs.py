@@ -28,6 +28,7 @@ def source_context(config: BuildConfig) -> SourceContext:
         channels=config.image.channels,
         seed=config.seed,
         allow_private_network=config.allow_private_network,
+        max_pixels=config.image.max_pixels,
         cache_dir=str(Path(config.output) / CACHE_DIR / "web"),
     )
 
