@@ -54,6 +54,8 @@ from gandata.sources.base import Partition, SourceContext
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".tif", ".tiff",
     ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".ico", ".tga",
+    # Decoded when Pillow has the plugin, else rejected naming the format.
+    ".avif", ".jp2", ".j2k", ".jpf", ".jpx", ".qoi", ".heic", ".heif",
 })
 # Larger inputs are refused unread: no GAN training image needs more, and a
 # worker holding several such files at once could run out of memory.
