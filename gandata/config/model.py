@@ -99,7 +99,10 @@ class ImageConfig:
     # Upscaling beyond this factor is rejected as too_small; below it, counted.
     max_upscale: float = 4.0
     # Decompression-bomb limit: images with more pixels are rejected unopened.
-    max_pixels: int = 90_000_000
+    # 40 M keeps a worker's peak decode memory near 0.5 GB: a PNG or TIFF is
+    # decoded at full size (up to 4 bytes a pixel, then converted), and a
+    # 363 KB PNG of 90 M pixels cost 1.1 GB. JPEGs decode at reduced scale.
+    max_pixels: int = 40_000_000
     # Allow JPEG DCT-domain reduced decoding when the target is much smaller.
     draft: bool = True
     # The reduced decode keeps at least this many times the target size; the

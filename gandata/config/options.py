@@ -143,7 +143,8 @@ OPTIONS: tuple[Option, ...] = (
        field="min_size_px", group="image", commands=CLEAN),
     _o("image.max_upscale", "Reject images needing more upscaling than this factor (too_small); smaller upscales are counted.",
        flag="--max-upscale", type=float, group="image", commands=CLEAN),
-    _o("image.max_pixels", "Decompression-bomb limit in pixels.", flag="--max-pixels", type=int, group="image", commands=CLEAN),
+    _o("image.max_pixels", "Decompression-bomb limit in pixels; larger images are rejected unopened (a worker decodes one image "
+       "at up to ~12 bytes a pixel at peak).", flag="--max-pixels", type=int, group="image", commands=CLEAN),
     _o("image.draft", "Allow JPEG DCT-domain reduced decoding when the target is much smaller.", type=bool, group="image"),
     _o("image.draft_gap", "JPEGs are decoded at reduced DCT scale (an area average) down to at least this many times SIZE; "
        "Lanczos does the rest. 1 is fastest; 2 is closer to a full decode + Lanczos on fine patterns, ~1.3x slower "

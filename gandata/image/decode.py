@@ -338,7 +338,7 @@ def _decode_jpeg_turbo(data: bytes, config: ImageConfig) -> tuple[Image.Image, t
 
 
 def _bomb_detail(width: int, height: int, config: ImageConfig) -> str:
-    return f"{width} x {height} = {width * height} pixels exceeds limit of {config.max_pixels}"
+    return f"{width} x {height} = {width * height} pixels exceeds limit of {config.max_pixels} (--max-pixels)"
 
 
 def _apply_orientation(image: Image.Image, box: Box | None, orientation: int) -> tuple[Image.Image, Box | None]:

@@ -31,7 +31,7 @@ class SourceContext:
     cache_dir: str | None = None
     # --max-pixels: array sources refuse images larger than this before
     # reading them (the decoders check files themselves).
-    max_pixels: int = 90_000_000
+    max_pixels: int = 40_000_000
 
 
 @dataclass(frozen=True)

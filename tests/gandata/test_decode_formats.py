@@ -60,3 +60,13 @@ def test_an_optional_format_without_its_plugin_is_named(monkeypatch: pytest.Monk
                         lambda: tuple(f for f in ("JPEG", "PNG") if f not in OPTIONAL_FORMATS))
     with pytest.raises(ImageRejected, match="a QOI file: not a format gandata decodes .its Pillow plugin is not installed"):
         decode_bytes(data, CONFIG)
+
+
+def test_the_default_pixel_limit_bounds_a_worker_decode() -> None:
+    # A 50 M pixel PNG costs ~0.6 GB to decode at full size: above the default.
+    buf = io.BytesIO()
+    Image.new("L", (10_000, 5_000)).save(buf, format="PNG")
+    with pytest.raises(ImageRejected) as info:
+        decode_bytes(buf.getvalue(), ImageConfig())
+    assert info.value.reason == "decompression_bomb"
+    assert info.value.detail == "10000 x 5000 = 50000000 pixels exceeds limit of 40000000 (--max-pixels)"
