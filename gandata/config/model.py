@@ -340,6 +340,8 @@ class BuildConfig:
         self.out.validate()
         if self.workers < 0:
             raise ConfigError(f"--workers: {self.workers} must be 0 (all cores) or more")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed: {self.seed} must be between 0 and 2**63 - 1")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"--executor: {self.executor!r} must be one of {', '.join(EXECUTORS)}")
         if self.ray_address is not None and self.executor != "ray":

@@ -135,11 +135,26 @@ def validate_manifest(data: dict[str, Any], path: str = MANIFEST_FILE) -> None:
     for key in ("mean", "std"):
         if not (isinstance(data[key], list) and all(map(_number, data[key]))):
             raise bad(key, data[key], "a list of numbers")
-    if not isinstance(data["seed"], int) or isinstance(data["seed"], bool):
-        raise bad("seed", data["seed"], "an integer")
+    if not _count(data["seed"]):
+        raise bad("seed", data["seed"], "a non-negative integer")
+    for key in ("num_unlabeled", "num_upscaled"):
+        if key in data and not _count(data[key]):
+            raise bad(key, data[key], "a non-negative integer")
+    if "sources" in data and not isinstance(data["sources"], list):
+        raise bad("sources", data["sources"], "a list of source tables")
+    for i, source in enumerate(data.get("sources", [])):
+        if not isinstance(source, dict) or not isinstance(source.get("uri", ""), str):
+            raise bad(f"sources[{i}]", source, "a table {uri, num_samples, num_rejected, license, licenses}")
+        for key in ("num_samples", "num_rejected"):
+            if key in source and not _count(source[key]):
+                raise bad(f"sources[{i}].{key}", source[key], "a non-negative integer")
+        if "licenses" in source and not _counts_table(source["licenses"]):
+            raise bad(f"sources[{i}].licenses", source["licenses"], "a table of licence: count")
+        if source.get("license") is not None and not isinstance(source["license"], str):
+            raise bad(f"sources[{i}].license", source["license"], "a string")
     if not isinstance(data["config"], dict):
         raise bad("config", data["config"], "a table")
-    for key in ("splits", "rejections"):
+    for key in ("splits", "rejections", "licenses"):
         if key in data and not _counts_table(data[key]):
             raise bad(key, data[key], "a table of name: count")
     if not all(is_safe_component(name) for name in data.get("splits", {})):

@@ -38,3 +38,11 @@ def test_a_config_of_the_wrong_shape_is_a_config_error_naming_the_key(tmp_path: 
     result = CliRunner().invoke(main, ["build", "--config", str(path), "--dry-run", "-o", str(tmp_path / "o")])
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("flag", ["--max-upscale", "--draft-gap", "--min-std", "--val-fraction", "--near-dup-similarity",
+                                  "--max-removed-share", "--synth-filter"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_nan_and_infinities_are_refused_for_float_options(tmp_path: Path, flag: str, value: str) -> None:
+    result = CliRunner().invoke(main, ["build", flag, value, "--dry-run", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and flag.lstrip("-").replace("-", "_") in result.output.replace("-", "_"), result.output
