@@ -180,3 +180,20 @@ def test_disk_full_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert proc.stderr.startswith("error: ") and str(tmp_path / "o") in proc.stderr
     assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_non_utf8_tar_member_names_are_kept(tmp_path: Path) -> None:
+    import io as _io
+    import tarfile
+
+    buf = _io.BytesIO()
+    Image.fromarray(np.full((24, 24, 3), 70, np.uint8)).save(buf, format="PNG")
+    path = tmp_path / "a.tar"
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT, encoding="latin-1") as tf:
+        info = tarfile.TarInfo("c/caf\xe9.png")  # stored as the byte 0xE9: not UTF-8
+        info.size = len(buf.getvalue())
+        tf.addfile(info, _io.BytesIO(buf.getvalue()))
+    summary = build(_config(f"tar:{path}", tmp_path / "o", clean=CleanConfig(enabled=False)))
+    assert summary.num_samples == 1
+    keys = pq.read_table(tmp_path / "o" / "samples.parquet").column("key").to_pylist()
+    assert keys == ["c/caf\\xe9.png"]
