@@ -39,6 +39,8 @@ def output_lock(out: Path) -> Iterator[None]:
     missing) for the duration of the block; BuildError naming the owner when
     another build holds it."""
     path = out / LOCK_FILE
+    # A refused build leaves no empty folder behind where there was none.
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -73,3 +75,8 @@ def output_lock(out: Path) -> Iterator[None]:
         except OSError:
             pass
         os.close(fd)
+        if created:
+            try:
+                out.rmdir()
+            except OSError:
+                pass  # not empty: the build wrote its dataset

@@ -36,8 +36,8 @@ limits, the labels CSV reader).
 from __future__ import annotations
 
 import csv
-import hashlib
 import errno
+import hashlib
 import io
 import math
 import os

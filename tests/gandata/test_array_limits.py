@@ -21,7 +21,12 @@ from gandata.config import SourceSpec
 from gandata.errors import SourceError
 from gandata.sources import open_source
 from gandata.sources.base import SourceContext
-from tests.common.public_data import random_images, write_cifar10_bin, write_cifar10_python, write_idx
+from tests.common.public_data import (
+    random_images,
+    write_cifar10_bin,
+    write_cifar10_python,
+    write_idx,
+)
 
 
 def _npy_bytes(shape: tuple[int, ...], payload: bytes = b"\0" * 64) -> bytes:

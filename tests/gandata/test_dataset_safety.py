@@ -6,8 +6,8 @@ outside an export folder."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Callable

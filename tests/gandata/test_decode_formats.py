@@ -12,7 +12,12 @@ import pytest
 from PIL import Image
 
 from gandata.config import ImageConfig
-from gandata.image.decode import ImageRejected, OPTIONAL_FORMATS, decodable_formats, decode_bytes
+from gandata.image.decode import (
+    OPTIONAL_FORMATS,
+    ImageRejected,
+    decodable_formats,
+    decode_bytes,
+)
 
 CONFIG = ImageConfig(size_px=16, min_size_px=4)
 

@@ -6,6 +6,7 @@ import dataclasses
 import io
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 from PIL import Image

@@ -12,15 +12,21 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-import pyarrow.parquet as pq
 from PIL import Image
 
 from gandata.cli import main
-from gandata.config import BalanceConfig, BuildConfig, CleanConfig, ImageConfig, SourceSpec
+from gandata.config import (
+    BalanceConfig,
+    BuildConfig,
+    CleanConfig,
+    ImageConfig,
+    SourceSpec,
+)
 from gandata.dataset.verify import verify_dataset
-from gandata.errors import BuildError, ConfigError
+from gandata.errors import ConfigError
 from gandata.pipeline import build, open_inputs
 from gandata.pipeline.lock import LOCK_FILE, output_lock
 
