@@ -24,3 +24,13 @@ def shapes_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     )
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_download_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Remote archives download into the user's cache folder; tests keep
+    theirs in a temporary one."""
+    import os
+
+    if "GANDATA_CACHE_DIR" not in os.environ:
+        os.environ["GANDATA_CACHE_DIR"] = str(tmp_path_factory.mktemp("gandata-cache"))

@@ -42,11 +42,17 @@ def exit_code_of(exc: GandataError) -> int:
 
 
 def guarded(fn: Callable[[], Any]) -> Any:
-    """Run ``fn``; a GandataError or an interrupt becomes a one-line error and an exit."""
+    """Run ``fn``; a GandataError, an operating-system error or an interrupt
+    becomes a one-line error and an exit."""
     try:
         return fn()
     except GandataError as exc:
         fail(str(exc), exit_code_of(exc))
+    except OSError as exc:
+        # Disk full, a read-only folder, a path in /proc: name the file.
+        fail(f"{exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", EXIT_FAILED)
+    except MemoryError:
+        fail("out of memory; lower --workers or --max-pixels", EXIT_FAILED)
     except KeyboardInterrupt:
         fail("interrupted; re-run the same command to resume", code=EXIT_INTERRUPTED)
 

@@ -103,8 +103,15 @@ def _source_from(value: Any, index: int) -> SourceSpec:
         if "uri" not in value:
             raise ConfigError(f"sources[{index}]: needs a 'uri'")
         known = ("uri", "labels", "params", "label_map") + SOURCE_OPTIONS
+        if not isinstance(value["uri"], str) or not value["uri"].strip():
+            raise ConfigError(f"sources[{index}].uri: {value['uri']!r} must be a non-empty string")
+        if value.get("labels") is not None and not isinstance(value["labels"], str):
+            raise ConfigError(f"sources[{index}].labels: {value['labels']!r} must be the path of a CSV file")
+        raw_params = value.get("params") if value.get("params") is not None else {}
+        if not isinstance(raw_params, Mapping):
+            raise ConfigError(f"sources[{index}].params: {raw_params!r} must be a table of KEY = VALUE options")
         extra = {k: str(v) for k, v in value.items() if k not in known}
-        params = {str(k): str(v) for k, v in dict(value.get("params", {})).items()}
+        params = {str(k): str(v) for k, v in raw_params.items()}
         params.update(extra)
         options = _source_options(value, index)
         return SourceSpec(uri=str(value["uri"]), labels=value.get("labels"), params=params, **options)

@@ -103,7 +103,10 @@ class ImageConfig:
     # Upscaling beyond this factor is rejected as too_small; below it, counted.
     max_upscale: float = 4.0
     # Decompression-bomb limit: images with more pixels are rejected unopened.
-    max_pixels: int = 90_000_000
+    # 40 M keeps a worker's peak decode memory near 0.5 GB: a PNG or TIFF is
+    # decoded at full size (up to 4 bytes a pixel, then converted), and a
+    # 363 KB PNG of 90 M pixels cost 1.1 GB. JPEGs decode at reduced scale.
+    max_pixels: int = 40_000_000
     # Allow JPEG DCT-domain reduced decoding when the target is much smaller.
     draft: bool = True
     # The reduced decode keeps at least this many times the target size; the
@@ -150,6 +153,9 @@ BALANCE_MODES = ("none", "undersample", "oversample", "weights", "synthesize")
 SYNTH_RESERVED_OPTIONS = ("count", "counts", "classes", "seed", "filter", "truncation")
 SAMPLING_KEYWORDS = ("auto", "all", "minority", "majority", "not minority", "not majority")
 AUGMENTATIONS = ("hflip", "affine", "color")
+# Sampling-strategy targets may reach this many times the staged dataset
+# (summed over classes) before --allow-huge-oversample is needed.
+MAX_OVERSAMPLE_FACTOR = 100
 
 
 def parse_sampling_strategy(value: Any, option: str = "--sampling-strategy") -> Any:
@@ -215,6 +221,9 @@ class BalanceConfig:
     synth_truncation: float | None = None
     synth_options: Mapping[str, str] = field(default_factory=dict)
     max_synthetic_share: float = 0.5
+    # Targets above MAX_OVERSAMPLE_FACTOR times the dataset are refused
+    # unless this is set: a typo like 100000000 would otherwise exhaust memory.
+    allow_huge_oversample: bool = False
 
     def validate(self) -> None:
         if self.mode not in BALANCE_MODES:
@@ -352,6 +361,8 @@ class BuildConfig:
     retry_failed: bool = False
     clean: CleanConfig = field(default_factory=CleanConfig)
     licenses: LicenseConfig = field(default_factory=LicenseConfig)
+    # A build that keeps no sample is an error unless this is set.
+    allow_empty: bool = False
 
     def validate(self) -> None:
         self.balance.validate()
@@ -363,6 +374,8 @@ class BuildConfig:
         self.out.validate()
         if self.workers < 0:
             raise ConfigError(f"--workers: {self.workers} must be 0 (all cores) or more")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"--seed: {self.seed} must be between 0 and 2**63 - 1")
         if self.executor not in EXECUTORS:
             raise ConfigError(f"--executor: {self.executor!r} must be one of {', '.join(EXECUTORS)}")
         if self.ray_address is not None and self.executor != "ray":
@@ -376,6 +389,12 @@ class BuildConfig:
         """The resolved config as JSON-ready data (saved in the manifest)."""
         data = dataclasses.asdict(self)
         data["sources"] = [s.to_json() for s in self.sources]
+        # Permissions that change no byte of the dataset appear only when
+        # set, so saved configs and fingerprints of other builds stay as they were.
+        if not self.allow_empty:
+            data.pop("allow_empty")
+        if not self.balance.allow_huge_oversample:
+            data["balance"].pop("allow_huge_oversample")
         if self.balance.mode != "synthesize":
             # The synthetic-fill keys only appear when used, so configs (and
             # build fingerprints) of other builds read as they always did.

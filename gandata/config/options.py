@@ -163,7 +163,8 @@ OPTIONS: tuple[Option, ...] = (
        field="min_size_px", group="image", commands=CLEAN),
     _o("image.max_upscale", "Reject images needing more upscaling than this factor (too_small); smaller upscales are counted.",
        flag="--max-upscale", type=float, group="image", commands=CLEAN),
-    _o("image.max_pixels", "Decompression-bomb limit in pixels.", flag="--max-pixels", type=int, group="image", commands=CLEAN),
+    _o("image.max_pixels", "Decompression-bomb limit in pixels; larger images are rejected unopened (a worker decodes one image "
+       "at up to ~12 bytes a pixel at peak).", flag="--max-pixels", type=int, group="image", commands=CLEAN),
     _o("image.draft", "Allow JPEG DCT-domain reduced decoding when the target is much smaller.", type=bool, group="image"),
     _o("image.draft_gap", "JPEGs are decoded at reduced DCT scale (an area average) down to at least this many times SIZE; "
        "Lanczos does the rest. 1 is fastest; 2 is closer to a full decode + Lanczos on fine patterns, ~1.3x slower "
@@ -180,6 +181,8 @@ OPTIONS: tuple[Option, ...] = (
     _o("keep_staging", "Keep the staging area (OUTPUT/.staging) after a successful build.", flag="--keep-staging", kind="flag", type=bool),
     _o("overwrite", "Replace an existing dataset in OUTPUT (kept intact until the new one is complete).", flag="--overwrite",
        kind="flag", type=bool),
+    _o("allow_empty", "Publish a dataset even when every input was rejected (by default a build that keeps no sample "
+       "fails with the rejection summary).", flag="--allow-empty", kind="flag", type=bool),
     _o("workers", "Worker processes, this one included; 0 = one per core.", flag="--workers", type=int, group="performance",
        commands=IMAGE),
     _o("executor", "Where the parallel stages run; ray runs them as Ray tasks (pip install 'gandata[ray]').", flag="--executor",
@@ -230,6 +233,9 @@ OPTIONS: tuple[Option, ...] = (
        group="balance"),
     _o("balance.drop_small_classes", "Drop classes below --min-class-count (rejected as small_class) instead of failing.",
        flag="--drop-small-classes", kind="flag", type=bool, group="balance"),
+    _o("balance.allow_huge_oversample", "Allow --sampling-strategy targets above 100 times the dataset (refused by default: "
+       "every target sample is held in memory and written).", flag="--allow-huge-oversample", kind="flag", type=bool,
+       group="balance"),
     _o("balance.undersample_by_cluster", "Undersampling keeps one member per duplicate cluster before any second.", type=bool,
        group="balance"),
     _o("balance.val_fraction", "Stratified validation split, duplicates kept on one side (split 'val').", flag="--val-fraction",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gandata.errors import FormatError
+from gandata.util.paths import is_safe_relative
 from gandata.util.remote import filesystem
 
 
@@ -20,6 +21,10 @@ def download_dataset(url: str, local: Path) -> None:
             rel = key[len(root) + 1:]
             if not rel or rel.startswith(".tmp-"):
                 continue
+            if not is_safe_relative(rel):
+                # An object key may hold "..": it must not become a path
+                # outside the local copy.
+                raise FormatError(f"{url}: key {rel!r} is not a path inside the dataset")
             target = local / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             fs.get_file(key, str(target))

@@ -19,6 +19,7 @@ from safetensors.numpy import load, load_file
 from gandata.dataset.manifest import read_manifest
 from gandata.dataset.normalize import Normalization
 from gandata.errors import FormatError
+from gandata.util.paths import regular_file_inside
 from gandata.util.remote import is_remote, join, local_path, read_bytes
 
 
@@ -72,7 +73,14 @@ class Dataset:
         if self._cache is not None and self._cache[0] == index:
             return self._cache[1]
         entry = self.shards[index]
-        path = join(self.root, entry["path"]) if isinstance(self.root, str) else self.root / entry["path"]
+        if isinstance(self.root, str):
+            path: Any = join(self.root, entry["path"])
+        else:
+            # The manifest's paths are relative (checked on read); a symlink
+            # could still lead out, and a FIFO would hang the read.
+            path = regular_file_inside(self.root, entry["path"])
+            if path is None:
+                raise FormatError(f"{self.root / entry['path']}: shard is not a regular file inside the dataset")
         try:
             # A remote shard is read whole into memory (one shard at a time).
             tensors = load(read_bytes(path)) if isinstance(self.root, str) else load_file(str(path))

@@ -17,6 +17,7 @@ from gandata.dataset.download import download_dataset
 from gandata.dataset.manifest import SAMPLES_FILE, read_manifest
 from gandata.util.arrow import read_parquet, to_numpy
 from gandata.util.hashing import file_sha256
+from gandata.util.paths import regular_file_inside
 from gandata.util.remote import is_remote, local_path
 
 
@@ -63,7 +64,7 @@ def verify_dataset(root: str | os.PathLike[str], progress: Callable[[int, int], 
     images_done = 0
     for entry in shards:
         path = base / entry["path"]
-        labels = _check_shard(report, path, entry, manifest["dtype"], (c, h, w), len(classes))
+        labels = _check_shard(report, base, path, entry, manifest["dtype"], (c, h, w), len(classes))
         shard_labels.append(labels if labels is not None else np.zeros(0, np.int64))
         if labels is not None:
             total += len(labels)
@@ -84,10 +85,15 @@ def verify_dataset(root: str | os.PathLike[str], progress: Callable[[int, int], 
 
 
 def _check_shard(
-    report: VerifyReport, path: Path, entry: dict, dtype: str, shape: tuple[int, int, int], num_classes: int
+    report: VerifyReport, base: Path, path: Path, entry: dict, dtype: str, shape: tuple[int, int, int], num_classes: int
 ) -> np.ndarray | None:
-    if not path.is_file():
+    if not os.path.lexists(path):
         report.problems.append(f"{path}: shard missing")
+        return None
+    # A shard is a regular file inside the dataset: a symlink out of it would
+    # make verify vouch for a foreign file, and a FIFO would hang the hash.
+    if regular_file_inside(base, entry["path"]) is None:
+        report.problems.append(f"{path}: shard is not a regular file inside the dataset")
         return None
     digest = file_sha256(path)
     if digest != entry.get("sha256"):

@@ -65,6 +65,48 @@ _HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 _DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
 _MAX_DETAIL = 300
 
+# The formats gandata decodes. Pillow has plugins for many more (EPS hands
+# the file to Ghostscript, others are rarely exercised parsers); a file named
+# x.png must never reach them, so Image.open is restricted to these.
+CLAIMED_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "BMP", "DIB", "TIFF", "WEBP", "PPM", "ICO", "CUR", "TGA")
+# Decoded too when the installed Pillow has the plugin (AVIF: Pillow built
+# with libavif; HEIF: pip install pillow-heif, registered by the user).
+OPTIONAL_FORMATS = ("AVIF", "JPEG2000", "QOI", "HEIF")
+# Signatures of the optional formats, so that a file is named even when no
+# plugin can open it: (offset, prefix, format).
+_OPTIONAL_SIGNATURES = (
+    (4, b"ftypavif", "AVIF"), (4, b"ftypavis", "AVIF"), (4, b"ftypheic", "HEIF"), (4, b"ftypheix", "HEIF"),
+    (4, b"ftypmif1", "HEIF"), (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG2000"), (0, b"\xff\x4f\xff\x51", "JPEG2000"),
+    (0, b"qoif", "QOI"),
+)
+
+
+def decodable_formats() -> tuple[str, ...]:
+    """The Pillow formats decoded here: the claimed ones and the optional
+    ones whose plugin is installed."""
+    Image.init()
+    return tuple(f for f in CLAIMED_FORMATS + OPTIONAL_FORMATS if f in Image.OPEN)
+
+
+def _other_format(data: bytes) -> str | None:
+    """The name of the format ``data`` is in when it is one gandata does not
+    decode (an optional format without its plugin, or one of Pillow's other
+    plugins), recognised by signature only: no decoder runs."""
+    head = bytes(data[:64])
+    for offset, prefix, name in _OPTIONAL_SIGNATURES:
+        if head[offset:offset + len(prefix)] == prefix:
+            return name
+    allowed = set(decodable_formats())
+    for name, (_, accept) in Image.OPEN.items():
+        if name in allowed or accept is None:
+            continue
+        try:
+            if accept(head):
+                return name
+        except Exception:  # noqa: BLE001 - a signature check that fails is no match
+            continue
+    return None
+
 Box = tuple[float, float, float, float]
 
 
@@ -98,6 +140,8 @@ def looks_like_image(data: bytes) -> bool:
     head = bytes(data[:32])
     if head.startswith(b"\xff\xd8\xff"):
         return True
+    if any(head[offset:offset + len(prefix)] == prefix for offset, prefix, _ in _OPTIONAL_SIGNATURES):
+        return True  # decoded when the plugin is there, else named in the rejection
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return True
     if head[:6] in (b"GIF87a", b"GIF89a"):
@@ -155,7 +199,7 @@ def decode_with_box(data: bytes, config: ImageConfig) -> tuple[Image.Image, tupl
             warnings.simplefilter("ignore")
             if _pil_bomb_warning_is_binding(config):
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=decodable_formats())
             width, height = image.size
             pixels = width * height
             if pixels > config.max_pixels:
@@ -174,6 +218,10 @@ def decode_with_box(data: bytes, config: ImageConfig) -> tuple[Image.Image, tupl
     except UnidentifiedImageError:
         # Pillow's message names the BytesIO object's address; keep details
         # deterministic so rebuilds write identical rejection logs.
+        other = _other_format(data)
+        if other is not None:
+            hint = " (its Pillow plugin is not installed)" if other in OPTIONAL_FORMATS else ""
+            raise ImageRejected("unsupported", f"a {other} file: not a format gandata decodes{hint}") from None
         raise ImageRejected("corrupt", "not a recognised image format (Pillow cannot identify it)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected("decompression_bomb", _describe(exc, with_type=False)) from None
@@ -290,7 +338,7 @@ def _decode_jpeg_turbo(data: bytes, config: ImageConfig) -> tuple[Image.Image, t
 
 
 def _bomb_detail(width: int, height: int, config: ImageConfig) -> str:
-    return f"{width} x {height} = {width * height} pixels exceeds limit of {config.max_pixels}"
+    return f"{width} x {height} = {width * height} pixels exceeds limit of {config.max_pixels} (--max-pixels)"
 
 
 def _apply_orientation(image: Image.Image, box: Box | None, orientation: int) -> tuple[Image.Image, Box | None]:

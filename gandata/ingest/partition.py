@@ -23,6 +23,7 @@ from gandata.image.fit import prepare_image
 from gandata.ingest.staging import StagedRow, is_complete, write_partition
 from gandata.records import Rejection, Sample
 from gandata.sources.base import Partition, Source
+from gandata.util.paths import printable_name
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def ingest_partition(task: IngestTask) -> IngestResult:
             if isinstance(item, Rejection):
                 if not item.source:
                     item.source = task.source.uri
+                item.key, item.locator = printable_name(item.key), printable_name(item.locator)
                 rejections.append(item)
                 continue
             staged = _stage_sample(item, task.image)
@@ -96,15 +98,17 @@ def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, Stage
     except ImageRejected as exc:
         return Rejection(key=sample.key, locator=sample.locator, reason=exc.reason, detail=f"{sample.key}: {exc.detail}")
     pixels = prepared.pixels
+    # Staged text is UTF-8: a file name that is not (bytes kept by Python as
+    # surrogates) is stored escaped rather than aborting the partition.
     row = StagedRow(
-        key=sample.key,
-        locator=sample.locator,
-        label=sample.label,
+        key=printable_name(sample.key),
+        locator=printable_name(sample.locator),
+        label=printable_name(sample.label),
         original_width=prepared.original_width,
         original_height=prepared.original_height,
         upscale=float(prepared.upscale),
         content_hash=content_hash(pixels),
-        provenance=dict(sample.provenance),
+        provenance={k: printable_name(v) if isinstance(v, str) else v for k, v in sample.provenance.items()},
     )
     return pixels, row
 

@@ -28,6 +28,7 @@ def source_context(config: BuildConfig) -> SourceContext:
         channels=config.image.channels,
         seed=config.seed,
         allow_private_network=config.allow_private_network,
+        max_pixels=config.image.max_pixels,
         cache_dir=str(Path(config.output) / CACHE_DIR / "web"),
     )
 
@@ -74,8 +75,10 @@ def build_fingerprint(config: BuildConfig, sources: Sequence[Source], synth: Sou
     checkpoint or classifier is another dataset, so a resume never mixes
     generators."""
     data = config.to_json()
-    for key in ("output", "workers", "executor", "keep_staging", "overwrite", "ray_address", "staging_dir", "retry_failed"):
+    for key in ("output", "workers", "executor", "keep_staging", "overwrite", "ray_address", "staging_dir", "retry_failed",
+                "allow_empty"):
         data.pop(key, None)
+    data.get("balance", {}).pop("allow_huge_oversample", None)
     extra = {"synth": synth.fingerprint()} if synth is not None else {}
     return digest({"config": data, "sources": [s.fingerprint() for s in sources], "version": FORMAT_VERSION, **extra})
 

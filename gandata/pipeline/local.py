@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 from gandata.config import BuildConfig
 from gandata.dataset.manifest import CARD_FILE, REJECTED_FILE, SAMPLES_FILE, STAGING_DIR
 from gandata.dataset.normalize import normalization_for
+from gandata.errors import BuildError
 from gandata.pipeline.executors import Executor, make_executor
 from gandata.pipeline.fill import run_synthetic_fill
 from gandata.pipeline.inputs import BuildInputs, open_sources
 from gandata.pipeline.stages import run_ingest, run_write
 from gandata.pipeline.summary import BuildSummary
 from gandata.plan.make import make_plan
-from gandata.plan.table import StagedTable, load_staged
+from gandata.plan.table import Plan, StagedTable, load_staged
 from gandata.records import ProgressFn, no_progress
 from gandata.util.remote import local_path
 from gandata.write.card import write_card
@@ -65,6 +67,9 @@ def build_local(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn |
             )
             timings["synthesize"] = time.perf_counter() - t0
 
+        if len(plan.rows) == 0 and not config.allow_empty:
+            _refuse_empty(part_dirs, plan)
+
         t0 = time.perf_counter()
         write_dir = staging / f"write-{fingerprint}"
         normalization = normalization_for(config.out.normalize, plan.mean, plan.std, config.image.channels)
@@ -91,6 +96,17 @@ def build_local(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn |
         class_counts=manifest["class_counts"], rejections=manifest["rejections"],
         reused_partitions=reused_parts, reused_shards=reused_shards, seconds=timings,
         synthetic=manifest.get("synthetic"),
+    )
+
+
+def _refuse_empty(part_dirs: list[str], plan: Plan) -> None:
+    """A build that keeps no sample is almost always a mistake (every URL
+    refused, a wrong folder): fail with the rejection summary."""
+    counts = Counter(r["reason"] for r in collect_rejections(part_dirs, plan))
+    summary = ", ".join(f"{reason} {n}" for reason, n in counts.most_common()) or "no input found"
+    raise BuildError(
+        f"no sample kept ({sum(counts.values())} rejected: {summary}); nothing was published. "
+        "Pass --allow-empty to publish an empty dataset"
     )
 
 

@@ -22,7 +22,8 @@ from gandata.dataset.manifest import MANIFEST_FILE
 from gandata.pipeline.executors import Executor
 from gandata.pipeline.inputs import BuildInputs
 from gandata.pipeline.local import build_local
-from gandata.pipeline.output import check_output, up_to_date_summary
+from gandata.pipeline.lock import output_lock
+from gandata.pipeline.output import check_output, mark_output, up_to_date_summary
 from gandata.pipeline.summary import BuildSummary
 from gandata.records import ProgressFn
 from gandata.write.publish import publish_remote
@@ -44,11 +45,14 @@ def build_remote(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn 
         # The local folder is ours alone, so replacing what it holds is safe;
         # a complete local build of this fingerprint is only uploaded again.
         local_config = dataclasses.replace(config, output=str(local), overwrite=True)
-        existing = check_output(str(local), inputs.fingerprint, overwrite=True)
-        if existing is not None and not config.retry_failed:
-            summary = up_to_date_summary(str(local), existing)
-        else:
-            summary = build_local(local_config, inputs, progress=progress, executor=executor)
+        # A --staging-dir folder may be shared by two builds of one URL.
+        with output_lock(local):
+            existing = check_output(str(local), inputs.fingerprint, overwrite=True)
+            if existing is not None and not config.retry_failed:
+                summary = up_to_date_summary(str(local), existing)
+            else:
+                mark_output(str(local))
+                summary = build_local(local_config, inputs, progress=progress, executor=executor)
         manifest = json.loads((local / MANIFEST_FILE).read_text(encoding="utf-8"))
         manifest["config"] = config.to_json()
         publish_remote(local, url, manifest, progress)

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gandata.config import BuildConfig, parse_sampling_strategy
+from gandata.config.model import MAX_OVERSAMPLE_FACTOR
 from gandata.errors import ConfigError
 from gandata.image.augment import check_spec
 from gandata.plan.split import group_ids, stratified_split
@@ -88,6 +89,20 @@ def resolve_targets(counts: Mapping[str, int], mode: str, strategy: Any) -> dict
         if selected and c > 0:
             targets[name] = max(c, goal) if over else min(c, goal)
     return targets
+
+
+def check_target_bound(counts: Mapping[str, int], targets: Mapping[str, int], allow_huge: bool) -> None:
+    """Refuse targets summing to more than MAX_OVERSAMPLE_FACTOR times the
+    originals (every planned sample costs memory and a write) unless
+    --allow-huge-oversample: a stray zero must be a clear error, not an OOM."""
+    originals = sum(counts.values())
+    planned = sum(max(targets.get(k, c), c) for k, c in counts.items())
+    limit = MAX_OVERSAMPLE_FACTOR * max(originals, 1)
+    if planned > limit and not allow_huge:
+        raise ConfigError(
+            f"--sampling-strategy: the targets ask for {planned} samples from {originals} originals, more than "
+            f"{MAX_OVERSAMPLE_FACTOR} times the dataset; lower the targets or pass --allow-huge-oversample"
+        )
 
 
 def class_weights(labels: np.ndarray) -> np.ndarray:
@@ -182,6 +197,7 @@ def apply_balance(plan: Plan, staged: StagedTable, config: BuildConfig) -> Plan:
     if bc.mode in ("undersample", "oversample"):
         counts = _class_counts(labels[train], plan.classes)
         targets = resolve_targets(counts, bc.mode, bc.sampling_strategy)
+        check_target_bound(counts, targets, bc.allow_huge_oversample)
         for cid, name in enumerate(plan.classes):
             idx = train[labels[train] == cid]
             want = targets.get(name, len(idx))

@@ -82,6 +82,15 @@ ARCHIVE_SUFFIXES: dict[str, str] = {
 # See the module docstring: a compressed tar split N ways is decompressed
 # about N/2 times over in total.
 MAX_STREAM_PARTITIONS = 16
+# Decompression limits. A zip member may inflate to at most MAX_RATIO times
+# its compressed size (members under RATIO_FLOOR_BYTES are exempt: small
+# files compress oddly); photographs barely compress, so only bombs and
+# blank bitmaps reach it. A whole archive may inflate to at most MAX_RATIO
+# times its own size (at least TOTAL_FLOOR_BYTES): overlapping zip entries
+# and gzip bombs stop there instead of inflating gigabytes.
+MAX_RATIO = 100
+RATIO_FLOOR_BYTES = 16 << 20
+TOTAL_FLOOR_BYTES = 1 << 30
 
 # Everything the archive modules raise for damaged data. zipfile and tarfile
 # let the underlying decompressor's errors through.
@@ -135,6 +144,20 @@ def archive_kind(path: str) -> str | None:
         if lower.endswith(suffix):
             return ARCHIVE_SUFFIXES[suffix]
     return None
+
+
+def _overlapping(infos: Sequence[zipfile.ZipInfo]) -> set[int]:
+    """Header offsets of zip members whose data overlaps the next member's
+    header: the layout of overlapping-entry zip bombs, where many entries
+    share one compressed stream. The local header is 30 bytes plus the name
+    (its extra field may differ from the central one; not counted)."""
+    files = sorted((zi for zi in infos if not zi.is_dir()), key=lambda zi: zi.header_offset)
+    out: set[int] = set()
+    for zi, nxt in zip(files, files[1:]):
+        end = zi.header_offset + 30 + len(zi.orig_filename.encode("utf-8", "surrogateescape")) + zi.compress_size
+        if end > nxt.header_offset:
+            out.update((zi.header_offset, nxt.header_offset))
+    return out
 
 
 def _tar_is_compressed(path: str) -> bool:
@@ -195,6 +218,9 @@ class ArchiveSource:
                     infos = zf.infolist()
             except (*_DATA_ERRORS, NotImplementedError) as exc:
                 raise self._bad_archive(exc) from None
+            overlapping = _overlapping(infos)
+            budget = max(MAX_RATIO * os.path.getsize(self.path), TOTAL_FLOOR_BYTES)
+            declared = 0
             for zi in infos:
                 mode = zi.external_attr >> 16
                 kind = "dir" if zi.is_dir() else "file"
@@ -205,13 +231,33 @@ class ArchiveSource:
                     kind, reason, detail = "other", "unsupported", "not a regular file"
                 elif zi.flag_bits & 0x1:
                     reason, detail = "unsupported", "encrypted member"
+                elif kind == "file" and zi.header_offset in overlapping:
+                    reason, detail = "decompression_bomb", "its data overlaps another member's (a zip bomb layout); not read"
+                elif kind == "file" and zi.file_size > max(MAX_RATIO * zi.compress_size, RATIO_FLOOR_BYTES):
+                    reason, detail = "decompression_bomb", (
+                        f"declares {zi.file_size} bytes from {zi.compress_size} compressed (over {MAX_RATIO}x); not read")
+                elif kind == "file" and zi.file_size <= MAX_FILE_BYTES:
+                    declared += zi.file_size
+                    if declared > budget:
+                        reason, detail = "decompression_bomb", (
+                            f"the archive's members inflate past {budget} bytes ({MAX_RATIO}x the archive); not read")
                 # orig_filename: zipfile cuts names at a NUL; the check must see it.
                 out.append((zi.orig_filename, zi.header_offset, -1, zi.file_size, reason, detail, kind))
             return out, False
+        budget = max(MAX_RATIO * os.path.getsize(self.path), TOTAL_FLOOR_BYTES)
+        members = []
         try:
             stream = _tar_is_compressed(self.path)
             with tarfile.open(self.path, "r:*") as tf:
-                members = tf.getmembers()
+                # Listed one at a time: a gzip bomb stops at the budget
+                # instead of being inflated to its end.
+                for m in tf:
+                    if m.offset_data + m.size > budget:
+                        raise SourceError(
+                            f"source {self.path}: the archive inflates past {budget} bytes ({MAX_RATIO}x its size); "
+                            "refused as a decompression bomb"
+                        )
+                    members.append(m)
         except _DATA_ERRORS as exc:
             raise self._bad_archive(exc) from None
         for m in members:
@@ -312,10 +358,18 @@ class ArchiveSource:
     def _finish(self, entry: ArchiveEntry, fh: IO[bytes], limit: int, labels: LabelsTable | None) -> Sample | Rejection:
         """Read a member from ``fh`` (at most ``limit`` bytes), sniffing it
         first when its name is not an image's."""
-        head = fh.read(min(SNIFF_BYTES, limit))
-        if not has_image_extension(entry.key) and not sniff_image(head):
+        sniff = not has_image_extension(entry.key)
+        if sniff:
+            # Peeked, not read: head + rest would hold the member twice. A
+            # short peek (a buffer boundary) leaves the sniff to the data.
+            head = fh.peek(SNIFF_BYTES)[:SNIFF_BYTES] if hasattr(fh, "peek") else b""
+            if len(head) >= min(SNIFF_BYTES, limit, entry.size):
+                if not sniff_image(head):
+                    return self._reject(entry, "unsupported", not_an_image_detail(entry.key))
+                sniff = False
+        data = fh.read(limit)
+        if sniff and not sniff_image(data[:SNIFF_BYTES]):
             return self._reject(entry, "unsupported", not_an_image_detail(entry.key))
-        data = head + fh.read(limit - len(head))
         label = labels.labels.get(entry.key) if labels is not None else label_from_layout(entry.key)
         return Sample(key=entry.key, locator=self._locator(entry.member), label=label, data=data, provenance={"origin": entry.key})
 
@@ -335,10 +389,11 @@ class ArchiveSource:
                     yield self._reject(entry, "corrupt", "member not found when the archive was reopened")
                     continue
                 try:
+                    # One byte past the limit: a bomb whose size field lies
+                    # is caught without inflating it all.
+                    ratio_limit = max(MAX_RATIO * zi.compress_size, RATIO_FLOOR_BYTES)
                     with zf.open(zi) as fh:
-                        # One byte past the limit: a bomb whose size field lies
-                        # is caught without inflating it all.
-                        result = self._finish(entry, fh, self.max_bytes + 1, labels)
+                        result = self._finish(entry, fh, min(self.max_bytes, ratio_limit) + 1, labels)
                 except NotImplementedError as exc:  # compression method zipfile lacks
                     yield self._reject(entry, "unsupported", str(exc))
                     continue
@@ -350,6 +405,8 @@ class ArchiveSource:
                     continue
                 if isinstance(result, Sample) and len(result.data or b"") > self.max_bytes:
                     result = self._reject(entry, "too_large", f"inflates past the {self.max_bytes}-byte limit")
+                elif isinstance(result, Sample) and len(result.data or b"") > ratio_limit:
+                    result = self._reject(entry, "decompression_bomb", f"inflates past {MAX_RATIO}x its compressed size")
                 yield result
 
     def _read_tar_direct(self, entries: list[ArchiveEntry], labels: LabelsTable | None) -> Iterator[Sample | Rejection]:

@@ -22,6 +22,44 @@ from gandata.sources.base import Partition
 # Rows per partition: a 60k-image MNIST file is 6 units of work, and a
 # worker's staged partition stays a few MiB.
 ROWS_PER_PARTITION = 10_000
+# Pixel bytes a worker reads for one partition at most: large images get
+# fewer rows per partition, so a worker's memory stays bounded.
+PARTITION_BYTES = 64 << 20
+# An array a source must hold whole in memory (an .npz member, a CIFAR
+# python batch) may be at most this large; .npy files are memory-mapped.
+ARRAY_MEMORY_BUDGET = 2 << 30
+
+
+def rows_per_partition(row_bytes: int) -> int:
+    """Rows per partition for rows of ``row_bytes`` bytes (PARTITION_BYTES)."""
+    return max(1, min(ROWS_PER_PARTITION, PARTITION_BYTES // max(1, row_bytes)))
+
+
+def image_pixels(shape: Sequence[int]) -> int:
+    """Pixels per image (H x W) of an NHW, NHWC or NCHW array shape."""
+    if len(shape) == 4 and shape[1] in (1, 3, 4) and shape[3] not in (1, 3, 4):
+        return int(shape[2]) * int(shape[3])
+    return int(shape[1]) * int(shape[2]) if len(shape) >= 3 else 0
+
+
+def check_declared(where: str, shape: Sequence[int], itemsize: int, max_pixels: int, available: int | None,
+                   budget: int | None = None) -> None:
+    """Check an array's declared shape before anything is allocated: images
+    within ``max_pixels``, the data no larger than the ``available`` bytes
+    the file holds, and (for arrays read whole) within ``budget``."""
+    if len(shape) not in (3, 4):
+        raise SourceError(f"{where}: images of shape {tuple(shape)} are not NHW, NHWC or NCHW")
+    pixels = image_pixels(shape)
+    if pixels > max_pixels:
+        raise SourceError(f"{where}: images of {pixels} pixels exceed --max-pixels {max_pixels}")
+    total = int(np.prod([int(d) for d in shape], dtype=object)) * itemsize
+    if available is not None and total > available:
+        raise SourceError(f"{where}: the header declares {total} bytes of images but the file holds {available}")
+    if budget is not None and total > budget:
+        raise SourceError(
+            f"{where}: {total} bytes of images must be read whole, more than the {budget >> 20} MiB budget; "
+            "store them as an .npy file (memory-mapped, read a partition at a time)"
+        )
 
 
 def query_options(uri: str, query: str, spec: SourceSpec, known: Sequence[str]) -> dict[str, str]:
@@ -95,13 +133,17 @@ def array_samples(
     key_prefix: str, locator: str,
 ) -> Iterator[Sample]:
     """One Sample per row: key ``PREFIX#ROW``, label the class name (or the
-    label id as a string when the source has no names)."""
+    label id as a string when the source has no names). A negative label id,
+    or one beyond the class names, is an error: it would make a new class."""
     for i in range(len(images)):
         row = start + i
         label = None
         if labels is not None:
             lid = int(labels[i])
-            label = names[lid] if names is not None and 0 <= lid < len(names) else str(lid)
+            if lid < 0 or (names is not None and lid >= len(names)):
+                known = f"0..{len(names) - 1}" if names is not None else "0 or more"
+                raise SourceError(f"{locator}: row {row} has label id {lid}, outside the class ids {known}")
+            label = names[lid] if names is not None else str(lid)
         key = f"{key_prefix}#{row}"
         yield Sample(key=key, locator=f"{locator}#{row}", label=label, array=np.ascontiguousarray(images[i]), provenance={"origin": key})
 

@@ -29,6 +29,9 @@ class SourceContext:
     labels_csv: str | None = None
     # Web sources: the download cache kept across runs (OUTPUT/.cache/web).
     cache_dir: str | None = None
+    # --max-pixels: array sources refuse images larger than this before
+    # reading them (the decoders check files themselves).
+    max_pixels: int = 40_000_000
 
 
 @dataclass(frozen=True)

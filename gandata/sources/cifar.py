@@ -147,6 +147,19 @@ class CifarSource:
         return f"cifar/1|{self.kind}|coarse={self.coarse}|{stamps}"
 
 
+def _check_labels(uri: str, path: str, key: str, labels: object, n: int) -> None:
+    """A python batch's labels: one non-negative integer per image, checked
+    when the source opens so that a malformed batch is one clear error."""
+    try:
+        values = np.asarray(labels)
+    except (TypeError, ValueError):
+        values = np.asarray([])
+    if labels is None or values.ndim != 1 or len(values) != n or not np.issubdtype(values.dtype, np.integer):
+        raise SourceError(f"source {uri}: {path}: '{key}' must be a list of {n} integer class ids")
+    if n and values.min() < 0:
+        raise SourceError(f"source {uri}: {path}: '{key}' holds the negative class id {values.min()}")
+
+
 def _bin_names(folder: str, kind: str, coarse: bool) -> list[str] | None:
     meta = "batches.meta.txt" if kind == "cifar10-bin" else ("coarse_label_names.txt" if coarse else "fine_label_names.txt")
     path = os.path.join(folder, meta)
@@ -196,9 +209,12 @@ def open_cifar(uri: str, spec: SourceSpec, ctx: SourceContext) -> CifarSource:
                 raise SourceError(f"source {uri}: {path} is {size} bytes, not a whole number of {label_bytes + PIXELS}-byte records")
             counts.append(size // (label_bytes + PIXELS))
         else:
-            data = _get(safe_unpickle(path), "data")
+            batch = safe_unpickle(path)
+            data = _get(batch, "data")
             if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != PIXELS:
                 raise SourceError(f"source {uri}: {path} has no 'data' array of N x {PIXELS} pixels")
+            key = "coarse_labels" if coarse else ("fine_labels" if kind == "cifar100-py" else "labels")
+            _check_labels(uri, path, key, _get(batch, key), int(data.shape[0]))
             counts.append(int(data.shape[0]))
     names = _bin_names(folder, kind, coarse) if kind.endswith("-bin") else _py_names(folder, kind, coarse)
     return CifarSource(uri=uri, folder=folder, kind=kind, files=tuple(files), counts=tuple(counts),

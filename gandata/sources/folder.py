@@ -36,6 +36,7 @@ limits, the labels CSV reader).
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import math
@@ -54,6 +55,8 @@ from gandata.sources.base import Partition, SourceContext
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".tif", ".tiff",
     ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".ico", ".tga",
+    # Decoded when Pillow has the plugin, else rejected naming the format.
+    ".avif", ".jp2", ".j2k", ".jpf", ".jpx", ".qoi", ".heic", ".heif",
 })
 # Larger inputs are refused unread: no GAN training image needs more, and a
 # worker holding several such files at once could run out of memory.
@@ -270,6 +273,46 @@ def _read_at_most(fh: BinaryIO, size: int) -> bytes:
     return b"".join(chunks)
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+# Opening a FIFO swapped in after the listing must not block the worker.
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+class _Escaped(Exception):
+    """A path component turned out to be a symbolic link when opened."""
+
+
+def _open_beneath(root_real: str, rel: str) -> int:
+    """A read-only descriptor of ``root_real/rel``, opened one component at a
+    time relative to the folder's descriptor with O_NOFOLLOW, so that a
+    symbolic link swapped in after the listing (for the file or any folder on
+    its way) cannot lead outside the root. Raises _Escaped for a link, and
+    OSError for anything else."""
+    if not _NOFOLLOW or os.open not in os.supports_dir_fd:
+        return os.open(os.path.join(root_real, rel), os.O_RDONLY | _NONBLOCK)  # no *at() calls here (Windows)
+    parts = rel.split("/")
+    fd = os.open(root_real, os.O_RDONLY | _DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            try:
+                child = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise _Escaped(part) from None
+                raise
+            os.close(fd)
+            fd = child
+        try:
+            return os.open(parts[-1], os.O_RDONLY | _NOFOLLOW | _NONBLOCK, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _Escaped(parts[-1]) from None
+            raise
+    finally:
+        os.close(fd)
+
+
 def _inside(root_real: str, target: str) -> bool:
     try:
         return os.path.commonpath([root_real, target]) == root_real
@@ -372,6 +415,7 @@ class FolderSource:
         except OSError as exc:
             return self._reject(rel, "corrupt", f"cannot read it ({exc.strerror or exc})")
         name = rel.rsplit("/", 1)[-1]
+        is_link = stat.S_ISLNK(st.st_mode)
         if name.startswith("."):
             what = "hidden folder (not entered)" if stat.S_ISDIR(st.st_mode) else "hidden file"
             return self._reject(rel, "hidden", what)
@@ -397,8 +441,22 @@ class FolderSource:
         # grew since; such a file is read on, to one byte past the limit.
         limit = self.max_bytes + 1
         expected = min(st.st_size + 1, limit)
+        # The file is opened again beneath the root (a link inside the folder
+        # by its resolved path) and checked once open: what was listed and
+        # stat-ed may have been swapped for a link, a FIFO or a device since.
+        target = os.path.relpath(os.path.realpath(full), root_real).replace(os.sep, "/") if is_link else rel
         try:
-            with open(full, "rb", buffering=0) as fh:
+            fd = _open_beneath(root_real, target)
+        except _Escaped:
+            return self._reject(rel, "unsafe_path", "a symbolic link was swapped in after the folder was listed (not followed)")
+        except OSError as exc:
+            return self._reject(rel, "corrupt", f"cannot read it ({exc.strerror or exc})")
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            os.close(fd)
+            return self._reject(rel, "unsupported", "not a regular file (device, FIFO or socket)")
+        try:
+            with os.fdopen(fd, "rb", buffering=0) as fh:
                 if has_image_extension(name):
                     data = _read_at_most(fh, expected)
                 else:

@@ -40,6 +40,8 @@ from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
 from gandata.sources.arrays import query_options
 from gandata.sources.base import Partition, SourceContext
+from gandata.sources.folder import MAX_FILE_BYTES
+from gandata.util.paths import regular_file_inside
 
 ROWS_PER_PARTITION = 4096
 BATCH_ROWS = 256
@@ -249,12 +251,10 @@ class HfSource:
         if isinstance(value, dict):  # an Image feature: {"bytes", "path"}
             data = value.get("bytes")
             if data is None and value.get("path"):
-                try:
-                    with open(value["path"], "rb") as fh:
-                        data = fh.read()
-                except OSError as exc:
-                    return Rejection(key=key, locator=str(value["path"]), reason="corrupt",
-                                     detail=f"row {row}: cannot read {value['path']} ({exc.strerror or exc})", source=self.uri)
+                read = self._read_path(row, key, str(value["path"]))
+                if isinstance(read, Rejection):
+                    return read
+                data = read
             if data is None:
                 return Rejection(key=key, locator=locator, reason="corrupt", detail=f"row {row}: the image has neither bytes nor a path", source=self.uri)
             return Sample(key=key, locator=locator, label=class_name, data=bytes(data), provenance=prov)
@@ -268,6 +268,44 @@ class HfSource:
             return Rejection(key=key, locator=locator, reason="unsupported",
                              detail=f"row {row}: column {self.image_column!r} holds {type(value).__name__}, not an image", source=self.uri)
         return Sample(key=key, locator=locator, label=class_name, array=array, provenance=prov)
+
+    def _path_roots(self) -> list[str]:
+        """Folders an Image cell's ``path`` may point into: the dataset's own
+        folder (hf-disk:, local datasets) or the HuggingFace caches (hub)."""
+        # A cache_dir option holds the files the datasets library extracted.
+        extra = [os.path.realpath(self.target.cache_dir)] if self.target.cache_dir else []
+        if self.target.kind in ("local", "disk"):
+            root = self.target.name if os.path.isdir(self.target.name) else os.path.dirname(self.target.name) or "."
+            return [os.path.realpath(root), *extra]
+        datasets = _import_datasets()
+        return extra + [os.path.realpath(str(p)) for p in (getattr(datasets.config, "HF_DATASETS_CACHE", None),
+                                                            getattr(datasets.config, "HF_CACHE_HOME", None)) if p]
+
+    def _read_path(self, row: str, key: str, path: str) -> bytes | Rejection:
+        """The bytes of an Image cell given by path only. A dataset is data,
+        not a licence to read this machine: the path must be a regular file
+        (a FIFO would hang, /dev/zero never ends) inside the dataset's own
+        folder or the HuggingFace cache, and at most MAX_FILE_BYTES long."""
+        roots = self._path_roots()
+        real = os.path.realpath(path if os.path.isabs(path) or not roots else os.path.join(roots[0], path))
+        found = None
+        for root in roots:
+            if os.path.commonpath([root, real]) == root:
+                found = regular_file_inside(root, os.path.relpath(real, root))
+                break
+        if found is None:
+            return Rejection(key=key, locator=path, reason="unsupported", source=self.uri,
+                             detail=f"row {row}: image path {path} is not a regular file inside the dataset's folder")
+        try:
+            with open(found, "rb") as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            return Rejection(key=key, locator=path, reason="corrupt", source=self.uri,
+                             detail=f"row {row}: cannot read {path} ({exc.strerror or exc})")
+        if len(data) > MAX_FILE_BYTES:
+            return Rejection(key=key, locator=path, reason="too_large", source=self.uri,
+                             detail=f"row {row}: {path} is larger than {MAX_FILE_BYTES >> 20} MiB")
+        return data
 
     def _label_name(self, label: Any) -> str | None:
         if label is None:

@@ -28,7 +28,14 @@ import numpy as np
 from gandata.config import SourceSpec
 from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
-from gandata.sources.arrays import array_samples, file_stamp, row_partitions, split_uri
+from gandata.sources.arrays import (
+    array_samples,
+    check_declared,
+    file_stamp,
+    row_partitions,
+    rows_per_partition,
+    split_uri,
+)
 from gandata.sources.base import Partition, SourceContext
 
 _UBYTE = 0x08
@@ -96,7 +103,8 @@ class IdxSource:
     transpose: bool
 
     def partitions(self) -> Sequence[Partition]:
-        return row_partitions([(os.path.basename(self.path), self.num_rows)])
+        row_bytes = int(np.prod(self.row_shape, dtype=np.int64))
+        return row_partitions([(os.path.basename(self.path), self.num_rows)], rows_per_partition(row_bytes))
 
     def read(self, partition: Partition) -> Iterator[Sample | Rejection]:
         _, start, stop = partition.items
@@ -122,6 +130,11 @@ def open_idx(uri: str, spec: SourceSpec, ctx: SourceContext) -> IdxSource:
     dims, header = read_header(path)
     if len(dims) not in (3, 4):
         raise SourceError(f"source {uri}: {path} has {len(dims)} dimensions; an images file has 3 (N, H, W) or 4 (N, H, W, C)")
+    # Checked before any row is read: a 16-byte header can declare terabytes.
+    # A .gz file's size is not known without inflating it; its reads are
+    # bounded per partition and a short file is reported as truncated.
+    available = None if path.endswith(".gz") else os.path.getsize(path) - header
+    check_declared(f"source {uri}", dims, 1, ctx.max_pixels, available)
     labels_path = options.get("labels") or labels_file_for(path)
     if labels_path is not None and not os.path.isfile(labels_path):
         raise SourceError(f"source {uri}: no such labels file {labels_path}")

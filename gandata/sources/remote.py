@@ -9,8 +9,11 @@ source's rules after a download into a local cache.
 Folder objects are listed once by the parent (``partitions``) and fetched by
 the workers, one ``cat`` per object, so every worker reads straight from the
 store. An archive is downloaded by whichever process needs it first, to
-``$GANDATA_CACHE_DIR`` (default: the system temp folder / gandata-cache),
-under a name derived from its URL and version (ETag), and reused.
+``$GANDATA_CACHE_DIR`` (default: ``$XDG_CACHE_HOME/gandata``, else
+``~/.cache/gandata``; a folder only its owner may write), under a name
+derived from its URL and version (ETag), with its size and SHA-256 recorded
+beside it; a cached copy is used only when both still match, else it is
+downloaded again.
 
 What ``read`` refuses (same reason codes as the local folder source): a
 hidden object or an object under a hidden "folder" (one rejection per hidden
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -153,8 +155,60 @@ class _CachedArchive(ArchiveSource):
 
 
 def cache_dir() -> str:
-    """Where remote archives are downloaded ($GANDATA_CACHE_DIR)."""
-    return os.environ.get("GANDATA_CACHE_DIR") or os.path.join(tempfile.gettempdir(), "gandata-cache")
+    """Where remote archives are downloaded: $GANDATA_CACHE_DIR, else the
+    user's cache folder (never a shared temp folder, where another user could
+    plant a file under the expected name)."""
+    explicit = os.environ.get("GANDATA_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "gandata")
+
+
+def _private_cache() -> str:
+    """The cache folder, created owner-only; SourceError when another user
+    owns it or others may write in it."""
+    folder = cache_dir()
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.stat(folder)
+    except OSError as exc:
+        raise SourceError(f"cache folder {folder}: cannot create it ({exc.strerror or exc})") from None
+    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        raise SourceError(f"cache folder {folder}: owned by another user or writable by others; "
+                          "set GANDATA_CACHE_DIR to a folder of your own")
+    return folder
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# Cached copies this process has verified: path -> (size, mtime_ns).
+_VERIFIED: dict[str, tuple[int, int]] = {}
+
+
+def _cached_copy_ok(path: str, size: int) -> bool:
+    """Whether the cached ``path`` is complete and unchanged: the size the
+    store reported, and the SHA-256 recorded when it was downloaded."""
+    try:
+        st = os.stat(path)
+        with open(path + ".sha256", encoding="ascii") as fh:
+            recorded = fh.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if size and st.st_size != size:
+        return False
+    if _VERIFIED.get(path) == (st.st_size, st.st_mtime_ns):
+        return True
+    if _sha256_file(path) != recorded:
+        return False
+    _VERIFIED[path] = (st.st_size, st.st_mtime_ns)
+    return True
 
 
 @dataclass
@@ -171,19 +225,28 @@ class RemoteArchiveSource:
         """The archive source on the cached copy, downloading it if needed
         (to a temporary name, then renamed: concurrent workers are safe)."""
         digest = hashlib.sha256(f"{self.url}\0{self.size}\0{self.version}".encode()).hexdigest()[:24]
-        path = os.path.join(cache_dir(), f"{digest}-{self.url.rstrip('/').rsplit('/', 1)[-1]}")
-        if not os.path.exists(path):
-            os.makedirs(cache_dir(), exist_ok=True)
+        folder = _private_cache()
+        path = os.path.join(folder, f"{digest}-{self.url.rstrip('/').rsplit('/', 1)[-1]}")
+        if not _cached_copy_ok(path, self.size):
             tmp = f"{path}.tmp-{uuid.uuid4().hex}"
             fs, remote = filesystem(self.url, option=f"source {self.uri}")
             try:
                 fs.get_file(remote, tmp)
+                got = os.path.getsize(tmp)
+                if self.size and got != self.size:
+                    raise SourceError(f"source {self.uri}: downloaded {got} bytes, but the store lists {self.size}")
+                # The hash first, then the archive: a copy without its hash
+                # is never trusted.
+                with open(f"{tmp}.sha256", "w", encoding="ascii") as fh:
+                    fh.write(_sha256_file(tmp) + "\n")
+                os.replace(f"{tmp}.sha256", path + ".sha256")
                 os.replace(tmp, path)
             except OSError as exc:
                 raise SourceError(f"source {self.uri}: cannot download the archive ({exc})") from None
             finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+                for leftover in (tmp, f"{tmp}.sha256"):
+                    if os.path.exists(leftover):
+                        os.unlink(leftover)
         return _CachedArchive(uri=self.uri, path=path, kind=self.kind, url=self.url)
 
     def partitions(self) -> Sequence[Partition]:

@@ -65,6 +65,23 @@ def publish_remote(local_out: Path, url: str, manifest: dict[str, Any], progress
 PUBLISHING_MARKER = "publishing"
 
 
+def _only_listed_shards(shard_dir: Path, manifest: dict[str, Any]) -> None:
+    """Remove the temporaries a killed shard write left behind, then check
+    that the folder about to be published holds exactly the listed shards.
+    The caller holds the output lock, so no live writer owns a temporary."""
+    listed = {Path(s["path"]).name for s in manifest["shards"]}
+    for entry in shard_dir.iterdir():
+        if entry.name.startswith(".tmp-") and entry.is_file():
+            entry.unlink()
+    present = {p.name for p in shard_dir.iterdir()}
+    if present != listed:
+        extra, missing = sorted(present - listed), sorted(listed - present)
+        raise BuildError(
+            f"--output: the shards about to be published in {shard_dir} do not match the manifest "
+            f"(unlisted: {', '.join(extra[:3]) or 'none'}; missing: {', '.join(missing[:3]) or 'none'})"
+        )
+
+
 def recover_interrupted_publish(write_dir: Path, out: Path) -> None:
     """A build killed while publishing has moved its shards into place but
     not written the manifest: move them back so the write stage reuses them."""
@@ -79,6 +96,7 @@ def publish_local(out: Path, write_dir: Path, manifest: dict[str, Any]) -> None:
     The old manifest goes first, so that at no moment does a manifest point at
     shards of another build."""
     try:
+        _only_listed_shards(write_dir / SHARDS_DIR, manifest)
         (write_dir / PUBLISHING_MARKER).touch()
         (out / MANIFEST_FILE).unlink(missing_ok=True)
         old_shards = out / SHARDS_DIR

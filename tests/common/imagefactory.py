@@ -507,7 +507,7 @@ def write_messy_folder(root: Path | str) -> dict[str, str]:
     hidden file inside a class folder.
 
     Outcomes assume the default ImageConfig (size 64, min_size 16, max_upscale
-    4, max_pixels 90M) and that dedup keeps the first of a duplicate pair in
+    4, max_pixels 40M) and that dedup keeps the first of a duplicate pair in
     sorted path order (``cats/dup_a.png`` is kept, ``cats/dup_b.png`` is the
     duplicate). Every "ok" image has distinct content (no near duplicates);
     the grayscale ones are listed in ``MESSY_GRAYSCALE``.

@@ -401,3 +401,63 @@ def test_fingerprint(tmp_path):
     assert fp == open_src(path).fingerprint()
     make_zip(tmp_path / "x.zip", [("a.png", PNG), ("b.png", PNG)])
     assert src.fingerprint() != fp
+
+
+# ---------------------------------------------------------------- decompression limits (issue 15)
+
+
+def _overlapping_zip(path, copies: int, size: int) -> None:
+    """A zip whose central directory lists ``copies`` entries that all point
+    at one local header and one compressed stream (the overlapping-entry
+    bomb layout)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("m00.bmp", b"\0" * size)
+    data = buf.getvalue()
+    eocd = data.rindex(b"PK\x05\x06")
+    cd_size, cd_offset = struct.unpack("<II", data[eocd + 12:eocd + 20])
+    central = data[cd_offset:cd_offset + cd_size]
+    entries = [central.replace(b"m00.bmp", f"m{i:02d}.bmp".encode()) for i in range(copies)]
+    body = data[:cd_offset] + b"".join(entries)
+    end = data[eocd:eocd + 22]
+    end = end[:8] + struct.pack("<HHII", copies, copies, len(central) * copies, cd_offset) + end[20:]
+    with open(path, "wb") as fh:
+        fh.write(body + end)
+
+
+def test_overlapping_zip_entries_are_rejected_unread(tmp_path) -> None:
+    path = tmp_path / "bomb.zip"
+    _overlapping_zip(path, copies=50, size=4 << 20)
+    records = read_all(open_src(path))
+    assert len(records) == 50
+    assert all(r.reason == "decompression_bomb" and "overlaps" in r.detail for r in records.values())
+
+
+def test_a_member_over_the_ratio_limit_is_a_decompression_bomb(tmp_path) -> None:
+    path = tmp_path / "ratio.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("flat.bmp", b"\0" * (20 << 20))  # ~1000x
+        zf.writestr("ok.png", _png_bytes())
+    records = read_all(open_src(path))
+    assert records["flat.bmp"].reason == "decompression_bomb" and "over 100x" in records["flat.bmp"].detail
+    assert isinstance(records["ok.png"], Sample)
+
+
+def test_a_tar_stream_inflating_past_its_budget_is_refused(tmp_path, monkeypatch) -> None:
+    import gandata.sources.archive as archive
+
+    monkeypatch.setattr(archive, "TOTAL_FLOOR_BYTES", 1 << 20)  # the 1 GiB floor, scaled down for the test
+    path = tmp_path / "bomb.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for i in range(4):
+            info = tarfile.TarInfo(f"z{i}.bmp")
+            info.size = 2 << 20
+            tf.addfile(info, io.BytesIO(b"\0" * info.size))
+    with pytest.raises(SourceError, match="inflates past"):
+        open_src(path).partitions()
+
+
+def _png_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20), (10, 200, 30)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -98,7 +98,7 @@ def test_build_verify_and_stats_never_import_pandas(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from gandata.cli import main\n"
-        f"for args in (['build', {str(photos.parent)!r}, '-o', {str(tmp_path / 'a')!r}, '-q', '--workers', '2'],\n"
+        f"for args in (['build', {str(photos.parent)!r}, '-o', {str(tmp_path / 'a')!r}, '-q', '--workers', '2', '--allow-empty'],\n"
         f"             ['build', 'synth:shapes?count=64', '-o', {str(tmp_path / 'b')!r}, '-q', '--workers', '1'],\n"
         f"             ['verify', {str(tmp_path / 'a')!r}], ['stats', {str(tmp_path / 'b')!r}]):\n"
         "    try:\n"

@@ -6,6 +6,7 @@ import dataclasses
 import io
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -334,3 +335,33 @@ def test_partition_chunks_are_balanced(n, expected_sizes):
     parts = partition_chunks(list(range(n)), PARTITION_SIZE, lambda c: "", min_partitions=PARALLEL_PARTITIONS)
     assert [len(p.items) for p in parts] == expected_sizes
     assert [x for p in parts for x in p.items] == list(range(n))
+
+
+def test_a_folder_swapped_for_a_symlink_after_listing_is_not_followed(tmp_path: Path) -> None:
+    # Issue 15: listing and reading are apart in time; a folder replaced by a
+    # link to the outside in between must not lead the read out of the root.
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "c").mkdir(parents=True)
+    (root / "c" / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n inside")
+    outside.mkdir()
+    (outside / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n SECRET")
+    src = open_src(root)
+    parts = src.partitions()
+    (root / "c" / "x.png").unlink()
+    (root / "c").rmdir()
+    os.symlink(outside, root / "c")
+    items = [item for p in parts for item in src.read(p)]
+    assert len(items) == 1 and isinstance(items[0], Rejection)
+    assert items[0].reason == "unsafe_path"
+
+
+def test_a_file_swapped_for_a_fifo_after_listing_does_not_block(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "c").mkdir(parents=True)
+    (root / "c" / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n inside")
+    src = open_src(root)
+    parts = src.partitions()
+    (root / "c" / "x.png").unlink()
+    os.mkfifo(root / "c" / "x.png")
+    items = [item for p in parts for item in src.read(p)]
+    assert len(items) == 1 and isinstance(items[0], Rejection) and items[0].reason == "unsupported"

@@ -82,7 +82,7 @@ def test_build_to_s3_matches_local_build_and_opens_from_url(bucket: str, tmp_pat
     assert summary.output == url and summary.num_samples == 120
     fs = _fs()
     keys = sorted(k.split("/shapes/", 1)[1] for k in fs.find(f"{bucket}/datasets/shapes"))
-    assert keys == ["README.md", "manifest.json", "rejected.jsonl", "samples.parquet",
+    assert keys == [".gandata-output", "README.md", "manifest.json", "rejected.jsonl", "samples.parquet",
                     "shards/shard-00000.safetensors", "shards/shard-00001.safetensors", "shards/shard-00002.safetensors"]
     remote_shards = {k.rsplit("/", 1)[1]: fs.cat_file(f"{bucket}/datasets/shapes/{k}") for k in keys if k.startswith("shards/")}
     assert remote_shards == _local_shards(local)

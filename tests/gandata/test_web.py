@@ -184,7 +184,7 @@ def test_url_list_failures_are_counted_rejections(tmp_path: Path, server: WebSer
 
 def test_private_network_refused_by_default(tmp_path: Path, server: WebServer) -> None:
     (tmp_path / "l.txt").write_text(server.url("/img/ok.png") + "\n" + server.url("/img/red.png", host="localhost") + "\n")
-    summary = build(_config(tmp_path, f"urls:{tmp_path / 'l.txt'}", allow_private_network=False))
+    summary = build(_config(tmp_path, f"urls:{tmp_path / 'l.txt'}", allow_private_network=False, allow_empty=True))
     assert summary.num_samples == 0 and summary.rejections == {"private_address": 2}
     assert sum(server.counts.values()) == 0
 
@@ -230,7 +230,8 @@ def test_cli_build_urls(tmp_path: Path, server: WebServer) -> None:
     out = tmp_path / "out"
     args = ["build", f"urls:{tmp_path / 'l.txt'}", "-o", str(out), "--size", "16", "--min-size", "8", "--executor", "serial"]
     refused = CliRunner().invoke(main, args)
-    assert "rejected private_address: 2" in refused.output
+    # Every URL refused: no sample kept is an error (exit 1) with the summary.
+    assert refused.exit_code == 1 and "no sample kept (2 rejected: private_address 2)" in refused.output
     result = CliRunner().invoke(main, args + ["--allow-private-network", "--overwrite", "--web", "user_agent=testbot/1.0"])
     assert result.exit_code == 0, result.output
     assert "1 samples" in result.output and "rejected download_failed: 1" in result.output
@@ -246,7 +247,7 @@ def test_failing_host_is_given_up_not_hammered(tmp_path: Path, server: WebServer
     server.fail_paths.update(paths)
     (tmp_path / "l.txt").write_text("".join(server.url(p) + "\n" for p in paths))
     params = {"retries": "1", "backoff_s": "0.01", "host_concurrency": "1", "host_max_failures": "3"}
-    summary = build(_config(tmp_path, f"urls:{tmp_path / 'l.txt'}", params))
+    summary = build(_config(tmp_path, f"urls:{tmp_path / 'l.txt'}", params, allow_empty=True))
     assert summary.rejections == {"download_failed": 8}
     assert sum(server.counts[p] for p in paths) == 3  # then the host is given up
     assert "given up" in (tmp_path / "out" / "rejected.jsonl").read_text()
