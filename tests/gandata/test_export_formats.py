@@ -24,7 +24,7 @@ from gandata.pipeline import build
 def _build(out: Path, size: int = 16, channels: int = 3, count: int = 40, val: float = 0.0) -> Path:
     config = BuildConfig(
         sources=(SourceSpec(f"synth:shapes?count={count}"),), output=str(out),
-        image=ImageConfig(size_px=size, channels=channels), workers=1, executor="serial",
+        image=ImageConfig(size_px=size, channels=channels, min_size_px=min(16, size)), workers=1, executor="serial",
         balance=BalanceConfig(val_fraction=val),
     )
     build(config)

@@ -23,13 +23,17 @@ from gandata.config import (
 )
 from gandata.pipeline import build
 
+# The default --max-pixels was 90,000,000 when these hashes were recorded (the
+# config is part of the manifest); the same config must give the same bytes.
+OLD_MAX_PIXELS = 90_000_000
+
 CASES = {
     "plain": BuildConfig(
-        sources=(SourceSpec("synth:shapes?count=120&size=24"),), image=ImageConfig(size_px=16),
+        sources=(SourceSpec("synth:shapes?count=120&size=24"),), image=ImageConfig(size_px=16, max_pixels=OLD_MAX_PIXELS),
         out=OutputConfig(shard_size=50), workers=1,
     ),
     "balanced": BuildConfig(
-        sources=(SourceSpec("synth:shapes?count=150&imbalance=4&size=24"),), image=ImageConfig(size_px=16),
+        sources=(SourceSpec("synth:shapes?count=150&imbalance=4&size=24"),), image=ImageConfig(size_px=16, max_pixels=OLD_MAX_PIXELS),
         balance=BalanceConfig(mode="oversample", val_fraction=0.2),
         out=OutputConfig(shard_size=64, dtype="float16", normalize="standardize"), seed=3, workers=1,
     ),
