@@ -68,22 +68,31 @@ class FetchResult:
 
 
 # Failure causes, which decide what a failed attempt does (see _fetch_with_retries).
-OVERLOAD = "overload"  # timeout, reset, dropped connection, 429, 503: slow the host down, retry
+BUSY = "busy"  # connect timeout, reset, dropped connection, 429/503 with Retry-After: slow down, retry free
+OVERLOAD = "overload"  # read timeout, 429/503 without Retry-After: slow down, retry (charged when it cut)
 REFUSED = "refused"  # connection refused: overload if the host is alive, else a dead host
 DEAD = "dead"  # DNS failure, unreachable: the host fails fast
 ERROR = "error"  # 500, 502, a protocol error: retried `retries` times with backoff
 
-# Attempts one URL may spend on overload failures that are not charged to it
-# (it was in flight in a burst the host was already slowed down for): a
-# bound so that no URL is requeued forever.
-MAX_FREE_ATTEMPTS = 50
+# Attempts one URL may spend on failures not charged to it (BUSY ones, and
+# overload while the host had already been slowed down): a bound so that no
+# URL is requeued forever; the host's time budget usually ends it first.
+MAX_FREE_ATTEMPTS = 30
+# A first connect gives up after max(FAST_CONNECT_MIN_S, FAST_CONNECT_FACTOR x
+# the host's fastest time to first byte): a SYN dropped by a full accept
+# queue is otherwise retransmitted by the kernel only after 1 s (then 3, 7 s),
+# while a new connection, once the window is cut, gets through at once. Each
+# connect timeout of a URL multiplies its next one by 4, up to connect_timeout_s.
+FAST_CONNECT_MIN_S = 0.05
+FAST_CONNECT_FACTOR = 4.0
 
 
 class _Retry(Exception):
     def __init__(self, detail: str, status: int | None = None, retry_after: float | None = None,
-                 cause: str = ERROR) -> None:
+                 cause: str = ERROR, connect_timeout: bool = False) -> None:
         super().__init__(detail)
         self.detail, self.status, self.retry_after, self.cause = detail, status, retry_after, cause
+        self.connect_timeout = connect_timeout
 
 
 class _QuickAckHandler(ResponseHandler):
@@ -120,7 +129,9 @@ def _connector(limit: int) -> aiohttp.TCPConnector:
 
 
 def classify(exc: BaseException) -> str:
-    """The cause of a failed attempt (OVERLOAD, REFUSED, DEAD or ERROR)."""
+    """The cause of a failed attempt (BUSY, OVERLOAD, REFUSED, DEAD or ERROR)."""
+    if isinstance(exc, getattr(aiohttp, "ConnectionTimeoutError", ())):
+        return BUSY  # no connection yet: the request never reached the server
     if isinstance(exc, asyncio.TimeoutError):
         return OVERLOAD
     dns_error = getattr(aiohttp, "ClientConnectorDNSError", None)
@@ -132,13 +143,13 @@ def classify(exc: BaseException) -> str:
             return REFUSED
         if code in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
             return DEAD
-        return OVERLOAD  # reset or aborted while connecting: an accept queue overflowing
+        return BUSY  # reset or aborted while connecting: an accept queue overflowing
     if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
-        return OVERLOAD  # dropped before or during the answer
+        return BUSY  # dropped before or during the answer
     if isinstance(exc, (aiohttp.ClientOSError, OSError)):
         code = getattr(exc, "errno", None)
         if code in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, None):
-            return OVERLOAD
+            return BUSY
     return ERROR
 
 
@@ -290,6 +301,7 @@ class Fetcher:
         o = self.options
         last = ""
         charged = 0  # failures that count against `retries`
+        connect_timeouts = 0
         for attempt in range(o.retries + 1 + MAX_FREE_ATTEMPTS):
             # The host slot first: a request waiting for a busy host must not
             # hold one of the global slots that other hosts could use. The
@@ -300,17 +312,25 @@ class Fetcher:
                 return self._failed(url, current, host, f"host {host} given up: {ticket.refused}")
             try:
                 await self.hosts.pace(host, max(1.0 / o.host_rate if o.host_rate else 0.0, self.crawl_delay(origin)))
+                connect_s = o.connect_timeout_s
+                if ticket.base_s is not None:
+                    fast = max(FAST_CONNECT_MIN_S, FAST_CONNECT_FACTOR * ticket.base_s) * 4 ** connect_timeouts
+                    connect_s = min(connect_s, fast)
                 async with self._global:
-                    result = await self._request(current, host, image=image)
+                    result = await self._request(current, host, image=image, connect_timeout_s=connect_s)
             except _Retry as exc:
                 last = exc.detail
                 cause = exc.cause
                 if cause == REFUSED:
-                    cause = DEAD if self.hosts.refused_means_dead(ticket) else OVERLOAD
+                    cause = DEAD if self.hosts.refused_means_dead(ticket) else BUSY
                 if cause == DEAD:
                     self.hosts.give_up(ticket, f"{exc.detail} with nothing in flight")
                     return self._failed(url, current, host, f"{exc.detail}; host {host} looks dead: its other URLs fail without a request")
-                if cause == OVERLOAD:
+                connect_timeouts += exc.connect_timeout
+                if cause == BUSY:
+                    # Never charged: the host said "later", not "no".
+                    self.hosts.overloaded(ticket, exc.retry_after, exc.detail)
+                elif cause == OVERLOAD:
                     charged += self.hosts.overloaded(ticket, exc.retry_after, exc.detail)
                 else:
                     self.hosts.failed(ticket, exc.detail)
@@ -333,37 +353,42 @@ class Fetcher:
         return FetchResult(url, current, status=status, reason="download_failed", retryable=True,
                            detail=f"{current}: {detail}; {self.hosts.figures(host).describe()}")
 
-    async def _request(self, url: str, host: str, *, image: bool) -> FetchResult:
+    async def _request(self, url: str, host: str, *, image: bool, connect_timeout_s: float | None = None) -> FetchResult:
         """One GET; raises _Retry for retryable failures."""
         assert self._client is not None
         o = self.options
         self.requests += 1
         fetched_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        connect_s = connect_timeout_s or o.connect_timeout_s
         # The read timeout is per chunk; a body trickled slowly is cut off by this total.
-        deadline = o.connect_timeout_s + 2 * o.read_timeout_s
+        deadline = connect_s + 2 * o.read_timeout_s
         try:
-            return await asyncio.wait_for(self._get(url, image, fetched_at), timeout=deadline)
+            return await asyncio.wait_for(self._get(url, image, fetched_at, connect_s), timeout=deadline)
         except aiohttp.InvalidURL as exc:
             return FetchResult(url, url, reason="bad_url", detail=f"{url}: invalid URL ({exc})", fetched_at=fetched_at)
         except asyncio.TimeoutError as exc:  # aiohttp's read/connect timeouts are TimeoutErrors too
             raise _Retry(f"timeout ({type(exc).__name__}{': ' + str(exc) if str(exc) else f' after {deadline:g}s'})",
-                         cause=OVERLOAD) from None
+                         cause=classify(exc),
+                         connect_timeout=isinstance(exc, getattr(aiohttp, "ConnectionTimeoutError", ()))) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _Retry(f"network error ({type(exc).__name__}: {exc})", cause=classify(exc)) from None
 
-    async def _get(self, url: str, image: bool, fetched_at: str) -> FetchResult:
+    async def _get(self, url: str, image: bool, fetched_at: str, connect_s: float) -> FetchResult:
         assert self._client is not None
         o = self.options
         started = time.monotonic()
-        async with self._client.get(URL(url, encoded=True), allow_redirects=False) as response:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=o.read_timeout_s)
+        async with self._client.get(URL(url, encoded=True), allow_redirects=False, timeout=timeout) as response:
             status = response.status
             headers = {k.lower(): v for k, v in response.headers.items()}
             base = dict(url=url, final_url=url, status=status, headers=headers, fetched_at=fetched_at,
                         content_type=headers.get("content-type"), ttfb_s=time.monotonic() - started)
             if status in (429, 408) or status >= 500:
-                # 429 and 503 are how a server says "too many at once".
-                cause = OVERLOAD if status in (429, 503) else ERROR
-                raise _Retry(f"HTTP {status}", status, parse_retry_after(headers.get("retry-after")), cause=cause)
+                # 429 and 503 are how a server says "too many at once"; with a
+                # Retry-After it also says when to come back.
+                retry_after = parse_retry_after(headers.get("retry-after"))
+                cause = ERROR if status not in (429, 503) else OVERLOAD if retry_after is None else BUSY
+                raise _Retry(f"HTTP {status}", status, retry_after, cause=cause)
             if 300 <= status < 400:
                 if "location" in headers:
                     return FetchResult(**base)

@@ -48,6 +48,13 @@ INITIAL_WINDOW = 2.0
 # behind. The margin keeps ordinary jitter on a fast server from counting.
 SPIKE_FACTOR = 4.0
 SPIKE_MARGIN_S = 0.25
+# The window grows only on answers within max(GROW_FACTOR x fastest, fastest +
+# GROW_MARGIN_S): a slower answer means the server has started to queue, and
+# more in flight would only lengthen its queue (and, on a small accept
+# backlog, get SYNs dropped, which shows up only a second later). Slow start
+# ends at the first such answer (like Linux's HyStart).
+GROW_FACTOR = 2.0
+GROW_MARGIN_S = 0.005
 # While another process may free a slot, waiting requests look again this often.
 POLL_S = 0.002
 # A refused connection counts as overload (not a dead host) when the host
@@ -91,6 +98,8 @@ class Ticket:
     epoch: int
     refused: str = ""
     attempt: int = 0
+    # The host's fastest time to first byte so far (None: nothing known yet).
+    base_s: float | None = None
 
 
 @dataclass
@@ -318,7 +327,7 @@ class HostController:
                 if slot in queue.held or not self._try_slot(host, slot):
                     continue
                 queue.held.add(slot)
-                queue.waiters.popleft().set_result(Ticket(host, slot, state["epoch"]))
+                queue.waiters.popleft().set_result(Ticket(host, slot, state["epoch"], base_s=state["base_s"]))
             while queue.waiters and queue.waiters[0].done():
                 queue.waiters.popleft()
             if queue.waiters:
@@ -368,6 +377,9 @@ class HostController:
                     self._cut(s)
                 return
             w = s["window"]
+            if base is not None and ttfb_s > max(GROW_FACTOR * base, base + GROW_MARGIN_S):
+                s["ssthresh"] = min(s["ssthresh"], w)
+                return
             s["window"] = min(float(self.ceiling), w + (1.0 if w < s["ssthresh"] else 1.0 / w))
             s["max_window"] = max(s["max_window"], s["window"])
 
