@@ -194,7 +194,7 @@ class FragileServer:
     headers and body written separately (as http.server does).
 
     ``max_in_flight`` makes it fragile on purpose: a connection arriving while
-    that many are being served is reset without an answer (``busy_status``
+    that many are being served (each image takes ``delay_s``) is reset without an answer (``busy_status``
     None) or answered ``busy_status`` (429 or 503) with ``Retry-After:
     retry_after``. It serves ``/bench/{i}.png`` for ``i < n_images`` and a
     robots.txt that allows everything; it counts answers by status, requests
@@ -203,16 +203,19 @@ class FragileServer:
 
     def __init__(self, n_images: int = 0, *, backlog: int = 5, max_in_flight: int | None = None,
                  busy_status: int | None = None, retry_after: str | None = None, image_px: int = 64,
-                 crawl_delay_s: float | None = None) -> None:
+                 crawl_delay_s: float | None = None, delay_s: float = 0.0) -> None:
         self.counts: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()  # "200", "429", "reset", ...
         self.in_flight = 0
         self.max_in_flight = 0  # most connections served at once, refused ones included
         self.max_served = 0  # most answered with an image at once
         self.serving = 0
-        self.times: list[float] = []  # arrival times of image requests (monotonic)
+        self.times: list[float] = []  # arrival times of image requests served (monotonic)
+        self.arrivals: list[float] = []  # arrival times of every request but robots.txt
+        self.answers: list[tuple[str, float]] = []  # (status or "reset", time) of every answer
         self.lock = threading.Lock()
         self.limit = max_in_flight
+        self.delay_s = delay_s  # time each image takes to serve, so requests overlap
         self.busy_status = busy_status
         self.retry_after = retry_after
         self.robots = b"User-agent: *\nAllow: /\n" + (f"Crawl-delay: {crawl_delay_s}\n".encode() if crawl_delay_s else b"")
@@ -233,6 +236,8 @@ class FragileServer:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                     busy = server.limit is not None and server.in_flight > server.limit and path != "/robots.txt"
+                    if path != "/robots.txt":
+                        server.arrivals.append(time.monotonic())
                     if not busy and path in server.images:
                         server.serving += 1
                         server.max_served = max(server.max_served, server.serving)
@@ -244,6 +249,8 @@ class FragileServer:
                         server._send(self, 200, server.robots, "text/plain")
                     elif path in server.images:
                         try:
+                            if server.delay_s:
+                                time.sleep(server.delay_s)
                             server._send(self, 200, server.images[path], "image/png")
                         finally:
                             with server.lock:
@@ -278,6 +285,7 @@ class FragileServer:
               headers: dict[str, str] | None = None) -> None:
         with self.lock:
             self.statuses[str(status)] += 1
+            self.answers.append((str(status), time.monotonic()))
         h.send_response(status)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))
@@ -292,6 +300,7 @@ class FragileServer:
             return self._send(h, self.busy_status, b"busy", "text/plain", headers)
         with self.lock:
             self.statuses["reset"] += 1
+            self.answers.append(("reset", time.monotonic()))
         # SO_LINGER 0: close with a RST, as an overwhelmed server or proxy does.
         h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         h.close_connection = True

@@ -220,6 +220,12 @@ class Fetcher:
             connector=_connector(o.concurrency + 4),
             auto_decompress=False, trust_env=False,
         )
+        # aiohttp resends a GET at once when the server drops the connection:
+        # into the same overload, unseen by the host's window and figures. The
+        # controller retries instead, after slowing down. (Private attribute,
+        # the one aiohttp's own test client turns off; absent, nothing changes.)
+        if hasattr(self._client, "_retry_connection"):
+            self._client._retry_connection = False
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -20,7 +20,9 @@ reason). Such failures are retried without being charged to the URL.
 The state of a host (window, pause, failure streak, figures) lives in one
 small JSON file per host under ``lock_dir`` (OUTPUT/.cache/web/hosts),
 read and written under ``flock``, so every worker process and every
-partition shares and keeps what was learnt. A request in flight holds one
+partition shares and keeps what was learnt. Its times are CLOCK_MONOTONIC,
+the same for every process of the machine and immune to clock changes; the
+parent resets the state at the start of each build. A request in flight holds one
 of ``host_concurrency`` slot lock files; only the first ``window`` slots
 are handed out. Locks vanish with a crashed process, so nothing leaks.
 Without ``lock_dir`` the same happens in memory, for one process.
@@ -55,6 +57,10 @@ SPIKE_MARGIN_S = 0.25
 # ends at the first such answer (like Linux's HyStart).
 GROW_FACTOR = 2.0
 GROW_MARGIN_S = 0.005
+# Within one request of the window at the last cut, the window grows this many
+# times slower (CUBIC's plateau): probing the level that failed costs a
+# Retry-After pause or a dropped SYN each time, and it failed not long ago.
+PLATEAU_SLOWDOWN = 8.0
 # While another process may free a slot, waiting requests look again this often.
 POLL_S = 0.002
 # A refused connection counts as overload (not a dead host) when the host
@@ -84,7 +90,7 @@ class HostFigures:
         """One line for a person: requests, retries, concurrency, median latency."""
         median = f"{self.median_ms:.0f} ms" if self.median_ms is not None else "n/a"
         text = (f"host {self.host}: {self.requests} requests, {self.retries} retries, "
-                f"concurrency {self.window:.1f} (max {self.max_window:.0f}, {self.cuts} cuts), median latency {median}")
+                f"concurrency {self.window:.1f} (max {self.max_window:.1f}, {self.cuts} cuts), median latency {median}")
         return text + (f", given up: {self.given_up}" if self.given_up else "")
 
 
@@ -115,7 +121,7 @@ def fresh_state(ceiling: int, initial: float = INITIAL_WINDOW) -> dict[str, Any]
     window = float(min(initial, ceiling))
     return {"window": window, "ssthresh": float(ceiling), "epoch": 0, "streak": 0, "streak_since": 0.0,
             "pause_until": 0.0, "last_ok": 0.0, "base_s": None, "next": 0.0, "requests": 0, "retries": 0,
-            "ok": 0, "failed": 0, "cuts": 0, "max_window": window, "hist": {}, "given_up": ""}
+            "ok": 0, "failed": 0, "cuts": 0, "max_window": window, "w_max": 0.0, "hist": {}, "given_up": ""}
 
 
 def host_file_name(host: str) -> str:
@@ -313,7 +319,7 @@ class HostController:
                     if not waiter.done():
                         waiter.set_result(Ticket(host, None, state["epoch"], refused=state["given_up"]))
                 return
-            pause = state["pause_until"] - time.time()
+            pause = state["pause_until"] - time.monotonic()
             if pause > 0:
                 # In short steps: another process may give the host up meanwhile.
                 await asyncio.sleep(min(pause, 0.25))
@@ -346,7 +352,7 @@ class HostController:
         ``interval_s`` apart across all processes (host_rate, Crawl-delay)."""
         if interval_s <= 0:
             return
-        now = time.time()
+        now = time.monotonic()
 
         def book(state: dict[str, Any]) -> float:
             start = max(now, float(state["next"]))
@@ -362,7 +368,7 @@ class HostController:
     def succeeded(self, ticket: Ticket, ttfb_s: float) -> None:
         """A response arrived (any definitive answer): grow the window, or cut
         it when the time to first byte was a spike."""
-        now = time.time()
+        now = time.monotonic()
 
         def change(s: dict[str, Any]) -> None:
             self._count(s, ticket)
@@ -380,7 +386,13 @@ class HostController:
             if base is not None and ttfb_s > max(GROW_FACTOR * base, base + GROW_MARGIN_S):
                 s["ssthresh"] = min(s["ssthresh"], w)
                 return
-            s["window"] = min(float(self.ceiling), w + (1.0 if w < s["ssthresh"] else 1.0 / w))
+            if w < s["ssthresh"]:
+                step = 1.0
+            elif abs(w - s["w_max"]) < 1.0:
+                step = 1.0 / (PLATEAU_SLOWDOWN * w)
+            else:
+                step = 1.0 / w
+            s["window"] = min(float(self.ceiling), w + step)
             s["max_window"] = max(s["max_window"], s["window"])
 
         self.store.update(ticket.host, change)
@@ -389,7 +401,7 @@ class HostController:
         """An overload signal. Cuts the window and pauses the host when the
         request was sent under the current window; returns whether it did
         (then the failure is charged to the URL)."""
-        now = time.time()
+        now = time.monotonic()
 
         def change(s: dict[str, Any]) -> bool:
             self._count(s, ticket)
@@ -408,7 +420,7 @@ class HostController:
     def failed(self, ticket: Ticket, detail: str) -> None:
         """A failure that says nothing about load (500, 502, a protocol error):
         pause the host for the backoff delay; no cut."""
-        now = time.time()
+        now = time.monotonic()
 
         def change(s: dict[str, Any]) -> None:
             self._count(s, ticket)
@@ -421,7 +433,7 @@ class HostController:
         this process has other requests to it in flight, else a dead host."""
         queue = self._queues.get(ticket.host)
         others = len(queue.held) - (1 if ticket.slot is not None else 0) if queue else 0
-        recent = time.time() - float(self.store.read(ticket.host)["last_ok"]) < ALIVE_S
+        recent = time.monotonic() - float(self.store.read(ticket.host)["last_ok"]) < ALIVE_S
         return others <= 0 and not recent
 
     def give_up(self, ticket: Ticket, reason: str) -> None:
@@ -465,6 +477,7 @@ class HostController:
         s["retries"] += 1 if ticket.attempt else 0
 
     def _cut(self, s: dict[str, Any]) -> None:
+        s["w_max"] = s["window"]
         if self.adaptive:
             s["window"] = max(1.0, s["window"] / 2.0)
             s["ssthresh"] = max(1.0, s["window"])
