@@ -80,15 +80,19 @@ def test_window_grows_is_cut_once_per_burst_and_keeps_to_the_ceiling() -> None:
 def test_a_slow_answer_stops_growth_and_a_spike_cuts() -> None:
     async def run() -> None:
         hosts = HostController(64, None)
-        for latency in (0.01, 0.01, 0.05):  # 0.05 s: five times the fastest answer
+
+        async def answer(latency: float) -> float:
             ticket = await hosts.acquire("h")
             hosts.release(ticket)
             hosts.succeeded(ticket, latency)
-        assert hosts.figures("h").window == INITIAL_WINDOW + 2
-        ticket = await hosts.acquire("h")
-        hosts.release(ticket)
-        hosts.succeeded(ticket, 1.2)  # a SYN retransmit's second
-        assert hosts.figures("h").window == (INITIAL_WINDOW + 2) / 2
+            return hosts.figures("h").window
+
+        assert await answer(0.01) == INITIAL_WINDOW + 1
+        assert await answer(0.05) == INITIAL_WINDOW + 2  # slow, but below HOLD_FLOOR: still grows
+        assert await answer(0.01) == 5  # fast: slow start goes on
+        assert await answer(0.05) == 5  # five times the fastest answer: held
+        assert await answer(0.01) == 5 + 1 / 5  # and slow start is over: +1/window
+        assert await answer(1.2) == (5 + 1 / 5) / 2  # a SYN retransmit's second: cut
         hosts.close()
 
     asyncio.run(run())

@@ -260,8 +260,7 @@ class FragileServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 finally:
-                    with server.lock:
-                        server.in_flight -= 1
+                    server._leave(self)
 
         self.httpd = _SmallBacklogServer(("127.0.0.1", 0), Handler, backlog)
         self.port = self.httpd.server_address[1]
@@ -292,7 +291,17 @@ class FragileServer:
         for key, value in (headers or {}).items():
             h.send_header(key, value)
         h.end_headers()  # one write for the headers ...
+        # Out of flight as the last write starts: once it returns the client
+        # may have its answer and send the next request before this thread
+        # runs again, and counting both would see a concurrency that never was.
+        self._leave(h)
         h.wfile.write(body)  # ... and another for the body
+
+    def _leave(self, h: BaseHTTPRequestHandler) -> None:
+        if not getattr(h, "_left", False):
+            h._left = True  # type: ignore[attr-defined]
+            with self.lock:
+                self.in_flight -= 1
 
     def _refuse(self, h: BaseHTTPRequestHandler) -> None:
         if self.busy_status is not None:

@@ -49,14 +49,18 @@ INITIAL_WINDOW = 2.0
 # is a latency spike: a SYN retransmit (>= 1 s) or a server queueing far
 # behind. The margin keeps ordinary jitter on a fast server from counting.
 SPIKE_FACTOR = 4.0
-SPIKE_MARGIN_S = 0.25
+SPIKE_MARGIN_S = 0.5
 # The window grows only on answers within max(GROW_FACTOR x fastest, fastest +
 # GROW_MARGIN_S): a slower answer means the server has started to queue, and
 # more in flight would only lengthen its queue (and, on a small accept
 # backlog, get SYNs dropped, which shows up only a second later). Slow start
-# ends at the first such answer (like Linux's HyStart).
+# ends at the first such answer (like Linux's HyStart). Up to HOLD_FLOOR in
+# flight (the fixed per-host limit gandata used before) the window grows
+# whatever the latency, so that a host with jittery answers is not held at
+# INITIAL_WINDOW; only failures and spikes cut it there.
 GROW_FACTOR = 2.0
 GROW_MARGIN_S = 0.005
+HOLD_FLOOR = 4.0
 # Within one request of the window at the last cut, the window grows this many
 # times slower (CUBIC's plateau): probing the level that failed costs a
 # Retry-After pause or a dropped SYN each time, and it failed not long ago.
@@ -383,7 +387,7 @@ class HostController:
                     self._cut(s)
                 return
             w = s["window"]
-            if base is not None and ttfb_s > max(GROW_FACTOR * base, base + GROW_MARGIN_S):
+            if base is not None and ttfb_s > max(GROW_FACTOR * base, base + GROW_MARGIN_S) and w >= HOLD_FLOOR:
                 s["ssthresh"] = min(s["ssthresh"], w)
                 return
             if w < s["ssthresh"]:
