@@ -70,7 +70,8 @@ def run_gandata(url_file: Path, out: Path, workers: int, params: dict[str, str])
     """One whole gandata build in a fresh process: (seconds, images kept, rejections, host figures)."""
     cmd = [sys.executable, "-c", _CHILD, str(url_file), str(out), str(workers), json.dumps(params)]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    # cwd too: `python -c` puts the working directory first on sys.path.
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"gandata build failed:\n{proc.stderr[-2000:]}")
