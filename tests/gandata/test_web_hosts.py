@@ -155,7 +155,7 @@ def test_dead_host_fails_fast(tmp_path: Path) -> None:
     # Refused with nothing in flight: given up at once, no retries, the other
     # URLs never requested.
     assert figures.requests <= INITIAL_WINDOW and figures.retries == 0
-    assert figures.given_up
+    assert figures.given_up and figures.failed == 40 and figures.downloaded == 0
     details = [r["detail"] for r in _rejected(out)]
     assert any("looks dead" in d for d in details)
     assert all("given up" in d or "looks dead" in d for d in details)

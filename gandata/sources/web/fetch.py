@@ -348,7 +348,7 @@ class Fetcher:
                 continue  # the controller waits out the host's pause before the next attempt
             finally:
                 self.hosts.release(ticket)
-            self.hosts.succeeded(ticket, result.ttfb_s)
+            self.hosts.succeeded(ticket, result.ttfb_s, image=image and result.ok and result.body is not None)
             result.url = url
             return result
         return self._failed(url, current, host, f"{last} (after {o.retries + 1 + MAX_FREE_ATTEMPTS} attempts)")

@@ -84,8 +84,9 @@ class HostFigures:
     host: str
     requests: int
     retries: int
-    downloaded: int
-    failed: int
+    answered: int  # definitive answers: images, and refusals such as 404 or noai
+    downloaded: int  # images received
+    failed: int  # URLs given up as download_failed
     window: float
     max_window: float
     cuts: int
@@ -127,7 +128,7 @@ def fresh_state(ceiling: int, initial: float = INITIAL_WINDOW) -> dict[str, Any]
     window = float(min(initial, ceiling))
     return {"window": window, "ssthresh": float(ceiling), "epoch": 0, "streak": 0, "streak_since": 0.0,
             "pause_until": 0.0, "last_ok": 0.0, "base_s": None, "next": 0.0, "requests": 0, "retries": 0,
-            "ok": 0, "failed": 0, "cuts": 0, "max_window": window, "w_max": 0.0, "hist": {}, "given_up": ""}
+            "ok": 0, "images": 0, "failed": 0, "cuts": 0, "max_window": window, "w_max": 0.0, "hist": {}, "given_up": ""}
 
 
 def host_file_name(host: str) -> str:
@@ -231,7 +232,7 @@ def _median_ms(hist: dict[str, int]) -> float | None:
 def figures_of(host: str, state: dict[str, Any]) -> HostFigures:
     """HostFigures from a host's stored state."""
     return HostFigures(host=host, requests=int(state["requests"]), retries=int(state["retries"]),
-                       downloaded=int(state["ok"]), failed=int(state["failed"]), window=float(state["window"]),
+                       answered=int(state["ok"]), downloaded=int(state["images"]), failed=int(state["failed"]), window=float(state["window"]),
                        max_window=float(state["max_window"]), cuts=int(state["cuts"]),
                        median_ms=_median_ms(state["hist"]), given_up=str(state["given_up"]))
 
@@ -317,6 +318,15 @@ class HostController:
     async def _pump(self, host: str, queue: _Queue) -> None:
         # One task per host hands out slots in arrival order, so waiting
         # requests do not each poll the lock files.
+        try:
+            await self._hand_out(host, queue)
+        except Exception as exc:  # an unreadable state file: fail the waiters, never strand them
+            while queue.waiters:
+                waiter = queue.waiters.popleft()
+                if not waiter.done():
+                    waiter.set_exception(exc)
+
+    async def _hand_out(self, host: str, queue: _Queue) -> None:
         while queue.waiters:
             state = self.store.read(host)
             if state["given_up"]:
@@ -371,14 +381,16 @@ class HostController:
 
     # ---- outcomes ---------------------------------------------------------------------
 
-    def succeeded(self, ticket: Ticket, ttfb_s: float) -> None:
-        """A response arrived (any definitive answer): grow the window, or cut
-        it when the time to first byte was a spike."""
+    def succeeded(self, ticket: Ticket, ttfb_s: float, image: bool = True) -> None:
+        """A response arrived (any definitive answer; ``image``: one that
+        delivered an image): grow the window, or cut it when the time to
+        first byte was a spike."""
         now = time.monotonic()
 
         def change(s: dict[str, Any]) -> None:
             self._count(s, ticket)
             s["ok"] += 1
+            s["images"] += int(image)
             s["last_ok"] = now
             s["streak"] = 0
             s["hist"][_bucket(ttfb_s)] = s["hist"].get(_bucket(ttfb_s), 0) + 1
@@ -448,7 +460,6 @@ class HostController:
 
         def change(s: dict[str, Any]) -> None:
             self._count(s, ticket)
-            s["failed"] += 1
             s["given_up"] = s["given_up"] or reason
 
         self.store.update(ticket.host, change)
