@@ -6,16 +6,18 @@ what is checked is what the server saw and what the build kept."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import socket
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from gandata.config import BuildConfig, CleanConfig, ImageConfig, SourceSpec
 from gandata.pipeline import build
 from gandata.sources.base import SourceContext
-from gandata.sources.web.fetch import _QuickAckHandler, _connector
+from gandata.sources.web.fetch import BUSY, ERROR, OVERLOAD, REFUSED, _QuickAckHandler, _connector, classify
 from gandata.sources.web.hosts import INITIAL_WINDOW, HostController, read_host_figures
 from gandata.sources.web.source import open_urls
 from tests.gandata.web_server import FragileServer
@@ -98,6 +100,16 @@ def test_a_slow_answer_stops_growth_and_a_spike_cuts() -> None:
     asyncio.run(run())
 
 
+def test_failures_are_told_apart_by_cause() -> None:
+    assert classify(aiohttp.ConnectionTimeoutError()) == BUSY  # never reached the server
+    assert classify(aiohttp.ServerDisconnectedError()) == BUSY  # dropped without an answer
+    assert classify(ConnectionResetError(errno.ECONNRESET, "reset")) == BUSY
+    assert classify(aiohttp.SocketTimeoutError()) == OVERLOAD  # the server took too long to answer
+    refused = aiohttp.ClientConnectorError(None, ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
+    assert classify(refused) == REFUSED  # dead host or full accept queue: decided by what is in flight
+    assert classify(aiohttp.ClientResponseError(None, (), status=400)) == ERROR
+
+
 def test_reads_acknowledge_at_once() -> None:
     # The protocol that sends TCP_QUICKACK after each read is the one in use.
     async def run() -> None:
@@ -177,6 +189,17 @@ def test_host_ceiling_holds_across_worker_processes(tmp_path: Path) -> None:
         assert fresh.host == f"127.0.0.1:{server.port}" and fresh.requests == 0
     figures = _figures(out)
     assert figures.downloaded == 96 and figures.window <= 3
+
+
+def test_crawl_delay_holds_across_worker_processes(tmp_path: Path) -> None:
+    with FragileServer(6, image_px=16, crawl_delay_s=0.2) as server:
+        summary, _ = _build(tmp_path, server.image_urls(), {"host_concurrency": "8", "batch": "2"},
+                            executor="process", workers=2)
+        assert summary.num_samples == 6
+        arrivals = sorted(server.arrivals)
+    # robots.txt's Crawl-delay: 0.2 paces requests from both workers (a little
+    # slack for one connect taking longer than the next).
+    assert all(b - a >= 0.15 for a, b in zip(arrivals, arrivals[1:])), arrivals
 
 
 @pytest.mark.slow
