@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import json
 import socket
 from pathlib import Path
@@ -17,7 +18,15 @@ import pytest
 from gandata.config import BuildConfig, CleanConfig, ImageConfig, SourceSpec
 from gandata.pipeline import build
 from gandata.sources.base import SourceContext
-from gandata.sources.web.fetch import BUSY, ERROR, OVERLOAD, REFUSED, _QuickAckHandler, _connector, classify
+from gandata.sources.web.fetch import (
+    BUSY,
+    ERROR,
+    OVERLOAD,
+    REFUSED,
+    _connector,
+    _QuickAckHandler,
+    classify,
+)
 from gandata.sources.web.hosts import INITIAL_WINDOW, HostController, read_host_figures
 from gandata.sources.web.source import open_urls
 from tests.gandata.web_server import FragileServer
@@ -199,7 +208,7 @@ def test_crawl_delay_holds_across_worker_processes(tmp_path: Path) -> None:
         arrivals = sorted(server.arrivals)
     # robots.txt's Crawl-delay: 0.2 paces requests from both workers (a little
     # slack for one connect taking longer than the next).
-    assert all(b - a >= 0.15 for a, b in zip(arrivals, arrivals[1:])), arrivals
+    assert all(b - a >= 0.15 for a, b in itertools.pairwise(arrivals)), arrivals
 
 
 @pytest.mark.slow

@@ -27,7 +27,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -37,7 +36,7 @@ from protego import Protego
 from yarl import URL
 
 from gandata.sources.web.guard import UrlRefused, check_address, check_url, sniff_image
-from gandata.sources.web.hosts import HostController, Ticket
+from gandata.sources.web.hosts import HostController
 from gandata.sources.web.options import WebOptions
 
 # RFC 9309: an unreachable robots.txt (5xx, network error) means "disallow all".

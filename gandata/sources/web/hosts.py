@@ -39,9 +39,10 @@ import os
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # Requests in flight to a host before anything is known about it.
 INITIAL_WINDOW = 2.0
@@ -232,8 +233,8 @@ def _median_ms(hist: dict[str, int]) -> float | None:
 def figures_of(host: str, state: dict[str, Any]) -> HostFigures:
     """HostFigures from a host's stored state."""
     return HostFigures(host=host, requests=int(state["requests"]), retries=int(state["retries"]),
-                       answered=int(state["ok"]), downloaded=int(state["images"]), failed=int(state["failed"]), window=float(state["window"]),
-                       max_window=float(state["max_window"]), cuts=int(state["cuts"]),
+                       answered=int(state["ok"]), downloaded=int(state["images"]), failed=int(state["failed"]),
+                       window=float(state["window"]), max_window=float(state["max_window"]), cuts=int(state["cuts"]),
                        median_ms=_median_ms(state["hist"]), given_up=str(state["given_up"]))
 
 

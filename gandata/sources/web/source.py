@@ -27,7 +27,7 @@ from gandata.records import Rejection, Sample
 from gandata.sources.base import Partition, SourceContext
 from gandata.sources.web.cache import DownloadCache
 from gandata.sources.web.crawl import apply_label_rule, crawl
-from gandata.sources.web.fetch import FetchResult, Fetcher, origin_of
+from gandata.sources.web.fetch import Fetcher, FetchResult, origin_of
 from gandata.sources.web.guard import UrlRefused, check_url, normalize_url
 from gandata.sources.web.hosts import HostFigures, host_file_name, read_host_figures
 from gandata.sources.web.options import WebOptions, parse_options, split_uri
