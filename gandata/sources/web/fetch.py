@@ -82,7 +82,7 @@ MAX_FREE_ATTEMPTS = 30
 # queue is otherwise retransmitted by the kernel only after 1 s (then 3, 7 s),
 # while a new connection, once the window is cut, gets through at once. Each
 # connect timeout of a URL multiplies its next one by 4, up to connect_timeout_s.
-FAST_CONNECT_MIN_S = 0.05
+FAST_CONNECT_MIN_S = 0.1
 FAST_CONNECT_FACTOR = 4.0
 
 
@@ -333,8 +333,12 @@ class Fetcher:
                     return self._failed(url, current, host, f"{exc.detail}; host {host} looks dead: its other URLs fail without a request")
                 connect_timeouts += exc.connect_timeout
                 if cause == BUSY:
-                    # Never charged: the host said "later", not "no".
-                    self.hosts.overloaded(ticket, exc.retry_after, exc.detail)
+                    # Never charged: the host said "later", not "no". A fast
+                    # connect timeout is not even a failure of the host (a
+                    # busy client can miss so short a deadline): it cuts the
+                    # window, and the URL's next connect waits longer.
+                    fast = exc.connect_timeout and connect_s < o.connect_timeout_s
+                    self.hosts.overloaded(ticket, exc.retry_after, exc.detail, failure=not fast)
                 elif cause == OVERLOAD:
                     charged += self.hosts.overloaded(ticket, exc.retry_after, exc.detail)
                 else:

@@ -416,10 +416,11 @@ class HostController:
 
         self.store.update(ticket.host, change)
 
-    def overloaded(self, ticket: Ticket, retry_after_s: float | None, detail: str) -> bool:
-        """An overload signal. Cuts the window and pauses the host when the
-        request was sent under the current window; returns whether it did
-        (then the failure is charged to the URL)."""
+    def overloaded(self, ticket: Ticket, retry_after_s: float | None, detail: str, *, failure: bool = True) -> bool:
+        """An overload signal. Cuts the window when the request was sent under
+        the current window, and then (``failure``) counts a failure in the
+        host's streak, which pauses it from the second in a row; returns
+        whether it cut (then the failure is charged to the URL)."""
         now = time.monotonic()
 
         def change(s: dict[str, Any]) -> bool:
@@ -429,9 +430,10 @@ class HostController:
             if ticket.epoch != s["epoch"]:
                 return False  # part of the burst the last cut already answered
             self._cut(s)
-            # The cut answers one overload; pause only a host failing again
-            # before any success (backoff from the second failure on).
-            self._fail(s, now, detail, pause_from=2)
+            if failure:
+                # The cut answers one overload; pause only a host failing again
+                # before any success (backoff from the second failure on).
+                self._fail(s, now, detail, pause_from=2)
             return True
 
         return self.store.update(ticket.host, change)
