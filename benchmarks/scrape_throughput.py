@@ -14,6 +14,10 @@ commands (a fresh Python process each, interpreter start included):
   sweep of 1 or 2 workers x concurrency 4..128 counting lost images (every
   rejection is a loss here: the images are all valid and cleaning is off).
 
+``--mode stall`` shows where a small server's ~44 ms per request go: a
+keep-alive server with Nagle on answers 200 requests one at a time, to a plain
+aiohttp session and to gandata's client (which ACKs every read at once).
+
 gandata decodes, resizes to 64 px and writes shards; img2dataset center-crops
 to 64 px and writes files. A last, small run compares correctness: requests
 the server saw to a robots.txt-disallowed path, and the bytes it had to send
@@ -22,7 +26,7 @@ for an endless oversized body.
 img2dataset is taken from a separate environment (never the project's):
 
     python -m venv /tmp/i2d-venv && /tmp/i2d-venv/bin/pip install img2dataset
-    python benchmarks/scrape_throughput.py [--mode both|latency|fragile] [--images 400] \\
+    python benchmarks/scrape_throughput.py [--mode both|latency|fragile|stall] [--images 400] \\
         [--fragile-images 1295] [--no-sweep] [--workers 2] [--concurrency 16] [--img2dataset /tmp/i2d-venv/bin/img2dataset]
 
 Without it, gandata's figures are printed and the comparison is reported as skipped.
@@ -157,6 +161,47 @@ def fragile_mode(args: argparse.Namespace, tmp: Path, have_i2d: bool) -> None:
                   f"default politeness: {rates[runs[1][0]] / i_rate:.2f}x")
 
 
+def stall_mode(args: argparse.Namespace) -> None:
+    """Where a small server's 44 ms per request goes: a keep-alive server with
+    Nagle on, headers and body written separately, asked 200 times one at a
+    time by a plain aiohttp session and by gandata's client (TCP_QUICKACK)."""
+    import asyncio
+    import statistics
+
+    import aiohttp
+
+    from gandata.sources.web.fetch import Fetcher
+    from gandata.sources.web.options import WebOptions
+
+    async def plain(urls: list[str]) -> list[float]:
+        out = []
+        async with aiohttp.ClientSession() as session:
+            for url in urls:
+                t0 = time.perf_counter()
+                async with session.get(url) as response:
+                    await response.read()
+                out.append(time.perf_counter() - t0)
+        return out
+
+    async def ours(urls: list[str]) -> list[float]:
+        out = []
+        async with Fetcher(WebOptions(robots=False, host_concurrency=1), allow_private_network=True) as fetcher:
+            for url in urls:
+                t0 = time.perf_counter()
+                result = await fetcher.fetch(url)
+                assert result.ok, result.detail
+                out.append(time.perf_counter() - t0)
+        return out
+
+    print("\nstall probe: 200 requests one at a time, HTTP/1.1 keep-alive server with Nagle on")
+    with WebServer(n_images=200, nagle=True) as server:
+        urls = [server.url(f"/bench/{i}.png") for i in range(200)]
+        for name, probe in (("plain aiohttp", plain), ("gandata client (TCP_QUICKACK)", ours)):
+            seconds = asyncio.run(probe(urls))
+            print(f"  {name:<32} p50 {statistics.median(seconds) * 1000:6.1f} ms   "
+                  f"p99 {sorted(seconds)[int(len(seconds) * 0.99)] * 1000:6.1f} ms")
+
+
 def correctness(args: argparse.Namespace, tmp: Path, server: WebServer, have_i2d: bool) -> None:
     """robots.txt-disallowed URLs and an endless oversized body."""
     for i in range(5):
@@ -178,7 +223,8 @@ def correctness(args: argparse.Namespace, tmp: Path, server: WebServer, have_i2d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=("both", "latency", "fragile"), default="both")
+    parser.add_argument("--mode", choices=("both", "latency", "fragile", "stall"), default="both",
+                        help="both = latency + fragile; stall: where 44 ms per request go")
     parser.add_argument("--images", type=int, default=400, help="latency mode")
     parser.add_argument("--fragile-images", type=int, default=1295)
     parser.add_argument("--workers", type=int, default=2, help="latency mode")
@@ -196,6 +242,8 @@ def main() -> None:
             latency_mode(args, tmp, have_i2d)
         if args.mode in ("both", "fragile"):
             fragile_mode(args, tmp, have_i2d)
+        if args.mode == "stall":
+            stall_mode(args)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

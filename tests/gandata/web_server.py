@@ -52,7 +52,7 @@ NOAI_PAGE = """<html><head><meta name="robots" content="noindex, noai"></head><b
 class WebServer:
     """Start with ``with WebServer() as server:``; ``server.url(path)``."""
 
-    def __init__(self, image_delay_s: float = 0.0, n_images: int = 0) -> None:
+    def __init__(self, image_delay_s: float = 0.0, n_images: int = 0, nagle: bool = False) -> None:
         self.counts: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -71,8 +71,9 @@ class WebServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             # Headers and body go out in separate writes: without this, Nagle
-            # plus delayed ACKs stall every keep-alive response by ~40 ms.
-            disable_nagle_algorithm = True
+            # plus delayed ACKs stall every keep-alive response by ~40 ms
+            # (unless the client ACKs at once; ``nagle=True`` shows it).
+            disable_nagle_algorithm = not nagle
 
             def log_message(self, *args: Any) -> None:
                 pass
