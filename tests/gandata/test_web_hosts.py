@@ -117,6 +117,7 @@ def test_failures_are_told_apart_by_cause() -> None:
     refused = aiohttp.ClientConnectorError(None, ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
     assert classify(refused) == REFUSED  # dead host or full accept queue: decided by what is in flight
     assert classify(aiohttp.ClientResponseError(None, (), status=400)) == ERROR
+    assert classify(aiohttp.ClientPayloadError("truncated")) == OVERLOAD
 
 
 def test_reads_acknowledge_at_once() -> None:

@@ -67,8 +67,8 @@ class FetchResult:
 
 
 # Failure causes, which decide what a failed attempt does (see _fetch_with_retries).
-BUSY = "busy"  # connect timeout, reset, dropped connection, 429/503 with Retry-After: slow down, retry free
-OVERLOAD = "overload"  # read timeout, 429/503 without Retry-After: slow down, retry (charged when it cut)
+BUSY = "busy"  # connect timeout, reset, dropped before answering, 429/503 with Retry-After: retried free
+OVERLOAD = "overload"  # read timeout, body cut off, 429/503 without Retry-After: charged when it cut
 REFUSED = "refused"  # connection refused: overload if the host is alive, else a dead host
 DEAD = "dead"  # DNS failure, unreachable: the host fails fast
 ERROR = "error"  # 500, 502, a protocol error: retried `retries` times with backoff
@@ -136,6 +136,8 @@ def classify(exc: BaseException) -> str:
     dns_error = getattr(aiohttp, "ClientConnectorDNSError", None)
     if dns_error is not None and isinstance(exc, dns_error):
         return DEAD
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return ERROR  # a certificate or TLS problem does not go away by waiting
     if isinstance(exc, aiohttp.ClientConnectorError):
         code = exc.os_error.errno if exc.os_error is not None else None
         if code == errno.ECONNREFUSED:
@@ -143,8 +145,12 @@ def classify(exc: BaseException) -> str:
         if code in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
             return DEAD
         return BUSY  # reset or aborted while connecting: an accept queue overflowing
-    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
-        return BUSY  # dropped before or during the answer
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return BUSY  # dropped before the answer
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        # Cut off mid-body (load), or a body the server always garbles: charged
+        # when it cuts, so that such a URL is not asked 30 times.
+        return OVERLOAD
     if isinstance(exc, (aiohttp.ClientOSError, OSError)):
         code = getattr(exc, "errno", None)
         if code in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, None):
