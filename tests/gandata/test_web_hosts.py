@@ -161,9 +161,9 @@ def test_server_answering_429_with_retry_after_is_slowed_and_nothing_lost(tmp_pa
     assert refused and figures.cuts >= 1
     assert figures.max_window < 16
     # Retry-After: 1 honoured: after a 429 the host hears nothing new for a
-    # second (0.1 s of grace for requests already on their way).
+    # second (0.3 s of grace for requests already on their way on a busy machine).
     for t in refused:
-        assert not [u for u in arrivals if t + 0.1 < u < t + 0.9], t
+        assert not [u for u in arrivals if t + 0.3 < u < t + 0.9], t
 
 
 def test_dead_host_fails_fast(tmp_path: Path) -> None:
