@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 # --------------------------------------------------------------------------------------------
 # The reference recipe (pytorch/examples dcgan, as that example runs it)
 

@@ -9,6 +9,8 @@ counts requests per path and the most requests in flight at once.
 from __future__ import annotations
 
 import io
+import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -50,7 +52,7 @@ NOAI_PAGE = """<html><head><meta name="robots" content="noindex, noai"></head><b
 class WebServer:
     """Start with ``with WebServer() as server:``; ``server.url(path)``."""
 
-    def __init__(self, image_delay_s: float = 0.0, n_images: int = 0) -> None:
+    def __init__(self, image_delay_s: float = 0.0, n_images: int = 0, nagle: bool = False) -> None:
         self.counts: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -69,8 +71,9 @@ class WebServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             # Headers and body go out in separate writes: without this, Nagle
-            # plus delayed ACKs stall every keep-alive response by ~40 ms.
-            disable_nagle_algorithm = True
+            # plus delayed ACKs stall every keep-alive response by ~40 ms
+            # (unless the client ACKs at once; ``nagle=True`` shows it).
+            disable_nagle_algorithm = not nagle
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -173,3 +176,142 @@ class WebServer:
             h.send_header(key, value)
         h.end_headers()
         h.wfile.write(body)
+
+
+class _SmallBacklogServer(ThreadingHTTPServer):
+    # http.server's own default; a small queue overflows when many connections
+    # arrive at once, and the kernel then drops SYNs (1-3-7 s retransmits).
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, backlog: int) -> None:
+        self.request_queue_size = backlog
+        super().__init__(address, handler)
+
+
+class FragileServer:
+    """A small server of the kind much of the web runs on: a threaded Python
+    ``http.server`` speaking HTTP/1.0 (one connection per request, closed
+    after the answer), an accept backlog of ``backlog``, Nagle left on and
+    headers and body written separately (as http.server does).
+
+    ``max_in_flight`` makes it fragile on purpose: a connection arriving while
+    that many are being served (each image takes ``delay_s``) is reset without an answer (``busy_status``
+    None) or answered ``busy_status`` (429 or 503) with ``Retry-After:
+    retry_after``. It serves ``/bench/{i}.png`` for ``i < n_images`` and a
+    robots.txt that allows everything; it counts answers by status, requests
+    per path and the most connections served at once.
+    """
+
+    def __init__(self, n_images: int = 0, *, backlog: int = 5, max_in_flight: int | None = None,
+                 busy_status: int | None = None, retry_after: str | None = None, image_px: int = 64,
+                 crawl_delay_s: float | None = None, delay_s: float = 0.0) -> None:
+        self.counts: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()  # "200", "429", "reset", ...
+        self.in_flight = 0
+        self.max_in_flight = 0  # most connections served at once, refused ones included
+        self.max_served = 0  # most answered with an image at once
+        self.serving = 0
+        self.times: list[float] = []  # arrival times of image requests served (monotonic)
+        self.arrivals: list[float] = []  # arrival times of every request but robots.txt
+        self.answers: list[tuple[str, float]] = []  # (status or "reset", time) of every answer
+        self.lock = threading.Lock()
+        self.limit = max_in_flight
+        self.delay_s = delay_s  # time each image takes to serve, so requests overlap
+        self.busy_status = busy_status
+        self.retry_after = retry_after
+        self.robots = b"User-agent: *\nAllow: /\n" + (f"Crawl-delay: {crawl_delay_s}\n".encode() if crawl_delay_s else b"")
+        self.images = {f"/bench/{i}.png": png_bytes(((i * 7) % 256, (i * 13) % 256, (i * 29) % 256), image_px)
+                       for i in range(n_images)}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                with server.lock:
+                    server.counts[path] += 1
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    busy = server.limit is not None and server.in_flight > server.limit and path != "/robots.txt"
+                    if path != "/robots.txt":
+                        server.arrivals.append(time.monotonic())
+                    if not busy and path in server.images:
+                        server.serving += 1
+                        server.max_served = max(server.max_served, server.serving)
+                        server.times.append(time.monotonic())
+                try:
+                    if busy:
+                        server._refuse(self)
+                    elif path == "/robots.txt":
+                        server._send(self, 200, server.robots, "text/plain")
+                    elif path in server.images:
+                        try:
+                            if server.delay_s:
+                                time.sleep(server.delay_s)
+                            server._send(self, 200, server.images[path], "image/png")
+                        finally:
+                            with server.lock:
+                                server.serving -= 1
+                    else:
+                        server._send(self, 404, b"not found", "text/plain")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    server._leave(self)
+
+        self.httpd = _SmallBacklogServer(("127.0.0.1", 0), Handler, backlog)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def image_urls(self, host: str = "127.0.0.1") -> list[str]:
+        return [self.url(path, host) for path in self.images]
+
+    def __enter__(self) -> "FragileServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _send(self, h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str,
+              headers: dict[str, str] | None = None) -> None:
+        with self.lock:
+            self.statuses[str(status)] += 1
+            self.answers.append((str(status), time.monotonic()))
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            h.send_header(key, value)
+        h.end_headers()  # one write for the headers ...
+        # Out of flight as the last write starts: once it returns the client
+        # may have its answer and send the next request before this thread
+        # runs again, and counting both would see a concurrency that never was.
+        self._leave(h)
+        h.wfile.write(body)  # ... and another for the body
+
+    def _leave(self, h: BaseHTTPRequestHandler) -> None:
+        if not getattr(h, "_left", False):
+            h._left = True  # type: ignore[attr-defined]
+            with self.lock:
+                self.in_flight -= 1
+
+    def _refuse(self, h: BaseHTTPRequestHandler) -> None:
+        if self.busy_status is not None:
+            headers = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
+            return self._send(h, self.busy_status, b"busy", "text/plain", headers)
+        with self.lock:
+            self.statuses["reset"] += 1
+            self.answers.append(("reset", time.monotonic()))
+        # SO_LINGER 0: close with a RST, as an overwhelmed server or proxy does.
+        h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        h.close_connection = True
+        h.connection.close()

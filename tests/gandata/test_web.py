@@ -1,4 +1,4 @@
-"""Web sources against a real HTTP server on 127.0.0.1 (tests/gandata/web_server.py).
+"""Web sources against a real HTTP server on 127.0.0.1 (tests/common/web_server.py).
 
 Politeness is asserted from the server's own request counts."""
 
@@ -172,7 +172,9 @@ def test_url_list_failures_are_counted_rejections(tmp_path: Path, server: WebSer
     assert server.counts["/flaky.png"] == 2 and server.counts["/ratelimited.png"] == 2
     first, second = server.times["/ratelimited.png"]
     assert second - first >= 0.95  # Retry-After: 1 honoured although backoff_s is 0.05
-    assert server.counts["/slow.png"] == 2  # one retry, then given up
+    # One retry charged, then given up; a timeout while the host's window had
+    # already been cut (here by the 429) is retried free, so at most one more.
+    assert 2 <= server.counts["/slow.png"] <= 3
     assert server.counts["/loop/a"] == 1 and server.counts["/loop/b"] == 1
     assert server.counts["/img/ok.png"] == 1
     assert server.huge_bytes_sent < 20_000_000  # aborted early, not read to the end (~128 MB)

@@ -3,11 +3,15 @@
 Before any request to a host its robots.txt is fetched (once per host per
 client, or handed over from the parent process) and obeyed, ``Crawl-delay``
 included. Requests go out with an identifying User-Agent, at most
-``concurrency`` at a time in this process and ``host_concurrency`` per host
-across all worker processes (lock files in the cache directory), paced by
-``host_rate`` / ``Crawl-delay``. Network errors, timeouts, 5xx and 429 are
-retried with exponential backoff and jitter, honouring ``Retry-After``; a
-failure pauses the whole host, and a host that keeps failing is given up.
+``concurrency`` at a time in this process and, per host across all worker
+processes, at most its congestion window (``hosts.HostController``: grows
+while the host answers well, halved on overload, ``host_concurrency`` as the
+ceiling), paced by ``host_rate`` / ``Crawl-delay``. Failures are handled by
+cause: overload (timeouts, resets, 429, 503) slows the host down and the URL
+is retried after the pause, honouring ``Retry-After``; other errors are
+retried ``retries`` times with backoff; a dead host (DNS failure, refused
+with nothing in flight) fails fast, and a host that keeps failing is given
+up after ``host_max_failures`` failures or ``host_retry_budget_s`` seconds.
 Redirects are followed by hand, so every hop passes the same URL, address
 and robots checks; loops are detected. A body is read in chunks and the
 download aborted as soon as it passes ``max_bytes``.
@@ -16,23 +20,23 @@ download aborted as soon as it passes ``max_bytes``.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
-import random
-import re
+import errno
+import functools
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 from protego import Protego
 from yarl import URL
 
 from gandata.sources.web.guard import UrlRefused, check_address, check_url, sniff_image
+from gandata.sources.web.hosts import HostController
 from gandata.sources.web.options import WebOptions
 
 # RFC 9309: an unreachable robots.txt (5xx, network error) means "disallow all".
@@ -54,16 +58,104 @@ class FetchResult:
     reason: str | None = None
     detail: str = ""
     retryable: bool = False
+    # Seconds from sending the request to the response headers (0 when none came).
+    ttfb_s: float = 0.0
 
     @property
     def ok(self) -> bool:
         return self.reason is None
 
 
+# Failure causes, which decide what a failed attempt does (see _fetch_with_retries).
+BUSY = "busy"  # connect timeout, reset, dropped before answering, 429/503 with Retry-After: retried free
+OVERLOAD = "overload"  # read timeout, body cut off, 429/503 without Retry-After: charged when it cut
+REFUSED = "refused"  # connection refused: overload if the host is alive, else a dead host
+DEAD = "dead"  # DNS failure, unreachable: the host fails fast
+ERROR = "error"  # 500, 502, a protocol error: retried `retries` times with backoff
+
+# Attempts one URL may spend on failures not charged to it (BUSY ones, and
+# overload while the host had already been slowed down): a bound so that no
+# URL is requeued forever; the host's time budget usually ends it first.
+MAX_FREE_ATTEMPTS = 30
+# A first connect gives up after max(FAST_CONNECT_MIN_S, FAST_CONNECT_FACTOR x
+# the host's fastest time to first byte): a SYN dropped by a full accept
+# queue is otherwise retransmitted by the kernel only after 1 s (then 3, 7 s),
+# while a new connection, once the window is cut, gets through at once. Each
+# connect timeout of a URL multiplies its next one by 4, up to connect_timeout_s.
+FAST_CONNECT_MIN_S = 0.1
+FAST_CONNECT_FACTOR = 4.0
+
+
 class _Retry(Exception):
-    def __init__(self, detail: str, status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(self, detail: str, status: int | None = None, retry_after: float | None = None,
+                 cause: str = ERROR, connect_timeout: bool = False) -> None:
         super().__init__(detail)
-        self.detail, self.status, self.retry_after = detail, status, retry_after
+        self.detail, self.status, self.retry_after, self.cause = detail, status, retry_after, cause
+        self.connect_timeout = connect_timeout
+
+
+class _QuickAckHandler(ResponseHandler):
+    """aiohttp's response protocol, acknowledging every read at once.
+
+    Many small servers write the headers and the body of a response
+    separately with Nagle's algorithm on: the body then waits until the
+    client acknowledges the headers, and Linux delays that ACK by ~40 ms on a
+    reused connection. TCP_QUICKACK after each read sends the pending ACK now
+    (measured against such a server: 44 ms per request -> under 1 ms)."""
+
+    _sock: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._sock = transport.get_extra_info("socket")
+
+    def data_received(self, data: bytes) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            except OSError:
+                self._sock = None  # not TCP (or closed): stop trying
+        super().data_received(data)
+
+
+def _connector(limit: int) -> aiohttp.TCPConnector:
+    connector = aiohttp.TCPConnector(limit=limit)
+    # _factory is how aiohttp makes the protocol of each connection; where
+    # it or TCP_QUICKACK (Linux only) is missing, stay with aiohttp's own.
+    if hasattr(socket, "TCP_QUICKACK") and hasattr(connector, "_factory"):
+        connector._factory = functools.partial(_QuickAckHandler, loop=asyncio.get_running_loop())
+    return connector
+
+
+def classify(exc: BaseException) -> str:
+    """The cause of a failed attempt (BUSY, OVERLOAD, REFUSED, DEAD or ERROR)."""
+    if isinstance(exc, getattr(aiohttp, "ConnectionTimeoutError", ())):
+        return BUSY  # no connection yet: the request never reached the server
+    if isinstance(exc, asyncio.TimeoutError):
+        return OVERLOAD
+    dns_error = getattr(aiohttp, "ClientConnectorDNSError", None)
+    if dns_error is not None and isinstance(exc, dns_error):
+        return DEAD
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return ERROR  # a certificate or TLS problem does not go away by waiting
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        code = exc.os_error.errno if exc.os_error is not None else None
+        if code == errno.ECONNREFUSED:
+            return REFUSED
+        if code in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
+            return DEAD
+        return BUSY  # reset or aborted while connecting: an accept queue overflowing
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return BUSY  # dropped before the answer
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        # Cut off mid-body (load), or a body the server always garbles: charged
+        # when it cuts, so that such a URL is not asked 30 times.
+        return OVERLOAD
+    if isinstance(exc, (aiohttp.ClientOSError, OSError)):
+        code = getattr(exc, "errno", None)
+        if code in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, None):
+            return BUSY
+    return ERROR
 
 
 def origin_of(url: str) -> str:
@@ -101,75 +193,6 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-class HostLimiter:
-    """Per-host concurrency and pacing, shared by every worker process
-    through lock files in ``lock_dir`` (in-process only when it is None)."""
-
-    def __init__(self, limit: int, lock_dir: str | None) -> None:
-        self.limit = limit
-        self.lock_dir = Path(lock_dir) if lock_dir else None
-        self._made = False
-        self._local: dict[str, asyncio.Semaphore] = {}
-        self._next: dict[str, float] = {}
-
-    def _name(self, host: str) -> str:
-        # Created on first use, so that a dry run writes nothing.
-        if self.lock_dir is not None and not self._made:
-            self.lock_dir.mkdir(parents=True, exist_ok=True)
-            self._made = True
-        return re.sub(r"[^a-z0-9.-]", "_", host.lower())
-
-    async def acquire(self, host: str) -> int | None:
-        sem = self._local.setdefault(host, asyncio.Semaphore(self.limit))
-        await sem.acquire()
-        if self.lock_dir is None:
-            return None
-        delay = 0.001
-        try:
-            while True:
-                for i in range(self.limit):
-                    fd = os.open(self.lock_dir / f"{self._name(host)}.slot{i}", os.O_CREAT | os.O_RDWR, 0o600)
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        return fd
-                    except BlockingIOError:
-                        os.close(fd)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.02)
-        except BaseException:
-            sem.release()
-            raise
-
-    def release(self, host: str, fd: int | None) -> None:
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-        self._local[host].release()
-
-    async def pace(self, host: str, interval_s: float) -> None:
-        """Wait for this host's next request slot: requests start at least
-        ``interval_s`` apart across all processes."""
-        if interval_s <= 0:
-            return
-        now = time.time()
-        if self.lock_dir is None:
-            start = max(now, self._next.get(host, 0.0))
-            self._next[host] = start + interval_s
-        else:
-            fd = os.open(self.lock_dir / f"{self._name(host)}.next", os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)  # held for microseconds
-                raw = os.read(fd, 64)
-                start = max(now, float(raw) if raw.strip() else 0.0)
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.ftruncate(fd, 0)
-                os.write(fd, repr(start + interval_s).encode())
-            finally:
-                os.close(fd)
-        if start > now:
-            await asyncio.sleep(start - now)
-
-
 class Fetcher:
     """One async HTTP client with every politeness and safety rule. Use as
     ``async with Fetcher(...) as f: await f.fetch(url)``."""
@@ -180,15 +203,15 @@ class Fetcher:
     ) -> None:
         self.options = options
         self.allow_private = allow_private_network
-        self.limiter = HostLimiter(options.host_concurrency, lock_dir)
+        self.hosts = HostController(
+            options.host_concurrency, lock_dir, backoff_s=options.backoff_s, max_backoff_s=options.max_backoff_s,
+            budget_s=options.host_retry_budget_s, max_failures=options.host_max_failures, adaptive=options.adaptive,
+            seed=seed)
         self.robots_texts: dict[str, str] = dict(robots_texts or {})
         self._robots: dict[str, Protego] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._dns: dict[str, str | None] = {}
         self._global = asyncio.Semaphore(options.concurrency)
-        self._pause_until: dict[str, float] = {}
-        self._failures: dict[str, int] = {}
-        self._rng = random.Random(seed)
         self._client: aiohttp.ClientSession | None = None
         self.requests = 0
 
@@ -199,14 +222,21 @@ class Fetcher:
         self._client = aiohttp.ClientSession(
             headers={"User-Agent": o.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=o.connect_timeout_s, sock_read=o.read_timeout_s),
-            connector=aiohttp.TCPConnector(limit=o.concurrency + 4),
+            connector=_connector(o.concurrency + 4),
             auto_decompress=False, trust_env=False,
         )
+        # aiohttp resends a GET at once when the server drops the connection:
+        # into the same overload, unseen by the host's window and figures. The
+        # controller retries instead, after slowing down. (Private attribute,
+        # the one aiohttp's own test client turns off; absent, nothing changes.)
+        if hasattr(self._client, "_retry_connection"):
+            self._client._retry_connection = False
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
         assert self._client is not None
         await self._client.close()
+        self.hosts.close()
 
     # ---- robots.txt -------------------------------------------------------------
 
@@ -281,72 +311,99 @@ class Fetcher:
     async def _fetch_with_retries(self, url: str, current: str, host: str, origin: str, image: bool) -> FetchResult:
         o = self.options
         last = ""
-        for attempt in range(o.retries + 1):
-            pause = self._pause_until.get(host, 0.0) - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
+        charged = 0  # failures that count against `retries`
+        connect_timeouts = 0
+        for attempt in range(o.retries + 1 + MAX_FREE_ATTEMPTS):
+            # The host slot first: a request waiting for a busy host must not
+            # hold one of the global slots that other hosts could use. The
+            # controller also holds it back while the host is paused.
+            ticket = await self.hosts.acquire(host)
+            ticket.attempt = attempt
+            if ticket.refused:
+                return self._failed(url, current, host, f"host {host} given up: {ticket.refused}")
             try:
-                # Host slot first: a request waiting for a busy host must not
-                # hold one of the global slots that other hosts could use.
-                fd = await self.limiter.acquire(host)
-                try:
-                    # Checked once a slot is ours: requests queued behind the
-                    # failing ones must not go out either.
-                    if self._failures.get(host, 0) >= o.host_max_failures > 0:
-                        return FetchResult(url, current, reason="download_failed", retryable=True,
-                                           detail=f"{current}: host {host} given up after {self._failures[host]} consecutive failures ({last or 'see other rejections'})")
-                    await self.limiter.pace(host, max(1.0 / o.host_rate if o.host_rate else 0.0, self.crawl_delay(origin)))
-                    async with self._global:
-                        result = await self._request(current, host, image=image)
-                finally:
-                    self.limiter.release(host, fd)
-                self._failures[host] = 0
-                result.url = url
-                return result
+                await self.hosts.pace(host, max(1.0 / o.host_rate if o.host_rate else 0.0, self.crawl_delay(origin)))
+                connect_s = o.connect_timeout_s
+                if ticket.base_s is not None:
+                    fast = max(FAST_CONNECT_MIN_S, FAST_CONNECT_FACTOR * ticket.base_s) * 4 ** connect_timeouts
+                    connect_s = min(connect_s, fast)
+                async with self._global:
+                    result = await self._request(current, host, image=image, connect_timeout_s=connect_s)
             except _Retry as exc:
                 last = exc.detail
-                self._failures[host] = self._failures.get(host, 0) + 1
-                if attempt == o.retries:
-                    break
-                delay = min(o.max_backoff_s, o.backoff_s * (2 ** attempt)) * (0.5 + self._rng.random())
-                if exc.retry_after is not None:
-                    if exc.retry_after > o.max_backoff_s:
-                        return FetchResult(url, current, status=exc.status, reason="download_failed", retryable=True,
-                                           detail=f"{current}: {exc.detail}; Retry-After {exc.retry_after:.0f}s exceeds max_backoff_s={o.max_backoff_s:g}")
-                    delay = max(delay, exc.retry_after)
-                # The whole host waits, not only this URL: a failing host is backed off.
-                self._pause_until[host] = max(self._pause_until.get(host, 0.0), time.monotonic() + delay)
-                await asyncio.sleep(delay)
-        return FetchResult(url, current, reason="download_failed", retryable=True,
-                           detail=f"{current}: {last} (after {o.retries + 1} attempts)")
+                cause = exc.cause
+                if cause == REFUSED:
+                    cause = DEAD if self.hosts.refused_means_dead(ticket) else BUSY
+                if cause == DEAD:
+                    self.hosts.give_up(ticket, f"{exc.detail} with nothing in flight")
+                    return self._failed(url, current, host, f"{exc.detail}; host {host} looks dead: its other URLs fail without a request")
+                connect_timeouts += exc.connect_timeout
+                if cause == BUSY:
+                    # Never charged: the host said "later", not "no". A fast
+                    # connect timeout is not even a failure of the host (a
+                    # busy client can miss so short a deadline): it cuts the
+                    # window, and the URL's next connect waits longer.
+                    fast = exc.connect_timeout and connect_s < o.connect_timeout_s
+                    self.hosts.overloaded(ticket, exc.retry_after, exc.detail, failure=not fast)
+                elif cause == OVERLOAD:
+                    charged += self.hosts.overloaded(ticket, exc.retry_after, exc.detail)
+                else:
+                    self.hosts.failed(ticket, exc.detail)
+                    charged += 1
+                if exc.retry_after is not None and exc.retry_after > o.max_backoff_s:
+                    return self._failed(url, current, host, f"{exc.detail}; Retry-After {exc.retry_after:.0f}s exceeds max_backoff_s={o.max_backoff_s:g}", status=exc.status)
+                if charged > o.retries:
+                    return self._failed(url, current, host, f"{last} (after {attempt + 1} attempts)")
+                continue  # the controller waits out the host's pause before the next attempt
+            finally:
+                self.hosts.release(ticket)
+            self.hosts.succeeded(ticket, result.ttfb_s, image=image and result.ok and result.body is not None)
+            result.url = url
+            return result
+        return self._failed(url, current, host, f"{last} (after {o.retries + 1 + MAX_FREE_ATTEMPTS} attempts)")
 
-    async def _request(self, url: str, host: str, *, image: bool) -> FetchResult:
+    def _failed(self, url: str, current: str, host: str, detail: str, status: int | None = None) -> FetchResult:
+        """A retryable download failure; its detail ends with the host's figures."""
+        self.hosts.note_failed_url(host)
+        return FetchResult(url, current, status=status, reason="download_failed", retryable=True,
+                           detail=f"{current}: {detail}; {self.hosts.figures(host).describe()}")
+
+    async def _request(self, url: str, host: str, *, image: bool, connect_timeout_s: float | None = None) -> FetchResult:
         """One GET; raises _Retry for retryable failures."""
         assert self._client is not None
         o = self.options
         self.requests += 1
         fetched_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        connect_s = connect_timeout_s or o.connect_timeout_s
         # The read timeout is per chunk; a body trickled slowly is cut off by this total.
-        deadline = o.connect_timeout_s + 2 * o.read_timeout_s
+        deadline = connect_s + 2 * o.read_timeout_s
         try:
-            return await asyncio.wait_for(self._get(url, image, fetched_at), timeout=deadline)
+            return await asyncio.wait_for(self._get(url, image, fetched_at, connect_s), timeout=deadline)
         except aiohttp.InvalidURL as exc:
             return FetchResult(url, url, reason="bad_url", detail=f"{url}: invalid URL ({exc})", fetched_at=fetched_at)
         except asyncio.TimeoutError as exc:  # aiohttp's read/connect timeouts are TimeoutErrors too
-            raise _Retry(f"timeout ({type(exc).__name__}{': ' + str(exc) if str(exc) else f' after {deadline:g}s'})") from None
+            raise _Retry(f"timeout ({type(exc).__name__}{': ' + str(exc) if str(exc) else f' after {deadline:g}s'})",
+                         cause=classify(exc),
+                         connect_timeout=isinstance(exc, getattr(aiohttp, "ConnectionTimeoutError", ()))) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise _Retry(f"network error ({type(exc).__name__}: {exc})") from None
+            raise _Retry(f"network error ({type(exc).__name__}: {exc})", cause=classify(exc)) from None
 
-    async def _get(self, url: str, image: bool, fetched_at: str) -> FetchResult:
+    async def _get(self, url: str, image: bool, fetched_at: str, connect_s: float) -> FetchResult:
         assert self._client is not None
         o = self.options
-        async with self._client.get(URL(url, encoded=True), allow_redirects=False) as response:
+        started = time.monotonic()
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=o.read_timeout_s)
+        async with self._client.get(URL(url, encoded=True), allow_redirects=False, timeout=timeout) as response:
             status = response.status
             headers = {k.lower(): v for k, v in response.headers.items()}
             base = dict(url=url, final_url=url, status=status, headers=headers, fetched_at=fetched_at,
-                        content_type=headers.get("content-type"))
+                        content_type=headers.get("content-type"), ttfb_s=time.monotonic() - started)
             if status in (429, 408) or status >= 500:
-                raise _Retry(f"HTTP {status}", status, parse_retry_after(headers.get("retry-after")))
+                # 429 and 503 are how a server says "too many at once"; with a
+                # Retry-After it also says when to come back.
+                retry_after = parse_retry_after(headers.get("retry-after"))
+                cause = ERROR if status not in (429, 503) else OVERLOAD if retry_after is None else BUSY
+                raise _Retry(f"HTTP {status}", status, retry_after, cause=cause)
             if 300 <= status < 400:
                 if "location" in headers:
                     return FetchResult(**base)

@@ -18,7 +18,8 @@ class WebOptions:
     """Everything a web source needs to know about how to fetch.
 
     ``concurrency`` bounds the requests in flight per worker process;
-    ``host_concurrency`` bounds them per host across all worker processes.
+    ``host_concurrency`` bounds them per host across all worker processes:
+    the ceiling of the host's adaptive window (``hosts.HostController``).
     """
 
     user_agent: str = DEFAULT_USER_AGENT
@@ -31,8 +32,13 @@ class WebOptions:
     retries: int = 3
     backoff_s: float = 0.5
     max_backoff_s: float = 60.0
-    # Consecutive failures after which a host is given up for the rest of a partition.
+    # Consecutive failures (no success between) after which a host is given up for the build.
     host_max_failures: int = 20
+    # Seconds a host may keep failing (no success) while its URLs are retried before it is given up.
+    host_retry_budget_s: float = 120.0
+    # Adapt each host's concurrency to how it copes (start low, AIMD); False:
+    # always host_concurrency in flight.
+    adaptive: bool = True
     max_redirects: int = 5
     max_bytes: int = 20_000_000
     noai: tuple[str, ...] = ("noai", "noimageai")
@@ -52,9 +58,9 @@ class WebOptions:
 
 
 _INT = {"concurrency", "host_concurrency", "retries", "host_max_failures", "max_redirects", "max_bytes", "max_pages", "batch"}
-_FLOAT = {"host_rate", "connect_timeout_s", "read_timeout_s", "backoff_s", "max_backoff_s"}
+_FLOAT = {"host_rate", "connect_timeout_s", "read_timeout_s", "backoff_s", "max_backoff_s", "host_retry_budget_s"}
 _LIST = {"noai", "include", "exclude", "optouts"}
-_BOOL = {"robots", "same_host"}
+_BOOL = {"robots", "same_host", "adaptive"}
 # Short aliases accepted in URIs.
 _ALIASES = {"timeout": "read_timeout_s", "connect_timeout": "connect_timeout_s", "read_timeout": "read_timeout_s",
             "max_size": "max_bytes", "ua": "user_agent", "depth": "max_depth", "pages": "max_pages",
@@ -128,7 +134,8 @@ def _validate(uri: str, o: WebOptions) -> None:
     for name in ("concurrency", "host_concurrency", "max_bytes", "max_pages", "batch"):
         if getattr(o, name) < 1:
             raise SourceError(f"{uri}: option {name}={getattr(o, name)} must be at least 1")
-    for name in ("retries", "max_redirects", "host_rate", "backoff_s", "max_backoff_s", "host_max_failures"):
+    for name in ("retries", "max_redirects", "host_rate", "backoff_s", "max_backoff_s", "host_max_failures",
+                 "host_retry_budget_s"):
         if getattr(o, name) < 0:
             raise SourceError(f"{uri}: option {name}={getattr(o, name)} must not be negative")
     if o.connect_timeout_s <= 0 or o.read_timeout_s <= 0:

@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+from urllib.parse import urlsplit
 
 from gandata.config import SourceSpec
 from gandata.errors import SourceError
@@ -28,6 +29,7 @@ from gandata.sources.web.cache import DownloadCache
 from gandata.sources.web.crawl import apply_label_rule, crawl
 from gandata.sources.web.fetch import Fetcher, FetchResult, origin_of
 from gandata.sources.web.guard import UrlRefused, check_url, normalize_url
+from gandata.sources.web.hosts import HostFigures, host_file_name, read_host_figures
 from gandata.sources.web.options import WebOptions, parse_options, split_uri
 from gandata.sources.web.optout import check_response, check_sites
 from gandata.sources.web.urls import UrlEntry, read_url_list
@@ -56,6 +58,7 @@ class WebSource:
         self.cache_dir = ctx.cache_dir
         self.seed = ctx.seed
         self._partitions: list[Partition] | None = None
+        self._hosts: list[str] = []
 
     # ---- parent side --------------------------------------------------------------
 
@@ -72,6 +75,10 @@ class WebSource:
         async with Fetcher(self.options, allow_private_network=self.allow_private, lock_dir=lock_dir, seed=self.seed) as fetcher:
             entries = _dedup(await self._discover(fetcher))
             origins = sorted({origin_of(e.url) for e in entries if e.rejected is None and e.noai is None})
+            self._hosts = sorted({urlsplit(o).netloc for o in origins})
+            for host in self._hosts:
+                # Each build learns its hosts anew: start low, fresh figures.
+                fetcher.hosts.reset(host)
             if self.options.robots:
                 # Once per host, before any request to it; workers reuse the texts.
                 await asyncio.gather(*(fetcher.robots(o) for o in origins))
@@ -94,6 +101,16 @@ class WebSource:
 
     def class_names(self) -> list[str] | None:
         return None
+
+    def host_figures(self) -> list[HostFigures]:
+        """Per-host figures of this build so far (requests, retries, final
+        concurrency, median latency, images downloaded), summed over every
+        worker process; empty before ``partitions()`` or without a cache
+        directory. Cheap enough to poll for a progress display."""
+        if not self.cache_dir:
+            return []
+        wanted = {host_file_name(h) for h in self._hosts}
+        return [f for f in read_host_figures(Path(self.cache_dir) / "hosts") if host_file_name(f.host) in wanted]
 
     def _fingerprint(self, content: str) -> str:
         # The download cache's state is not part of it: a dataset built with
