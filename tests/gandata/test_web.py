@@ -97,7 +97,8 @@ def test_url_list_formats(tmp_path: Path) -> None:
     pq.write_table(pa.table({"url": ["http://h/1.png"], "label": ["cow"]}), tmp_path / "a.parquet")
     assert [e.url for e in read_url_list(str(tmp_path / "a.txt"))] == ["http://h/1.png", "http://h/2.png"]
     tsv = read_url_list(str(tmp_path / "a.tsv"))[0]
-    assert (tsv.label, tsv.extra) == ("cat", (("license", "cc0"),))
+    # A list's license column is kept, but never as gandata's own `license` column.
+    assert (tsv.label, tsv.extra) == ("cat", (("url_license", "cc0"),))
     assert read_url_list(str(tmp_path / "a.jsonl.gz"))[0].extra == (("caption", "a dog"),)
     assert read_url_list(str(tmp_path / "a.parquet"))[0].label == "cow"
     (tmp_path / "bad.csv").write_text("link\nhttp://h/1.png\n")
@@ -180,7 +181,8 @@ def test_url_list_failures_are_counted_rejections(tmp_path: Path, server: WebSer
     assert server.huge_bytes_sent < 20_000_000  # aborted early, not read to the end (~128 MB)
     assert server.counts["/robots.txt"] == 1
     samples = pq.read_table(out / "samples.parquet").to_pylist()
-    assert {r["license"] for r in samples} == {"cc0"} and {r["class_name"] for r in samples} == {"a"}
+    assert {r["url_license"] for r in samples} == {"cc0"} and {r["license"] for r in samples} == {"unknown"}
+    assert {r["class_name"] for r in samples} == {"a"}
     assert next(r for r in samples if r["url"] == server.url("/redirect/1"))["final_url"] == server.url("/img/later.png")
 
 
