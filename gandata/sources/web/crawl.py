@@ -15,10 +15,16 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import PurePosixPath
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from gandata.sources.web.fetch import Fetcher, noai_directives
-from gandata.sources.web.guard import normalize_url
+from gandata.sources.web.guard import (
+    UrlRefused,
+    check_url,
+    join_url,
+    normalize_url,
+    shown,
+)
 from gandata.sources.web.options import WebOptions
 from gandata.sources.web.urls import UrlEntry
 
@@ -106,14 +112,20 @@ def extract_page(html: str, page_url: str) -> PageContent:
     parser.feed(html)
     parser.close()
     raw = parser.page
-    base = urljoin(page_url, raw.base) if raw.base else page_url
+    base = join_url(page_url, raw.base) if raw.base else page_url
+    try:
+        check_url(base)
+    except UrlRefused:
+        base = page_url  # a malformed <base href> is ignored, as browsers do
     out = PageContent(robots=raw.robots, base=base)
     for source, target in ((raw.images, out.images), (raw.links, out.links)):
         seen: set[str] = set()
         for ref in source:
             if ref.lower().startswith(("data:", "javascript:", "mailto:", "about:", "blob:")):
                 continue
-            url = normalize_url(urljoin(base, ref))
+            # A malformed reference stays as it is: check_url refuses it later,
+            # as a rejection naming it.
+            url = normalize_url(join_url(base, ref))
             if url not in seen:
                 seen.add(url)
                 target.append(url)
@@ -157,7 +169,7 @@ class CrawlResult:
 
 
 def _follow(url: str, start_host: str, o: WebOptions) -> bool:
-    parts = urlsplit(url)
+    parts = urlsplit(url)  # callers pass URLs check_url accepted
     if parts.scheme not in ("http", "https") or NOT_PAGES.search(parts.path):
         return False
     if o.same_host and parts.netloc.lower() != start_host:
@@ -206,7 +218,17 @@ async def crawl(start: str, o: WebOptions, fetcher: Fetcher) -> CrawlResult:
                 images.append(UrlEntry(url=image_url, page_url=url, noai=", ".join(tags) or None))
             if o.max_depth is None or depth < o.max_depth:
                 for link in content.links:
-                    if link not in seen_pages and _follow(link, start_host, o):
+                    if link in seen_pages:
+                        continue
+                    try:
+                        check_url(link)
+                    except UrlRefused as exc:
+                        seen_pages.add(link)
+                        if link.lower().startswith(("http:", "https:")):  # other schemes are not links to pages
+                            failures.append(UrlEntry(url=link, page_url=url, rejected=(
+                                "bad_url", f"link on page {shown(url)} not followed: {exc.detail}")))
+                        continue
+                    if _follow(link, start_host, o):
                         seen_pages.add(link)
                         following.append(link)
         level = following

@@ -28,20 +28,55 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 from protego import Protego
 from yarl import URL
 
-from gandata.sources.web.guard import UrlRefused, check_address, check_url, sniff_image
+from gandata.sources.web.guard import (
+    UrlRefused,
+    check_address,
+    check_url,
+    join_url,
+    shown,
+    sniff_image,
+)
 from gandata.sources.web.hosts import HostController
 from gandata.sources.web.options import WebOptions
 
 # RFC 9309: an unreachable robots.txt (5xx, network error) means "disallow all".
 DISALLOW_ALL = "User-agent: *\nDisallow: /\n"
 ALLOW_ALL = ""
+# RFC 9309 asks crawlers to parse at least 500 KiB of a robots.txt; Google
+# reads that much and ignores the rest. So do we: a larger file is cut at its
+# last full line within the cap (never refused, never read to the end).
+ROBOTS_MAX_BYTES = 500 * 1024
+# The first line of a DISALLOW_ALL text that says why (a comment to parsers).
+_NOTE = "# gandata: "
+
+
+def unreachable_robots(why: str) -> str:
+    """DISALLOW_ALL with a comment saying why; the comment travels with the
+    text to the worker processes, for the rejection details."""
+    return f"{_NOTE}robots.txt unreachable ({' '.join(why.split())}); RFC 9309: disallow all\n{DISALLOW_ALL}"
+
+
+def robots_note(text: str) -> str:
+    """``" (why)"`` when ``text`` is an unreachable robots.txt's stand-in, else ``""``."""
+    if not text.startswith(_NOTE):
+        return ""
+    return f" ({text[len(_NOTE):].partition(chr(10))[0]})"
+
+
+@functools.lru_cache(maxsize=32)
+def parse_robots(text: str) -> Protego:
+    """The parsed robots.txt ``text``. Memoized per process: every partition
+    of a build (and the parent's checks) use one parse per host, however many
+    partitions a worker runs (a 500 KiB file takes ~0.5 s to parse). The
+    parser is only read after parsing, so sharing it is safe."""
+    return Protego.parse(text)
 
 
 @dataclass
@@ -159,8 +194,19 @@ def classify(exc: BaseException) -> str:
 
 
 def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme.lower()}://{(parts.netloc or '').lower()}"
+    """``scheme://host[:port]`` of ``url``, lower case, without any
+    ``user:password@`` (never sent to robots.txt, never shown in figures);
+    never raises (a URL too malformed to split has the origin ``""``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return f"{parts.scheme.lower()}://{(parts.netloc or '').rpartition('@')[2].lower()}"
+
+
+def host_of(url: str) -> str:
+    """``host[:port]`` of ``url``: the key of its per-host state and figures."""
+    return origin_of(url).partition("://")[2]
 
 
 def noai_directives(header_values: list[str], wanted: tuple[str, ...]) -> list[str]:
@@ -249,28 +295,36 @@ class Fetcher:
             if origin not in self._robots:
                 if origin not in self.robots_texts:
                     self.robots_texts[origin] = await self._fetch_robots(origin)
-                self._robots[origin] = Protego.parse(self.robots_texts[origin])
+                self._robots[origin] = parse_robots(self.robots_texts[origin])
         return self._robots[origin]
 
     async def _fetch_robots(self, origin: str) -> str:
+        """The robots.txt text of ``origin`` as it applies: at most
+        ROBOTS_MAX_BYTES of it; DISALLOW_ALL (with a comment saying why)
+        when it cannot be reached, ALLOW_ALL when there is none."""
         url = origin + "/robots.txt"
         for _ in range(5):  # RFC 9309: follow at least five redirects
             try:
                 _, host, port = check_url(url)
                 await check_address(host, port, self.allow_private, self._dns)
                 async with self._global:
-                    response = await self._request(url, urlsplit(url).netloc.lower(), image=False)
-            except UrlRefused:
-                return DISALLOW_ALL
-            except _Retry:
-                return DISALLOW_ALL
+                    response = await self._request(url, host_of(url), image=False,
+                                                   max_bytes=ROBOTS_MAX_BYTES)
+            except UrlRefused as exc:
+                # Unreachable: RFC 9309 says assume complete disallow.
+                where = "" if url == origin + "/robots.txt" else "redirected to an unusable URL: "
+                return unreachable_robots(f"{where}{exc.detail}")
+            except (_Retry, ValueError) as exc:
+                return unreachable_robots(f"{url}: {exc}")
             if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
-                url = urljoin(url, response.headers["location"])
+                url = join_url(url, response.headers["location"])
                 continue
             if response.status is not None and 200 <= response.status < 300:
                 return (response.body or b"").decode("utf-8", "replace")
             # 4xx: no robots.txt, everything allowed (RFC 9309 2.3.1.3).
-            return ALLOW_ALL if response.status is not None and response.status < 500 else DISALLOW_ALL
+            if response.status is not None and response.status < 500:
+                return ALLOW_ALL
+            return unreachable_robots(f"{url}: {response.detail or f'HTTP {response.status}'}")
         return ALLOW_ALL
 
     def crawl_delay(self, origin: str) -> float:
@@ -282,12 +336,14 @@ class Fetcher:
 
     async def fetch(self, url: str, *, image: bool = True) -> FetchResult:
         """Fetch ``url`` following redirects; never raises for a bad URL or
-        response: the result carries a rejection reason instead."""
+        response: the result carries a rejection reason instead. A redirect
+        to a URL that is malformed or not http(s) fails the download
+        (``download_failed``), its detail naming both URLs."""
         seen: set[str] = set()
         current = url
         for _ in range(self.options.max_redirects + 1):
             if current in seen:
-                return FetchResult(url, current, reason="download_failed", detail=f"{url}: redirect loop at {current}")
+                return FetchResult(url, current, reason="download_failed", detail=f"{shown(url)}: redirect loop at {shown(current)}")
             seen.add(current)
             try:
                 _, host, port = check_url(current)
@@ -296,17 +352,26 @@ class Fetcher:
                 if self.options.robots:
                     parser = await self.robots(origin)
                     if not parser.can_fetch(current, self.options.user_agent):
-                        return FetchResult(url, current, reason="robots_disallowed", detail=f"{current}: disallowed by {origin}/robots.txt")
+                        why = robots_note(self.robots_texts.get(origin, ""))
+                        return FetchResult(url, current, reason="robots_disallowed",
+                                           detail=f"{shown(current)}: disallowed by {origin}/robots.txt{why}")
             except UrlRefused as exc:
-                detail = exc.detail if exc.detail.startswith(current) else f"{current}: {exc.detail}"
+                if current != url and exc.reason == "bad_url":
+                    # The URL listed was fine; the server's redirect was not.
+                    return FetchResult(url, current, reason="download_failed",
+                                       detail=f"{shown(url)}: redirected to an unusable URL: {exc.detail}")
+                detail = exc.detail if exc.detail.startswith(shown(current)) else f"{shown(current)}: {exc.detail}"
                 return FetchResult(url, current, reason=exc.reason, detail=detail, retryable=exc.reason == "download_failed")
-            result = await self._fetch_with_retries(url, current, urlsplit(current).netloc.lower(), origin, image)
+            except ValueError as exc:  # a host name the resolver cannot encode, which check_url let through
+                return FetchResult(url, current, reason="bad_url" if current == url else "download_failed",
+                                   detail=f"{shown(url)}: cannot resolve the host of {shown(current)} ({exc})")
+            result = await self._fetch_with_retries(url, current, host_of(current), origin, image)
             location = result.headers.get("location")
             if result.ok and result.status in (301, 302, 303, 307, 308) and location:
-                current = urljoin(current, location)
+                current = join_url(current, location)
                 continue
             return result
-        return FetchResult(url, current, reason="download_failed", detail=f"{url}: more than {self.options.max_redirects} redirects")
+        return FetchResult(url, current, reason="download_failed", detail=f"{shown(url)}: more than {self.options.max_redirects} redirects")
 
     async def _fetch_with_retries(self, url: str, current: str, host: str, origin: str, image: bool) -> FetchResult:
         o = self.options
@@ -368,8 +433,10 @@ class Fetcher:
         return FetchResult(url, current, status=status, reason="download_failed", retryable=True,
                            detail=f"{current}: {detail}; {self.hosts.figures(host).describe()}")
 
-    async def _request(self, url: str, host: str, *, image: bool, connect_timeout_s: float | None = None) -> FetchResult:
-        """One GET; raises _Retry for retryable failures."""
+    async def _request(self, url: str, host: str, *, image: bool, connect_timeout_s: float | None = None,
+                       max_bytes: int | None = None) -> FetchResult:
+        """One GET; raises _Retry for retryable failures. With ``max_bytes``
+        the body is cut there (robots.txt) instead of refused as too_large."""
         assert self._client is not None
         o = self.options
         self.requests += 1
@@ -378,9 +445,11 @@ class Fetcher:
         # The read timeout is per chunk; a body trickled slowly is cut off by this total.
         deadline = connect_s + 2 * o.read_timeout_s
         try:
-            return await asyncio.wait_for(self._get(url, image, fetched_at, connect_s), timeout=deadline)
-        except aiohttp.InvalidURL as exc:
-            return FetchResult(url, url, reason="bad_url", detail=f"{url}: invalid URL ({exc})", fetched_at=fetched_at)
+            return await asyncio.wait_for(self._get(url, image, fetched_at, connect_s, max_bytes), timeout=deadline)
+        except (aiohttp.InvalidURL, ValueError) as exc:
+            # check_url passed it; a URL that yarl or aiohttp still cannot
+            # send is this URL's rejection, not the build's end.
+            return FetchResult(url, url, reason="bad_url", detail=f"{shown(url)}: invalid URL ({exc})", fetched_at=fetched_at)
         except asyncio.TimeoutError as exc:  # aiohttp's read/connect timeouts are TimeoutErrors too
             raise _Retry(f"timeout ({type(exc).__name__}{': ' + str(exc) if str(exc) else f' after {deadline:g}s'})",
                          cause=classify(exc),
@@ -388,9 +457,10 @@ class Fetcher:
         except (aiohttp.ClientError, OSError) as exc:
             raise _Retry(f"network error ({type(exc).__name__}: {exc})", cause=classify(exc)) from None
 
-    async def _get(self, url: str, image: bool, fetched_at: str, connect_s: float) -> FetchResult:
+    async def _get(self, url: str, image: bool, fetched_at: str, connect_s: float, cut_at: int | None) -> FetchResult:
         assert self._client is not None
         o = self.options
+        cap = cut_at if cut_at is not None else o.max_bytes
         started = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_s, sock_read=o.read_timeout_s)
         async with self._client.get(URL(url, encoded=True), allow_redirects=False, timeout=timeout) as response:
@@ -415,21 +485,31 @@ class Fetcher:
                 if tags:
                     return FetchResult(**base, reason="noai", detail=f"{url}: X-Robots-Tag {', '.join(tags)}")
             declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > o.max_bytes:
-                return FetchResult(**base, reason="too_large", detail=f"{url}: Content-Length {declared} > max_bytes={o.max_bytes}")
+            if cut_at is None and declared.isdigit() and int(declared) > cap:
+                return FetchResult(**base, reason="too_large", detail=f"{url}: Content-Length {declared} > max_bytes={cap}")
             chunks: list[bytes] = []
             size = 0
+            cut = False
             async for chunk in response.content.iter_chunked(1 << 16):
                 size += len(chunk)
-                if size > o.max_bytes:  # abort now: closing drops the connection, the rest is never read
-                    response.close()
-                    return FetchResult(**base, reason="too_large", detail=f"{url}: body passed max_bytes={o.max_bytes} (aborted)")
                 chunks.append(chunk)
+                if size > cap:  # stop now: closing drops the connection, the rest is never read
+                    response.close()
+                    if cut_at is None:
+                        return FetchResult(**base, reason="too_large", detail=f"{url}: body passed max_bytes={cap} (aborted)")
+                    cut = True
+                    break
             body = b"".join(chunks)
             if "content-encoding" in headers and headers["content-encoding"].strip().lower() not in ("", "identity"):
-                body = _decode_body(body, headers["content-encoding"], o.max_bytes)
-                if body is None:
-                    return FetchResult(**base, reason="too_large", detail=f"{url}: decoded body passed max_bytes={o.max_bytes}")
+                decoded = _decode_body(body, headers["content-encoding"], cap, keep_prefix=cut_at is not None)
+                if decoded is None:
+                    return FetchResult(**base, reason="too_large", detail=f"{url}: decoded body passed max_bytes={cap}")
+                body = decoded
+            if cut or len(body) > cap:
+                # The rest is ignored; a line cut in two could read as a
+                # shorter, wider rule, so the last partial line goes too.
+                body = body[:cap]
+                body = body[:body.rfind(b"\n") + 1]
             if image:
                 problem = sniff_image(body, headers.get("content-type"))
                 if problem:
@@ -437,8 +517,9 @@ class Fetcher:
             return FetchResult(**base, body=body)
 
 
-def _decode_body(body: bytes, encoding: str, max_bytes: int) -> bytes | None:
-    """Undo gzip/deflate with a cap (a compressed body may be a bomb)."""
+def _decode_body(body: bytes, encoding: str, max_bytes: int, keep_prefix: bool = False) -> bytes | None:
+    """Undo gzip/deflate with a cap (a compressed body may be a bomb): None
+    past the cap, or with ``keep_prefix`` the first max_bytes + 1 bytes."""
     import zlib
 
     data = body
@@ -452,7 +533,7 @@ def _decode_body(body: bytes, encoding: str, max_bytes: int) -> bytes | None:
                     data = zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, max_bytes + 1)
                 except zlib.error:
                     return data
-            if len(data) > max_bytes:
+            if len(data) > max_bytes and not keep_prefix:
                 return None
         elif coding != "identity":
             return data  # unknown coding (br, zstd): leave as is; the sniffer decides

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 
 class UrlRefused(Exception):
@@ -22,25 +23,101 @@ class UrlRefused(Exception):
         self.detail = detail
 
 
+# Longer URLs are refused: servers commonly reject request lines over 8 KiB
+# (nginx, Apache), and a URL list is untrusted input whose every URL ends up
+# in messages, the cache index and samples.parquet.
+MAX_URL_CHARS = 8192
+# A URL in a message is cut to this many characters.
+SHOWN_URL_CHARS = 200
+_BRACKETED = re.compile(r"^\[[^\[\]]+\](:[0-9]*)?$")
+_HOST_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
+def shown(url: str) -> str:
+    """``url`` for a message: control characters escaped, cut when long."""
+    text = url if url.isprintable() else url.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= SHOWN_URL_CHARS else f"{text[:SHOWN_URL_CHARS]}... ({len(url)} characters)"
+
+
 def normalize_url(url: str) -> str:
     """Strip whitespace and the fragment (never sent to a server), so that
-    URL de-duplication sees one form."""
-    return urldefrag(url.strip())[0]
+    URL de-duplication sees one form. Never raises: a URL too malformed to
+    split is returned stripped, for ``check_url`` to refuse."""
+    text = url.strip()
+    try:
+        return urldefrag(text)[0]
+    except ValueError:
+        return text
+
+
+def join_url(base: str, ref: str) -> str:
+    """``ref`` resolved against ``base`` (a link, a Location header). Never
+    raises: a reference too malformed to resolve is returned as it is, for
+    ``check_url`` to refuse with the reference in its detail."""
+    try:
+        return urljoin(base, ref)
+    except ValueError:
+        return ref
+
+
+def _check_host(url: str, host: str, bracketed: bool) -> str:
+    """The host in its lower-case Unicode form, or UrlRefused(bad_url)."""
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise UrlRefused("bad_url", f"{shown(url)}: [{shown(host)}] is not an IPv6 address") from None
+        return host.lower()
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise UrlRefused("bad_url", f"{shown(url)}: invalid host name {shown(host)!r} ({exc})") from None
+    labels = ascii_host[:-1].split(".") if ascii_host.endswith(".") else ascii_host.split(".")
+    for label in labels:
+        # IDNA leaves ASCII labels alone: check them here, and that an
+        # "xn--" label decodes, so that no later layer (DNS, yarl) raises.
+        valid = bool(_HOST_LABEL.match(label))
+        if valid and label.startswith("xn--"):
+            try:
+                valid = bool(label[4:]) and bool(label[4:].encode("ascii").decode("punycode"))
+            except UnicodeError:
+                valid = False
+        if not valid:
+            raise UrlRefused("bad_url", f"{shown(url)}: invalid host name {shown(host)!r}")
+    if len(ascii_host) > 253:
+        raise UrlRefused("bad_url", f"{shown(url)}: host name longer than 253 characters")
+    return host.lower()
 
 
 def check_url(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of an http(s) URL; UrlRefused(bad_url) otherwise."""
+    """(scheme, host, port) of an http(s) URL; UrlRefused(bad_url), its
+    detail naming the URL, for anything else: other schemes, no or an
+    invalid host, a port outside 1-65535, control characters or whitespace,
+    more than MAX_URL_CHARS characters."""
+    if len(url) > MAX_URL_CHARS:
+        raise UrlRefused("bad_url", f"{shown(url)}: longer than {MAX_URL_CHARS} characters")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        # urlsplit would silently drop tabs and newlines, fetching another URL.
+        raise UrlRefused("bad_url", f"{shown(url)}: control characters or whitespace in the URL")
     try:
         parts = urlsplit(url)
         port = parts.port
+        host = parts.hostname
     except ValueError as exc:
-        raise UrlRefused("bad_url", f"{url}: not a valid URL ({exc})") from None
+        raise UrlRefused("bad_url", f"{shown(url)}: not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise UrlRefused("bad_url", f"{url}: only http and https URLs are fetched")
-    if not parts.hostname:
-        raise UrlRefused("bad_url", f"{url}: no host name")
-    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
+        raise UrlRefused("bad_url", f"{shown(url)}: only http and https URLs are fetched")
+    if not host:
+        raise UrlRefused("bad_url", f"{shown(url)}: no host name")
+    if port == 0:
+        raise UrlRefused("bad_url", f"{shown(url)}: port 0 is not a port a server listens on")
+    hostinfo = parts.netloc.rpartition("@")[2]
+    bracketed = hostinfo.startswith("[")
+    if (bracketed and not _BRACKETED.match(hostinfo)) or (not bracketed and ("[" in hostinfo or "]" in hostinfo)):
+        raise UrlRefused("bad_url", f"{shown(url)}: misplaced brackets in the host {shown(hostinfo)!r}")
+    host = _check_host(url, host, bracketed)
+    return scheme, host, port or (443 if scheme == "https" else 80)
 
 
 def is_public(address: str) -> bool:

@@ -19,7 +19,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
-from urllib.parse import urlsplit
 
 from gandata.config import SourceSpec
 from gandata.errors import SourceError
@@ -27,7 +26,7 @@ from gandata.records import Rejection, Sample
 from gandata.sources.base import Partition, SourceContext
 from gandata.sources.web.cache import DownloadCache
 from gandata.sources.web.crawl import apply_label_rule, crawl
-from gandata.sources.web.fetch import Fetcher, FetchResult, origin_of
+from gandata.sources.web.fetch import Fetcher, FetchResult, host_of, origin_of
 from gandata.sources.web.guard import UrlRefused, check_url, normalize_url
 from gandata.sources.web.hosts import HostFigures, host_file_name, read_host_figures
 from gandata.sources.web.options import WebOptions, parse_options, split_uri
@@ -75,7 +74,7 @@ class WebSource:
         async with Fetcher(self.options, allow_private_network=self.allow_private, lock_dir=lock_dir, seed=self.seed) as fetcher:
             entries = _dedup(await self._discover(fetcher))
             origins = sorted({origin_of(e.url) for e in entries if e.rejected is None and e.noai is None})
-            self._hosts = sorted({urlsplit(o).netloc for o in origins})
+            self._hosts = sorted({host_of(o) for o in origins})
             for host in self._hosts:
                 # Each build learns its hosts anew: start low, fresh figures.
                 fetcher.hosts.reset(host)
@@ -89,8 +88,10 @@ class WebSource:
         parts = []
         for index, start in enumerate(range(0, len(entries), size)):
             chunk = tuple(entries[start:start + size])
-            robots = tuple(sorted((o, texts[o]) for o in {origin_of(e.url) for e in chunk} if o in texts))
-            parts.append(Partition(index=index, items=(WebBatch(chunk, robots),),
+            wanted = {origin_of(e.url) for e in chunk if e.rejected is None and e.noai is None}
+            robots = tuple(sorted((o, texts[o]) for o in wanted if o in texts))
+            # num_inputs: the ingest progress counts images against a known total.
+            parts.append(Partition(index=index, items=(WebBatch(chunk, robots),), num_inputs=len(chunk),
                                    description=f"{len(chunk)} URLs from line/row {chunk[0].line or start + 1}"))
         return parts
 
