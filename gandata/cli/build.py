@@ -84,6 +84,8 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
         if summary.class_counts.get(name, 0) == 0:
             click.echo(f"warning: class {name!r} has no samples: every input of it was rejected or none was given "
                        "(reasons in rejected.jsonl; `gandata stats` shows the table)", err=True)
+    for line in summary.web_hosts:
+        click.echo(f"  {line}")
     if summary.synthetic:
         _echo_synthetic(summary.synthetic)
     if summary.reused_partitions or summary.reused_shards:

@@ -29,6 +29,7 @@ from gandata.pipeline.summary import BuildSummary
 from gandata.plan.make import make_plan
 from gandata.plan.table import Plan, StagedTable, load_staged
 from gandata.records import ProgressFn, no_progress
+from gandata.sources.base import Source
 from gandata.util.remote import local_path
 from gandata.write.card import write_card
 from gandata.write.manifest import assemble_manifest
@@ -96,7 +97,22 @@ def build_local(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn |
         class_counts=manifest["class_counts"], rejections=manifest["rejections"],
         reused_partitions=reused_parts, reused_shards=reused_shards, seconds=timings,
         synthetic=manifest.get("synthetic"),
+        web_hosts=_web_host_lines(sources),
     )
+
+
+def _web_host_lines(sources: list[Source]) -> list[str]:
+    """One line per host the build's web sources fetched from. Each source
+    reports only its own hosts (the download cache may remember others from
+    earlier builds); a host two sources share is reported once."""
+    lines: dict[str, str] = {}
+    for source in sources:
+        # Sources come wrapped (provenance); only web sources have host figures.
+        figures = getattr(getattr(source, "inner", source), "host_figures", None)
+        if callable(figures):
+            for figure in figures():
+                lines[figure.host] = figure.describe()
+    return [lines[host] for host in sorted(lines)]
 
 
 def _refuse_empty(part_dirs: list[str], plan: Plan) -> None:

@@ -22,3 +22,7 @@ class BuildSummary:
     seconds: dict[str, float] = field(default_factory=dict)
     # --balance synthesize: the manifest's ``synthetic`` record.
     synthetic: dict[str, Any] | None = None
+    # Web sources: one line per host fetched from (requests, retries, final
+    # concurrency, median latency; ``HostFigures.describe()``), summed over
+    # every worker process.
+    web_hosts: list[str] = field(default_factory=list)
