@@ -59,6 +59,13 @@ HOSTILE = [
 ]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client hanging up mid-answer (the robots.txt cap does) is expected here
+
+
 class RouteServer:
     """A tiny HTTP server on 127.0.0.1: ``routes`` maps a path to (status,
     headers, body); unknown paths answer 404. Counts requests and body bytes
@@ -92,8 +99,7 @@ class RouteServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
