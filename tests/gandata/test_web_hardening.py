@@ -7,8 +7,10 @@ Servers run on 127.0.0.1 only; nothing here reaches the network."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
+import random
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -369,3 +371,49 @@ def test_build_summary_and_cli_report_each_host(tmp_path: Path) -> None:
             "--executor", "serial", "--allow-private-network", "--no-clean"])
     assert result.exit_code == 0, result.output
     assert f"host 127.0.0.1:{server.port}:" in result.output
+
+
+# ---- seeded fuzz: mutated URLs through every parsing step ---------------------------------------
+
+_PIECES = ["[", "]", ":", "@", "%", "#", "?", "/", "\\", "\x00", "\t", "\n", " ", "\u2100", "\u00e9", "99999", ":0",
+           "xn--", "[::1", "::1]", "..", "//", "http://", "ftp:", "%zz", "\x7f", "\ufeff", "a" * 70, "'", '"', ","]
+
+
+def _mutate(rng: random.Random, url: str) -> str:
+    for _ in range(rng.randint(1, 4)):
+        at = rng.randint(0, len(url))
+        cut = rng.randint(0, 3) if rng.random() < 0.3 else 0
+        url = url[:at] + rng.choice(_PIECES) + url[at + cut:]
+    return url
+
+
+def test_mutated_urls_never_raise(tmp_path: Path) -> None:
+    rng = random.Random(15)
+    seeds = ["http://h/a.png", "https://[::1]:8080/p/q.jpg?x=1#f", "http://user:pw@example.org:81/x", "http://b\u00fccher.de/"]
+    urls = [_mutate(rng, rng.choice(seeds)) for _ in range(400)]
+    for url in urls:
+        normalized = normalize_url(url)
+        origin_of(url)
+        try:
+            check_url(normalized)
+        except UrlRefused as exc:
+            assert exc.reason == "bad_url" and exc.detail
+    page = "".join(f'<img src="{u}"><a href="{u}">x</a><base href="{u}">' for u in urls[:100])
+    extract_page(page, "http://h/index.html")
+    # The same URLs as list lines, in every text format: one entry per line, whatever it holds.
+    (tmp_path / "l.txt").write_text("\n".join(u.replace("\n", "") for u in urls), encoding="utf-8")
+    (tmp_path / "l.jsonl").write_text("\n".join(json.dumps({"url": u, "label": u[:5]}) for u in urls), encoding="utf-8")
+    with open(tmp_path / "l.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["url", "label"])
+        writer.writerows([u, "x"] for u in urls)
+    # (Not planned into partitions: the valid ones would send DNS queries for robots.txt.)
+    for name in ("l.txt", "l.jsonl", "l.csv"):
+        entries = read_url_list(str(tmp_path / name))
+        assert len(entries) >= 0.9 * len(urls), name  # a few become blank or "#" lines, or CSV-split
+        for entry in entries:
+            if entry.rejected is None:
+                try:
+                    check_url(normalize_url(entry.url))
+                except UrlRefused as exc:
+                    assert exc.reason == "bad_url"
