@@ -107,13 +107,11 @@ def iter_url_list(path: str, label_column: str = "label") -> Iterator[UrlEntry]:
             if isinstance(row, str):
                 yield _bad(path, line, row)
                 continue
-            entry = _entry(path, line, row, label_column)
-            if entry is not None:
-                yield entry
+            yield _entry(path, line, row, label_column)
     except SourceError:
         raise
     except (OSError, EOFError, ValueError, csv.Error) as exc:
-        # A broken gzip stream or Parquet file: what came before stays read.
+        # A broken gzip stream or Parquet file: the list as a whole is unusable.
         raise SourceError(f"urls:{path}: cannot read the {fmt} list: {exc}") from None
 
 
@@ -122,7 +120,7 @@ def _bad(path: str, line: int, problem: str) -> UrlEntry:
     return UrlEntry(url=where, line=line, rejected=("bad_url", f"urls:{path} line {line}: {problem}"))
 
 
-def _entry(path: str, line: int, row: dict[str, Any], label_column: str) -> UrlEntry | None:
+def _entry(path: str, line: int, row: dict[str, Any], label_column: str) -> UrlEntry:
     url = row.pop("url", None)
     if url is None or (isinstance(url, str) and url.strip() == ""):
         return _bad(path, line, "no url")
@@ -181,8 +179,8 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
                 elif text.strip():
                     try:
                         row = json.loads(text)
-                    except ValueError as exc:
-                        yield number, f"not JSON ({exc})"
+                    except (ValueError, RecursionError) as exc:  # deep nesting: RecursionError
+                        yield number, f"not JSON ({type(exc).__name__}: {str(exc)[:200]})"
                         continue
                     yield number, row if isinstance(row, dict) else f"a JSON {type(row).__name__}, not an object"
         else:
