@@ -46,7 +46,9 @@ def make_messy_folder(root: Path) -> Path:
 
 
 def dataset_digest(out: Path) -> dict[str, str]:
-    """sha256 of every published file; the manifest without ``created_by``."""
+    """sha256 of every published file; the manifest without ``created_by``
+    and ``build_fingerprint`` (a folder source's fingerprint hashes file
+    mtimes, which differ between runs; it is not the plan's output)."""
     digests: dict[str, str] = {}
     for path in sorted(out.rglob("*")):
         if not path.is_file() or ".staging" in path.parts or path.name.startswith("."):
@@ -56,6 +58,7 @@ def dataset_digest(out: Path) -> dict[str, str]:
         if rel == "manifest.json":
             manifest = json.loads(data)
             manifest.pop("created_by", None)
+            manifest.pop("build_fingerprint", None)
             data = json.dumps(manifest, sort_keys=True).encode()
         digests[rel] = hashlib.sha256(data).hexdigest()[:16]
     return digests
