@@ -25,7 +25,8 @@ import numpy as np
 
 __all__ = ["UnionFind", "block_layout", "candidate_pairs", "cluster_labels", "hamming", "pairs_within"]
 
-_CHUNK = 1 << 18  # queries per vectorized batch (bounds the candidate arrays)
+_CHUNK = 1 << 18  # queries per vectorized lookup
+_MAX_CANDIDATES = 1 << 22  # candidates verified per batch (bounds memory)
 # Blocks up to this width are looked up in a direct-address table of bucket
 # starts (2**width entries) instead of by binary search.
 _TABLE_BITS = 24
@@ -100,28 +101,31 @@ def candidate_pairs(hashes: np.ndarray, radius: int, max_group: int = 256) -> tu
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     uniq, inverse = np.unique(values, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(uniq)))])
-    members = [order[bounds[g] : bounds[g + 1]] for g in range(len(uniq))]
+    sizes = np.bincount(inverse, minlength=len(uniq))
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
     out_i: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
-    for group in members:
-        if len(group) > 1:
-            head, rest = group[:max_group], group[max_group:]
-            a, b = np.triu_indices(len(head), 1)
-            out_i += [head[a], np.full(len(rest), group[0])]
-            out_j += [head[b], rest]
+    for g in np.flatnonzero(sizes > 1).tolist():  # groups of identical hashes
+        group = order[bounds[g] : bounds[g + 1]]
+        head, rest = group[:max_group], group[max_group:]
+        a, b = np.triu_indices(len(head), 1)
+        out_i += [head[a], np.full(len(rest), group[0])]
+        out_j += [head[b], rest]
     if radius > 0 and len(uniq) > 1:
         ui, uj = _unique_pairs(uniq, radius)
-        sizes = np.diff(bounds)
         single = (sizes[ui] == 1) & (sizes[uj] == 1)
-        # The common case (two distinct hashes, one image each) stays vectorized.
+        # The common case (two distinct hashes, one image each) is one gather.
         out_i.append(order[bounds[ui[single]]])
         out_j.append(order[bounds[uj[single]]])
         ui, uj = ui[~single], uj[~single]
-        for u, v in zip(ui.tolist(), uj.tolist()):
-            a, b = members[u][:max_group], members[v][:max_group]
-            out_i.append(np.repeat(a, len(b)))
-            out_j.append(np.tile(b, len(a)))
+        # Other close groups: every (capped) member of one with every member
+        # of the other, pair by pair in the order a nested loop would give.
+        na, nb = np.minimum(sizes[ui], max_group), np.minimum(sizes[uj], max_group)
+        per = na * nb
+        pair = np.repeat(np.arange(len(ui)), per)
+        k = np.arange(int(per.sum()), dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
+        out_i.append(order[bounds[ui[pair]] + k // nb[pair]])
+        out_j.append(order[bounds[uj[pair]] + k % nb[pair]])
     if not out_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     i = np.concatenate(out_i).astype(np.int64)
@@ -129,15 +133,66 @@ def candidate_pairs(hashes: np.ndarray, radius: int, max_group: int = 256) -> tu
     return np.minimum(i, j), np.maximum(i, j)
 
 
+def _bit_blocks(values: np.ndarray, m: int) -> list[np.ndarray]:
+    """Split the 64 bit positions into ``m`` blocks that each mix high- and
+    low-entropy bits (bits sorted by entropy, dealt out in snake order).
+
+    Any partition of the bits keeps the pigeonhole guarantee; what matters
+    for speed is that no block's values crowd into a few buckets.
+    Perceptual hashes of similar images (the low DCT frequencies of simple
+    shapes) agree on whole runs of adjacent bits, so contiguous blocks made
+    the candidate lists ~4x longer on 400,000 synth:shapes."""
+    ones = np.array([np.count_nonzero((values >> np.uint64(b)) & np.uint64(1)) for b in range(64)], np.float64)
+    p = np.clip(ones / max(len(values), 1), 1e-12, 1 - 1e-12)
+    entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+    blocks: list[list[int]] = [[] for _ in range(m)]
+    for k, bit in enumerate(np.argsort(-entropy, kind="stable").tolist()):
+        turn = k % m
+        blocks[turn if (k // m) % 2 == 0 else m - 1 - turn].append(bit)
+    return [np.array(sorted(b), dtype=np.uint64) for b in blocks]
+
+
+def _gather_bits(values: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """The bits at positions ``bits`` of every value, packed into 0..2**len-1."""
+    out = np.zeros(len(values), dtype=np.uint64)
+    for k, bit in enumerate(bits.tolist()):
+        out |= ((values >> np.uint64(bit)) & np.uint64(1)) << np.uint64(k)
+    return out
+
+
+def _choose_blocks(values: np.ndarray, radius: int) -> list[np.ndarray]:
+    """The block split with the fewest expected candidates, measured on the
+    data: per block, the lookups times (n + sum of squared bucket sizes),
+    over the block counts near the estimate of ``block_layout``."""
+    n = len(values)
+    guess = len(block_layout(n, radius))
+    best: tuple[float, list[np.ndarray]] | None = None
+    for m in range(max(1, guess - 1), min(radius + 1, guess + 1) + 1):
+        blocks = _bit_blocks(values, m)
+        cost = 0.0
+        for bits in blocks:
+            block = _gather_bits(values, bits)
+            if len(bits) <= _TABLE_BITS:
+                sizes = np.bincount(block.astype(np.int64))
+            else:
+                sizes = np.unique(block, return_counts=True)[1]
+            flips = sum(comb(len(bits), k) for k in range(radius // m + 1))
+            cost += flips * (n + float(np.square(sizes, dtype=np.float64).sum()))
+        if best is None or cost < best[0]:
+            best = (cost, blocks)
+    assert best is not None
+    return best[1]
+
+
 def _unique_pairs(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
     n = len(values)
     found_i: list[np.ndarray] = []
     found_j: list[np.ndarray] = []
-    layout = block_layout(n, radius)
-    m = len(layout)
-    for shift, width in layout:
-        mask = np.uint64((1 << width) - 1)
-        block = (values >> np.uint64(shift)) & mask
+    blocks = _choose_blocks(values, radius)
+    m = len(blocks)
+    for bits in blocks:
+        width = len(bits)
+        block = _gather_bits(values, bits)
         order = np.argsort(block, kind="stable")
         sorted_block = block[order]
         table = None
@@ -154,25 +209,48 @@ def _unique_pairs(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarr
                 else:
                     lo = np.searchsorted(sorted_block, query, "left")
                     hi = np.searchsorted(sorted_block, query, "right")
-                counts = hi - lo
-                total = int(counts.sum())
-                if total == 0:
-                    continue
-                qi = np.repeat(np.arange(start, stop, dtype=np.int64), counts)
-                offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-                cj = order[np.repeat(lo, counts) + offsets]
-                keep = qi < cj  # each unordered pair once per block (and not i with itself)
-                qi, cj = qi[keep], cj[keep]
-                close = hamming(values[qi], values[cj]) <= radius
-                found_i.append(qi[close])
-                found_j.append(cj[close])
+                for a, b in _batches(hi - lo):
+                    qi, cj = _expand(start + a, lo[a:b], hi[a:b], order)
+                    close = hamming(values[qi], values[cj]) <= radius
+                    found_i.append(qi[close])
+                    found_j.append(cj[close])
     if not found_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     i = np.concatenate(found_i)
     j = np.concatenate(found_j)
-    # A pair close on several blocks is found several times.
-    key = np.unique(i * n + j)
+    # A pair close on several blocks is found several times (a sort, not
+    # np.unique: its hash path is slower here).
+    key = np.sort(i * n + j)
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
     return key // n, key % n
+
+
+def _batches(counts: np.ndarray) -> list[tuple[int, int]]:
+    """Cut a run of queries into batches of at most ``_MAX_CANDIDATES``
+    candidates (at least one query each), so memory is bounded however
+    crowded the buckets are."""
+    total = np.cumsum(counts)
+    out, a = [], 0
+    while a < len(counts):
+        before = int(total[a - 1]) if a else 0
+        b = max(a + 1, int(np.searchsorted(total, before + _MAX_CANDIDATES, "right")))
+        if int(total[min(b, len(counts)) - 1]) > before:
+            out.append((a, min(b, len(counts))))
+        a = b
+    return out
+
+
+def _expand(first: int, lo: np.ndarray, hi: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Query index and candidate index of every (query, bucket member),
+    keeping each unordered pair once (query < candidate)."""
+    counts = hi - lo
+    total = int(counts.sum())
+    qi = np.repeat(np.arange(first, first + len(counts), dtype=np.int64), counts)
+    # Position in the sorted block: the bucket start plus the rank inside it.
+    pos = np.arange(total, dtype=np.int64) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    cj = order[pos]
+    keep = qi < cj
+    return qi[keep], cj[keep]
 
 
 class UnionFind:
