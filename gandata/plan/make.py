@@ -41,7 +41,7 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     cleaned = apply_cleaning(staged, keep, rejections, config.clean, config.image.size_px, keep_exact=not config.dedup,
                              synthetic=synthetic if synthetic.any() else None)
     keep, rejections = cleaned.keep, cleaned.rejections
-    found = staged.table.column("label").to_pylist() if staged.num_rows else []
+    found = staged.label_codes()[1]  # the distinct labels, never one per sample
     classes = resolve_classes(found, declared_classes)
     all_labels = label_ids(staged, classes) if staged.num_rows else np.zeros(0, np.int64)
     kept_rows = np.flatnonzero(keep)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gandata.ingest.staging import read_meta
 from gandata.records import Rejection
@@ -23,13 +24,24 @@ from gandata.util.arrow import numpy_column, string_column, to_numpy
 UNLABELED = -1
 
 
+# Staged columns left in the partition files: read per partition, and only
+# for the rows that need them (the near-duplicate candidates), so the plan's
+# memory does not grow by a thumbnail (256 bytes) per sample.
+LAZY_COLUMNS = ("thumb",)
+
+
 @dataclass
 class StagedTable:
-    """All staged samples, in (source, partition, row) order."""
+    """All staged samples, in (source, partition, row) order.
 
-    table: pa.Table  # meta columns + part, row, source_index
+    Columnar: the plan steps read whole columns as numpy arrays (``column``,
+    ``content_groups``, ``label_codes``, ``channel_sums``) and turn strings
+    into Python objects only for the rows they report (``strings``)."""
+
+    table: pa.Table  # meta columns (minus LAZY_COLUMNS) + part, row, source_index
     part_dirs: list[str]
     source_uris: list[str]
+    _groups: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def num_rows(self) -> int:
@@ -40,6 +52,71 @@ class StagedTable:
 
     def keys(self) -> list[str]:
         return self.table.column("key").to_pylist()
+
+    def strings(self, name: str, rows: np.ndarray | Sequence[int]) -> list[Any]:
+        """The Python values of column ``name`` at ``rows`` (only those rows)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return []
+        return self.table.column(name).take(numpy_column(rows)).to_pylist()
+
+    def content_groups(self) -> np.ndarray:
+        """Dense int64 id per staged row, equal for equal content hashes
+        (ids follow the sorted hashes). Exact dedup by sorting: the 16-byte
+        hashes are compared as two uint64 words, never as Python bytes."""
+        if self._groups is None:
+            n = self.num_rows
+            words = _hash_words(self.table.column("content_hash")) if n else np.zeros((0, 2), np.uint64)
+            order = np.lexsort((words[:, 1], words[:, 0]))
+            ordered = words[order]
+            new = np.ones(n, dtype=bool)
+            if n > 1:
+                new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+            groups = np.empty(n, dtype=np.int64)
+            groups[order] = np.cumsum(new) - 1
+            self._groups = groups
+        return self._groups
+
+    def label_codes(self) -> tuple[np.ndarray, list[str | None]]:
+        """(code per row, names): ``names[code]`` is the row's label; equal
+        labels share a code. Codes follow first appearance; None is a name too."""
+        if self.num_rows == 0:
+            return np.zeros(0, np.int64), []
+        encoded = pc.dictionary_encode(self.table.column("label"), null_encoding="encode").combine_chunks()
+        codes = to_numpy(encoded.indices).astype(np.int64)
+        return codes, encoded.dictionary.to_pylist()
+
+    def channel_sums(self, name: str) -> np.ndarray:
+        """A per-channel list column (``channel_sum``/``channel_sumsq``) as float64 [n, C]."""
+        column = self.table.column(name).combine_chunks()
+        values = to_numpy(column.flatten()).astype(np.float64)
+        return values.reshape(self.num_rows, -1) if self.num_rows else values.reshape(0, 0)
+
+    def thumbnails(self, rows: np.ndarray) -> np.ndarray:
+        """uint8 [len(rows), T] thumbnails of ``rows``, read partition by
+        partition from the staging files (only those rows are kept)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        parts, local = self.column("part")[rows], self.column("row")[rows]
+        out: np.ndarray | None = None
+        for part in np.unique(parts).tolist():
+            where = np.flatnonzero(parts == part)
+            column = read_meta(Path(self.part_dirs[part]), columns=["thumb"]).column("thumb")
+            data = b"".join(column.take(numpy_column(local[where])).to_pylist())
+            block = np.frombuffer(data, np.uint8).reshape(len(where), -1)
+            if out is None:
+                out = np.empty((len(rows), block.shape[1]), np.uint8)
+            out[where] = block
+        return out if out is not None else np.zeros((0, 0), np.uint8)
+
+
+def _hash_words(column: pa.ChunkedArray) -> np.ndarray:
+    """A fixed_size_binary(16) column as uint64 [n, 2] (big-endian words, so
+    the word order is the bytes' order)."""
+    array = column.combine_chunks()
+    if array.null_count:
+        raise ValueError("content_hash has nulls")  # staging always writes one
+    raw = np.frombuffer(array.buffers()[1], np.uint8)[array.offset * 16 : (array.offset + len(array)) * 16]
+    return raw.view(">u8").reshape(-1, 2).astype(np.uint64)
 
 
 @dataclass
@@ -82,7 +159,7 @@ def load_staged(part_dirs: Sequence[str], source_indices: Sequence[int], source_
     """Concatenate the metadata of every staged partition."""
     tables = []
     for part, (part_dir, src) in enumerate(zip(part_dirs, source_indices)):
-        meta = read_meta(Path(part_dir))
+        meta = read_meta(Path(part_dir), exclude=LAZY_COLUMNS)
         n = meta.num_rows
         meta = meta.append_column("part", numpy_column(np.full(n, part, np.int32)))
         meta = meta.append_column("row", numpy_column(np.arange(n, dtype=np.int32)))
@@ -128,8 +205,12 @@ def synthetic_mask(staged: StagedTable) -> np.ndarray:
 
 
 def label_ids(staged: StagedTable, classes: Sequence[str]) -> np.ndarray:
+    """Label id per staged row (-1: unlabeled or not a class), mapped per
+    distinct label, not per row."""
+    codes, names = staged.label_codes()
     index = {name: i for i, name in enumerate(classes)}
-    return np.array([index.get(name, UNLABELED) if name is not None else UNLABELED for name in staged.table.column("label").to_pylist()], dtype=np.int64)
+    table = np.array([index.get(name, UNLABELED) if name is not None else UNLABELED for name in names] + [UNLABELED], np.int64)
+    return table[codes]
 
 
 def channel_stats(staged: StagedTable, rows: np.ndarray, size_px: int) -> tuple[list[float], list[float]]:
@@ -137,8 +218,8 @@ def channel_stats(staged: StagedTable, rows: np.ndarray, size_px: int) -> tuple[
     from the per-sample sums computed at ingest (no pixel pass)."""
     if len(rows) == 0:
         return [], []
-    sums = np.array(staged.table.column("channel_sum").to_pylist(), dtype=np.float64)[rows]
-    sumsq = np.array(staged.table.column("channel_sumsq").to_pylist(), dtype=np.float64)[rows]
+    sums = staged.channel_sums("channel_sum")[rows]
+    sumsq = staged.channel_sums("channel_sumsq")[rows]
     count = len(rows) * size_px * size_px
     mean = sums.sum(axis=0) / count
     var = np.maximum(sumsq.sum(axis=0) / count - mean**2, 0.0)
