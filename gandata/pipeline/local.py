@@ -52,7 +52,8 @@ def build_local(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn |
         timings["ingest"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        staged = load_staged(part_dirs, part_sources, [s.uri for s in sources])
+        staged = load_staged(part_dirs, part_sources, [s.uri for s in sources],
+                             memory_budget=config.memory_budget_bytes, spill_dir=staging / "plan")
         plan = make_plan(staged, config, [s.class_names() for s in sources])
         timings["plan"] = time.perf_counter() - t0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,8 +17,10 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc  # noqa: F401  (pa.ipc)
+import pyarrow.parquet as pq
 
-from gandata.ingest.staging import read_meta
+from gandata.ingest.staging import META_FILE, read_meta
 from gandata.records import Rejection
 from gandata.util.arrow import numpy_column, string_column, to_numpy
 
@@ -155,20 +158,73 @@ class Plan:
     clean_summary: dict[str, Any] | None = None
 
 
-def load_staged(part_dirs: Sequence[str], source_indices: Sequence[int], source_uris: Sequence[str]) -> StagedTable:
-    """Concatenate the metadata of every staged partition."""
-    tables = []
-    for part, (part_dir, src) in enumerate(zip(part_dirs, source_indices)):
-        meta = read_meta(Path(part_dir), exclude=LAZY_COLUMNS)
-        n = meta.num_rows
-        meta = meta.append_column("part", numpy_column(np.full(n, part, np.int32)))
-        meta = meta.append_column("row", numpy_column(np.arange(n, dtype=np.int32)))
-        meta = meta.append_column("source_index", numpy_column(np.full(n, src, np.int32)))
-        tables.append(meta)
+SPILL_FILE = "plan-metadata.arrow"
+
+
+def load_staged(part_dirs: Sequence[str], source_indices: Sequence[int], source_uris: Sequence[str],
+                memory_budget: int | None = None, spill_dir: str | os.PathLike[str] | None = None) -> StagedTable:
+    """Concatenate the metadata of every staged partition.
+
+    When ``spill_dir`` is given and the metadata would take more than
+    ``memory_budget`` bytes, the partitions are streamed one at a time into
+    an Arrow file there and the table is memory-mapped from it: the same
+    columns and values, held by the page cache (which the OS can evict)
+    instead of this process's heap."""
+    if spill_dir is not None and memory_budget is not None and part_dirs:
+        if estimate_meta_bytes(part_dirs) > memory_budget:
+            return _load_spilled(part_dirs, source_indices, source_uris, Path(spill_dir))
+    tables = [_partition_table(part, part_dir, src) for part, (part_dir, src) in enumerate(zip(part_dirs, source_indices))]
     if tables:
         table = pa.concat_tables(tables, promote_options="default")
     else:
         table = pa.table({"key": string_column([])})
+    return StagedTable(table=table, part_dirs=list(part_dirs), source_uris=list(source_uris))
+
+
+def _partition_table(part: int, part_dir: str, source_index: int) -> pa.Table:
+    """One partition's metadata plus its part, row and source_index columns."""
+    meta = read_meta(Path(part_dir), exclude=LAZY_COLUMNS)
+    n = meta.num_rows
+    meta = meta.append_column("part", numpy_column(np.full(n, part, np.int32)))
+    meta = meta.append_column("row", numpy_column(np.arange(n, dtype=np.int32)))
+    return meta.append_column("source_index", numpy_column(np.full(n, source_index, np.int32)))
+
+
+def estimate_meta_bytes(part_dirs: Sequence[str]) -> int:
+    """The in-memory size of the staged metadata, from the parquet footers
+    (uncompressed column sizes, lazy columns left out; no data read)."""
+    total = 0
+    for part_dir in part_dirs:
+        metadata = pq.read_metadata(Path(part_dir) / META_FILE)
+        for g in range(metadata.num_row_groups):
+            group = metadata.row_group(g)
+            for c in range(group.num_columns):
+                column = group.column(c)
+                if column.path_in_schema.split(".")[0] not in LAZY_COLUMNS:
+                    total += column.total_uncompressed_size
+        total += metadata.num_rows * 12  # part, row, source_index
+    return total
+
+
+def _load_spilled(part_dirs: Sequence[str], source_indices: Sequence[int], source_uris: Sequence[str],
+                  spill_dir: Path) -> StagedTable:
+    # The unified schema of all partitions (the one concat_tables would
+    # give), so each partition is written as it is read: one in memory at a time.
+    schemas = [pq.read_schema(Path(d) / META_FILE) for d in part_dirs]
+    fields = [pa.schema([f for f in s if f.name not in LAZY_COLUMNS]) for s in schemas]
+    extra = pa.schema([("part", pa.int32()), ("row", pa.int32()), ("source_index", pa.int32())])
+    schema = pa.unify_schemas(fields + [extra], promote_options="default")
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    path = spill_dir / SPILL_FILE
+    tmp = spill_dir / f".{SPILL_FILE}.{os.getpid()}"
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for part, (part_dir, src) in enumerate(zip(part_dirs, source_indices)):
+            table = _partition_table(part, part_dir, src)
+            columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
+                       else pa.nulls(table.num_rows, f.type) for f in schema]
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+    os.replace(tmp, path)
+    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
     return StagedTable(table=table, part_dirs=list(part_dirs), source_uris=list(source_uris))
 
 
@@ -191,8 +247,6 @@ def synthetic_mask(staged: StagedTable) -> np.ndarray:
     provenance (samples of a generator, e.g. ``gan:``)."""
     if staged.num_rows == 0 or "provenance" not in staged.table.column_names:
         return np.zeros(staged.num_rows, dtype=bool)
-    import pyarrow.compute as pc
-
     column = staged.table.column("provenance")
     # A vectorized substring test first, so datasets without synthetic
     # samples never parse their provenance JSON row by row.
