@@ -11,6 +11,7 @@ to a DataLoader worker maps its own on first use.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import struct
 from collections import OrderedDict
@@ -201,8 +202,10 @@ class Dataset:
 
 
 # Shards kept memory-mapped per Dataset (per DataLoader worker): a map costs
-# an open file and address space, not memory; pages are read on access.
-MAPPED_SHARDS = 8
+# address space, not memory (pages are read on access), so many can stay;
+# with fewer than the shards a shuffled read keeps re-mapping (8 of 20 shards:
+# 0.08x the sequential rate).
+MAPPED_SHARDS = 64
 # safetensors dtype names -> numpy (BF16 has no numpy dtype; such shards are
 # not written by gandata).
 _DTYPES = {"U8": np.uint8, "I8": np.int8, "I16": np.int16, "I32": np.int32, "I64": np.int64,
@@ -216,12 +219,15 @@ def map_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     shape and byte range); no code is run and no tensor bytes are read until
     used. Raises FormatError for a file that is not valid safetensors."""
     try:
-        size = os.path.getsize(path)
         with open(path, "rb") as fh:
-            (length,) = struct.unpack("<Q", fh.read(8))
-            if length > size - 8:
-                raise ValueError(f"header length {length} exceeds the file")
-            header = json.loads(fh.read(length))
+            # One read-only map of the whole file; each tensor is an ndarray
+            # view of its byte range (plain ndarrays index faster than np.memmap).
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        size = len(mapped)
+        (length,) = struct.unpack("<Q", mapped[:8])
+        if length > size - 8:
+            raise ValueError(f"header length {length} exceeds the file")
+        header = json.loads(mapped[8 : 8 + length])
         out: dict[str, np.ndarray] = {}
         for name, info in header.items():
             if name == "__metadata__":
@@ -229,12 +235,10 @@ def map_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             dtype = np.dtype(_DTYPES[info["dtype"]]).newbyteorder("<")
             shape = tuple(int(d) for d in info["shape"])
             begin, end = (int(x) for x in info["data_offsets"])
-            if end - begin != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize or 8 + length + end > size:
+            count = int(np.prod(shape, dtype=np.int64))
+            if end - begin != count * dtype.itemsize or 8 + length + end > size:
                 raise ValueError(f"tensor {name!r}: byte range {begin}-{end} does not fit its shape or the file")
-            if end == begin:
-                out[name] = np.zeros(shape, dtype)
-                continue
-            out[name] = np.memmap(path, dtype=dtype, mode="r", offset=8 + length + begin, shape=shape)
+            out[name] = np.frombuffer(mapped, dtype=dtype, count=count, offset=8 + length + begin).reshape(shape)
         return out
     except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
         raise FormatError(f"{path}: cannot read shard: {exc}") from None
