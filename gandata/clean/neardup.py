@@ -18,8 +18,10 @@ many blank images) costs one entry, not a quadratic number of pairs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import combinations
 from math import comb
+from typing import Any
 
 import numpy as np
 
@@ -89,12 +91,14 @@ def pairs_within(hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarra
     return lo, hi
 
 
-def candidate_pairs(hashes: np.ndarray, radius: int, max_group: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def candidate_pairs(hashes: np.ndarray, radius: int, max_group: int = 256, executor: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Like ``pairs_within``, but expanded to member pairs for verification by
     another measure: all pairs inside a group of identical hashes, and all
     member pairs across two close groups. Groups are capped at ``max_group``
     members (in index order) so a huge heap of equal hashes stays linear; the
-    members past the cap are paired with the group's first member only."""
+    members past the cap are paired with the group's first member only.
+    ``executor`` (anything with ``imap(fn, tasks)``, e.g. the Ray executor)
+    runs the per-block searches as tasks; the pairs are the same."""
     values = np.asarray(hashes).view(np.uint64) if np.asarray(hashes).dtype == np.int64 else np.asarray(hashes, dtype=np.uint64)
     n = len(values)
     if n < 2 or radius < 0:
@@ -112,7 +116,7 @@ def candidate_pairs(hashes: np.ndarray, radius: int, max_group: int = 256) -> tu
         out_i += [head[a], np.full(len(rest), group[0])]
         out_j += [head[b], rest]
     if radius > 0 and len(uniq) > 1:
-        ui, uj = _unique_pairs(uniq, radius)
+        ui, uj = _unique_pairs(uniq, radius, executor)
         single = (sizes[ui] == 1) & (sizes[uj] == 1)
         # The common case (two distinct hashes, one image each) is one gather.
         out_i.append(order[bounds[ui[single]]])
@@ -184,45 +188,71 @@ def _choose_blocks(values: np.ndarray, radius: int) -> list[np.ndarray]:
     return best[1]
 
 
-def _unique_pairs(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+def _unique_pairs(values: np.ndarray, radius: int, executor: Any = None) -> tuple[np.ndarray, np.ndarray]:
     n = len(values)
-    found_i: list[np.ndarray] = []
-    found_j: list[np.ndarray] = []
     blocks = _choose_blocks(values, radius)
-    m = len(blocks)
-    for bits in blocks:
-        width = len(bits)
-        block = _gather_bits(values, bits)
-        order = np.argsort(block, kind="stable")
-        sorted_block = block[order]
-        table = None
-        if width <= _TABLE_BITS:
-            counts_per_value = np.bincount(block.astype(np.int64), minlength=1 << width)
-            table = np.concatenate([[0], np.cumsum(counts_per_value)])
-        for flip in _flip_masks(width, radius // m):
-            for start in range(0, n, _CHUNK):
-                stop = min(n, start + _CHUNK)
-                query = block[start:stop] ^ flip
-                if table is not None:
-                    q = query.astype(np.int64)
-                    lo, hi = table[q], table[q + 1]
-                else:
-                    lo = np.searchsorted(sorted_block, query, "left")
-                    hi = np.searchsorted(sorted_block, query, "right")
-                for a, b in _batches(hi - lo):
-                    qi, cj = _expand(start + a, lo[a:b], hi[a:b], order)
-                    close = hamming(values[qi], values[cj]) <= radius
-                    found_i.append(qi[close])
-                    found_j.append(cj[close])
-    if not found_i:
+    tasks = [BlockSearch(values, bits, radius, len(blocks)) for bits in blocks]
+    if executor is None:
+        results = [search_block(task) for task in tasks]
+    else:
+        # Results keyed by task index: completion order never matters.
+        found = dict(executor.imap(search_block, tasks))
+        results = [found[k] for k in range(len(tasks))]
+    results = [r for r in results if len(r[0])]
+    if not results:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    i = np.concatenate(found_i)
-    j = np.concatenate(found_j)
+    i = np.concatenate([r[0] for r in results])
+    j = np.concatenate([r[1] for r in results])
     # A pair close on several blocks is found several times (a sort, not
     # np.unique: its hash path is slower here).
     key = np.sort(i * n + j)
     key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
     return key // n, key % n
+
+
+@dataclass
+class BlockSearch:
+    """One block of the multi-index search: the bit positions of the block,
+    and the hashes, radius and block count it needs (one task)."""
+
+    values: np.ndarray
+    bits: np.ndarray
+    radius: int
+    num_blocks: int
+
+
+def search_block(task: BlockSearch) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs ``i < j`` within the radius that agree to within
+    ``radius // num_blocks`` bits on this block."""
+    values, bits, radius = task.values, task.bits, task.radius
+    n, width = len(values), len(task.bits)
+    found_i: list[np.ndarray] = []
+    found_j: list[np.ndarray] = []
+    block = _gather_bits(values, bits)
+    order = np.argsort(block, kind="stable")
+    sorted_block = block[order]
+    table = None
+    if width <= _TABLE_BITS:
+        counts_per_value = np.bincount(block.astype(np.int64), minlength=1 << width)
+        table = np.concatenate([[0], np.cumsum(counts_per_value)])
+    for flip in _flip_masks(width, radius // task.num_blocks):
+        for start in range(0, n, _CHUNK):
+            stop = min(n, start + _CHUNK)
+            query = block[start:stop] ^ flip
+            if table is not None:
+                q = query.astype(np.int64)
+                lo, hi = table[q], table[q + 1]
+            else:
+                lo = np.searchsorted(sorted_block, query, "left")
+                hi = np.searchsorted(sorted_block, query, "right")
+            for a, b in _batches(hi - lo):
+                qi, cj = _expand(start + a, lo[a:b], hi[a:b], order)
+                close = hamming(values[qi], values[cj]) <= radius
+                found_i.append(qi[close])
+                found_j.append(cj[close])
+    if not found_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(found_i), np.concatenate(found_j)
 
 
 def _batches(counts: np.ndarray) -> list[tuple[int, int]]:

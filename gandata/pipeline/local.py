@@ -54,7 +54,10 @@ def build_local(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn |
         t0 = time.perf_counter()
         staged = load_staged(part_dirs, part_sources, [s.uri for s in sources],
                              memory_budget=config.memory_budget_bytes, spill_dir=staging / "plan")
-        plan = make_plan(staged, config, [s.class_names() for s in sources])
+        # On Ray the plan's heavy parts run as tasks on the cluster; locally
+        # the plan runs here (shipping thumbnails to helpers costs more than it saves).
+        plan = make_plan(staged, config, [s.class_names() for s in sources],
+                         executor=executor if config.executor == "ray" else None)
         timings["plan"] = time.perf_counter() - t0
 
         fill = None

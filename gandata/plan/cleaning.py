@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from gandata.clean.neardup import candidate_pairs, cluster_labels
 from gandata.config import CleanConfig
 from gandata.errors import ConfigError
+from gandata.plan.table import read_thumbnails
 from gandata.records import Rejection
 from gandata.util.arrow import numpy_column, string_column, to_numpy
 
@@ -44,6 +45,8 @@ NEAR_DUP_MAX_COLOR_SHIFT = 0.05
 # Candidate pairs confirmed per batch: bounds the float32 copies and keeps
 # them in cache (16,384 x 256 floats = 16 MB; 4x larger ran slower).
 _CONFIRM_CHUNK = 1 << 14
+# Candidate pairs per confirmation task when an executor runs them.
+_TASK_PAIRS = 1 << 20
 
 # check -> (score column, direction, config field, CLI option)
 _CHECKS: dict[str, tuple[str, str, str, str]] = {
@@ -183,6 +186,7 @@ class _Cleaning:
     groups: np.ndarray  # exact content group per staged row
     report: _Reporter
     synthetic: np.ndarray | None
+    executor: Any = None
     out: list[Rejection] = field(default_factory=list)
     flagged: dict[str, np.ndarray] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -203,7 +207,7 @@ class _Cleaning:
 
 def apply_cleaning(
     staged: Any, keep: np.ndarray, rejections: list[Rejection], config: CleanConfig, size_px: int | None = None,
-    keep_exact: bool = False, synthetic: np.ndarray | None = None,
+    keep_exact: bool = False, synthetic: np.ndarray | None = None, executor: Any = None,
 ) -> CleanOutcome:
     """Apply the cleaning thresholds to the staged table (``plan.StagedTable``).
 
@@ -216,13 +220,16 @@ def apply_cleaning(
     outcome replaces them (exact-duplicate rejections of a cluster that turns
     out to be a label conflict are rewritten). ``keep_exact`` (the build's
     ``--no-dedup``) keeps copies with the same pixels as the kept member.
+    ``executor`` (anything with ``imap(fn, tasks)``) runs the near-duplicate
+    search and confirmation as tasks; the outcome is the same.
     """
     n = staged.num_rows
     keep = keep.copy()
     if n == 0 or not config.enabled:
         return CleanOutcome(keep, list(rejections))
     codes, names = staged.label_codes()
-    state = _Cleaning(staged, config, keep, _Labels(codes, names), staged.content_groups(), _Reporter(staged), synthetic)
+    state = _Cleaning(staged, config, keep, _Labels(codes, names), staged.content_groups(), _Reporter(staged), synthetic,
+                     executor)
     exact_i, exact_j, kept_rejections = _regroup_exact(state, rejections)
     _quality_checks(state)
     near_i, near_j = _near_duplicate_pairs(state, size_px)
@@ -301,32 +308,71 @@ def _near_duplicate_pairs(state: _Cleaning, size_px: int | None) -> tuple[np.nda
     """Confirmed near-duplicate pairs among the kept rows: pHash candidates
     within the radius whose thumbnails correlate and whose mean colours
     match. Only the candidates' thumbnails are read, and pairs are
-    confirmed in chunks, so memory follows the candidates, not the dataset."""
-    staged, config = state.staged, state.config
+    confirmed in chunks, so memory follows the candidates, not the dataset.
+    With an executor (``--executor ray``) the block searches and the
+    confirmation run as tasks, each reading its thumbnails from staging."""
+    staged, config, executor = state.staged, state.config, state.executor
     empty = np.zeros(0, np.int64)
     if not config.near_dups or "phash" not in staged.table.column_names:
         return empty, empty
     alive = np.flatnonzero(state.keep)
-    ci, cj = candidate_pairs(staged.column("phash")[alive], config.near_dup_radius)
+    ci, cj = candidate_pairs(staged.column("phash")[alive], config.near_dup_radius, executor=executor)
     if not len(ci):
         return empty, empty
-    rows = np.unique(np.concatenate([ci, cj]))
-    thumbs = staged.thumbnails(alive[rows])
-    pos_i, pos_j = np.searchsorted(rows, ci), np.searchsorted(rows, cj)
+    parts, local = staged.column("part"), staged.column("row")
+    sums = staged.channel_sums("channel_sum") if size_px else None
+    step = len(ci) if executor is None else _TASK_PAIRS
+    tasks = []
+    for start in range(0, len(ci), step):
+        a, b = alive[ci[start : start + step]], alive[cj[start : start + step]]
+        rows = np.unique(np.concatenate([a, b]))
+        tasks.append(ConfirmTask(
+            part_dirs=tuple(staged.part_dirs), parts=parts[rows], rows=local[rows],
+            pos_i=np.searchsorted(rows, a), pos_j=np.searchsorted(rows, b),
+            means=None if sums is None else sums[rows] / (size_px * size_px), similarity=config.near_dup_similarity,
+        ))
+    if executor is None:
+        close = confirm_pairs(tasks[0])
+    else:
+        done = dict(executor.imap(confirm_pairs, tasks))
+        close = np.concatenate([done[k] for k in range(len(tasks))])
+    return alive[ci[close]], alive[cj[close]]
+
+
+@dataclass
+class ConfirmTask:
+    """Candidate pairs to confirm: the staged (partition, row) of each
+    thumbnail they use, each pair as two positions into those, and the mean
+    colours (0-1) of those rows (None: not compared)."""
+
+    part_dirs: tuple[str, ...]
+    parts: np.ndarray
+    rows: np.ndarray
+    pos_i: np.ndarray
+    pos_j: np.ndarray
+    means: np.ndarray | None
+    similarity: float
+
+
+def confirm_pairs(task: ConfirmTask) -> np.ndarray:
+    """Which pairs of ``task`` are near duplicates: thumbnail correlation at
+    least ``similarity`` and every mean colour within NEAR_DUP_MAX_COLOR_SHIFT.
+    Every figure is computed per row or per pair, so any split into tasks
+    gives the same answer bit for bit."""
+    thumbs = read_thumbnails(task.part_dirs, task.parts, task.rows)
     centre, scale = _row_moments(thumbs)
-    means = staged.channel_sums("channel_sum")[alive[rows]] / (size_px * size_px) if size_px else None
-    close = np.zeros(len(ci), bool)
-    for start in range(0, len(ci), _CONFIRM_CHUNK):
-        a, b = pos_i[start : start + _CONFIRM_CHUNK], pos_j[start : start + _CONFIRM_CHUNK]
+    close = np.zeros(len(task.pos_i), bool)
+    for start in range(0, len(task.pos_i), _CONFIRM_CHUNK):
+        a, b = task.pos_i[start : start + _CONFIRM_CHUNK], task.pos_j[start : start + _CONFIRM_CHUNK]
         za = (thumbs[a].astype(np.float32) - centre[a]) / scale[a]
         zb = (thumbs[b].astype(np.float32) - centre[b]) / scale[b]
-        ok = np.einsum("ij,ij->i", za, zb) >= config.near_dup_similarity
-        if means is not None:
+        ok = np.einsum("ij,ij->i", za, zb) >= task.similarity
+        if task.means is not None:
             # The thumbnail is luma only: same shape in another colour is
             # not a copy. Compare the mean colours (0-1) as well.
-            ok &= np.abs(means[a] - means[b]).max(axis=1) <= NEAR_DUP_MAX_COLOR_SHIFT
+            ok &= np.abs(task.means[a] - task.means[b]).max(axis=1) <= NEAR_DUP_MAX_COLOR_SHIFT
         close[start : start + _CONFIRM_CHUNK] = ok
-    return alive[ci[close]], alive[cj[close]]
+    return close
 
 
 def _row_moments(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -99,17 +99,23 @@ class StagedTable:
         """uint8 [len(rows), T] thumbnails of ``rows``, read partition by
         partition from the staging files (only those rows are kept)."""
         rows = np.asarray(rows, dtype=np.int64)
-        parts, local = self.column("part")[rows], self.column("row")[rows]
-        out: np.ndarray | None = None
-        for part in np.unique(parts).tolist():
-            where = np.flatnonzero(parts == part)
-            column = read_meta(Path(self.part_dirs[part]), columns=["thumb"]).column("thumb")
-            data = b"".join(column.take(numpy_column(local[where])).to_pylist())
-            block = np.frombuffer(data, np.uint8).reshape(len(where), -1)
-            if out is None:
-                out = np.empty((len(rows), block.shape[1]), np.uint8)
-            out[where] = block
-        return out if out is not None else np.zeros((0, 0), np.uint8)
+        return read_thumbnails(self.part_dirs, self.column("part")[rows], self.column("row")[rows])
+
+
+def read_thumbnails(part_dirs: Sequence[str], parts: np.ndarray, local_rows: np.ndarray) -> np.ndarray:
+    """uint8 [n, T] thumbnails of the staged rows ``(parts[k], local_rows[k])``,
+    read one partition at a time (a worker on another machine reads them the
+    same way from shared staging)."""
+    out: np.ndarray | None = None
+    for part in np.unique(parts).tolist():
+        where = np.flatnonzero(parts == part)
+        column = read_meta(Path(part_dirs[part]), columns=["thumb"]).column("thumb")
+        data = b"".join(column.take(numpy_column(np.asarray(local_rows[where], dtype=np.int64))).to_pylist())
+        block = np.frombuffer(data, np.uint8).reshape(len(where), -1)
+        if out is None:
+            out = np.empty((len(parts), block.shape[1]), np.uint8)
+        out[where] = block
+    return out if out is not None else np.zeros((0, 0), np.uint8)
 
 
 def _hash_words(column: pa.ChunkedArray) -> np.ndarray:
