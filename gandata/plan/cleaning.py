@@ -319,8 +319,20 @@ def _near_duplicate_pairs(state: _Cleaning, size_px: int | None) -> tuple[np.nda
     ci, cj = candidate_pairs(staged.column("phash")[alive], config.near_dup_radius, executor=executor)
     if not len(ci):
         return empty, empty
+    if size_px:
+        # The thumbnail is luma only, so a pair must also match in mean colour.
+        # That test comes first (three numbers per row, no thumbnail):
+        # a pair must pass both tests, and most candidates of similar shapes
+        # in other colours fail this one, so fewer thumbnails are read.
+        means = staged.channel_sums("channel_sum") / (size_px * size_px)
+        ok = np.zeros(len(ci), bool)
+        for start in range(0, len(ci), _TASK_PAIRS):
+            a, b = alive[ci[start : start + _TASK_PAIRS]], alive[cj[start : start + _TASK_PAIRS]]
+            ok[start : start + _TASK_PAIRS] = np.abs(means[a] - means[b]).max(axis=1) <= NEAR_DUP_MAX_COLOR_SHIFT
+        ci, cj = ci[ok], cj[ok]
+        if not len(ci):
+            return empty, empty
     parts, local = staged.column("part"), staged.column("row")
-    sums = staged.channel_sums("channel_sum") if size_px else None
     step = len(ci) if executor is None else _TASK_PAIRS
     tasks = []
     for start in range(0, len(ci), step):
@@ -329,7 +341,7 @@ def _near_duplicate_pairs(state: _Cleaning, size_px: int | None) -> tuple[np.nda
         tasks.append(ConfirmTask(
             part_dirs=tuple(staged.part_dirs), parts=parts[rows], rows=local[rows],
             pos_i=np.searchsorted(rows, a), pos_j=np.searchsorted(rows, b),
-            means=None if sums is None else sums[rows] / (size_px * size_px), similarity=config.near_dup_similarity,
+            similarity=config.near_dup_similarity,
         ))
     if executor is None:
         close = confirm_pairs(tasks[0])
@@ -342,22 +354,19 @@ def _near_duplicate_pairs(state: _Cleaning, size_px: int | None) -> tuple[np.nda
 @dataclass
 class ConfirmTask:
     """Candidate pairs to confirm: the staged (partition, row) of each
-    thumbnail they use, each pair as two positions into those, and the mean
-    colours (0-1) of those rows (None: not compared)."""
+    thumbnail they use, and each pair as two positions into those."""
 
     part_dirs: tuple[str, ...]
     parts: np.ndarray
     rows: np.ndarray
     pos_i: np.ndarray
     pos_j: np.ndarray
-    means: np.ndarray | None
     similarity: float
 
 
 def confirm_pairs(task: ConfirmTask) -> np.ndarray:
-    """Which pairs of ``task`` are near duplicates: thumbnail correlation at
-    least ``similarity`` and every mean colour within NEAR_DUP_MAX_COLOR_SHIFT.
-    Every figure is computed per row or per pair, so any split into tasks
+    """Which pairs of ``task`` have a thumbnail correlation of at least
+    ``similarity`` (the luma test; the colour test is the caller's). Every figure is computed per row or per pair, so any split into tasks
     gives the same answer bit for bit."""
     thumbs = read_thumbnails(task.part_dirs, task.parts, task.rows)
     centre, scale = _row_moments(thumbs)
@@ -366,12 +375,7 @@ def confirm_pairs(task: ConfirmTask) -> np.ndarray:
         a, b = task.pos_i[start : start + _CONFIRM_CHUNK], task.pos_j[start : start + _CONFIRM_CHUNK]
         za = (thumbs[a].astype(np.float32) - centre[a]) / scale[a]
         zb = (thumbs[b].astype(np.float32) - centre[b]) / scale[b]
-        ok = np.einsum("ij,ij->i", za, zb) >= task.similarity
-        if task.means is not None:
-            # The thumbnail is luma only: same shape in another colour is
-            # not a copy. Compare the mean colours (0-1) as well.
-            ok &= np.abs(task.means[a] - task.means[b]).max(axis=1) <= NEAR_DUP_MAX_COLOR_SHIFT
-        close[start : start + _CONFIRM_CHUNK] = ok
+        close[start : start + _CONFIRM_CHUNK] = np.einsum("ij,ij->i", za, zb) >= task.similarity
     return close
 
 
