@@ -1,20 +1,22 @@
 """Near-duplicate search over 64-bit hashes: multi-index hashing + union-find.
 
 All pairs within Hamming distance ``radius`` are found without comparing all
-pairs. The 64 bits are cut into ``m`` blocks; by the pigeonhole principle two
-hashes within distance ``r`` agree to within ``r // m`` bits on at least one
-block. So for each block we sort the block values once and, for every hash,
-look up its block value and the values ``<= r // m`` bit flips away
-(``searchsorted``); only those candidates are verified on all 64 bits. With
-``m = r + 1`` this is the classic "one block matches exactly" scheme; for
-large inputs fewer, wider blocks (about log2(n) bits each) keep the buckets
-small, and ``m`` is picked by a cost estimate. Everything is vectorized numpy,
-processed in chunks to bound memory; the time grows near-linearly with n for
-hashes that are spread out (perceptual hashes of distinct images).
+pairs. The 64 bits are cut into ``b > radius`` blocks; by the pigeonhole
+principle two hashes within distance ``r`` agree exactly on at least
+``b - r`` blocks. So for every choice of ``b - r`` blocks (a key) the hashes
+are sorted by key, and only hashes with equal keys are verified on all 64
+bits (the manner of Manku et al., "Detecting near-duplicates for web
+crawling", 2007). More blocks give wider keys (fewer chance candidates) but
+more keys; ``b`` is chosen by a cost measured on a sample of the data, and
+the blocks mix high- and low-entropy bits so that no key crowds into few
+values. Everything is vectorized numpy, in batches of bounded size; each key
+is one task for an executor (Ray).
+
+``block_layout`` is the earlier cost model of contiguous blocks searched with
+bit flips, kept for callers that size a search by it.
 
 Identical hashes are collapsed first, so a heap of equal hashes (for example
-many blank images) costs one entry, not a quadratic number of pairs.
-"""
+many blank images) costs one entry, not a quadratic number of pairs."""
 
 from __future__ import annotations
 
@@ -27,8 +29,8 @@ import numpy as np
 
 __all__ = ["UnionFind", "block_layout", "candidate_pairs", "cluster_labels", "hamming", "pairs_within"]
 
-_CHUNK = 1 << 18  # queries per vectorized lookup
 _MAX_CANDIDATES = 1 << 22  # candidates verified per batch (bounds memory)
+_COST_SAMPLE = 1 << 17  # hashes sampled to choose the keys
 # Blocks up to this width are looked up in a direct-address table of bucket
 # starts (2**width entries) instead of by binary search.
 _TABLE_BITS = 24
@@ -58,14 +60,6 @@ def block_layout(num_hashes: int, radius: int) -> list[tuple[int, int]]:
         shift -= w
         layout.append((shift, w))
     return layout
-
-
-def _flip_masks(width: int, sub_radius: int) -> np.ndarray:
-    masks = [0]
-    for k in range(1, sub_radius + 1):
-        for bits in combinations(range(width), k):
-            masks.append(sum(1 << b for b in bits))
-    return np.array(masks, dtype=np.uint64)
 
 
 def pairs_within(hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,73 +131,76 @@ def candidate_pairs(hashes: np.ndarray, radius: int, max_group: int = 256, execu
     return np.minimum(i, j), np.maximum(i, j)
 
 
-def _bit_blocks(values: np.ndarray, m: int) -> list[np.ndarray]:
-    """Split the 64 bit positions into ``m`` blocks that each mix high- and
-    low-entropy bits (bits sorted by entropy, dealt out in snake order).
-
-    Any partition of the bits keeps the pigeonhole guarantee; what matters
-    for speed is that no block's values crowd into a few buckets.
-    Perceptual hashes of similar images (the low DCT frequencies of simple
-    shapes) agree on whole runs of adjacent bits, so contiguous blocks made
-    the candidate lists ~4x longer on 400,000 synth:shapes."""
+def _entropy_order(values: np.ndarray) -> list[int]:
+    """Bit positions from the highest to the lowest entropy over ``values``."""
     ones = np.array([np.count_nonzero((values >> np.uint64(b)) & np.uint64(1)) for b in range(64)], np.float64)
     p = np.clip(ones / max(len(values), 1), 1e-12, 1 - 1e-12)
     entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
-    blocks: list[list[int]] = [[] for _ in range(m)]
-    for k, bit in enumerate(np.argsort(-entropy, kind="stable").tolist()):
+    return np.argsort(-entropy, kind="stable").tolist()
+
+
+def _bit_blocks(order: list[int], m: int) -> list[int]:
+    """Split the 64 bit positions into ``m`` blocks (as bit masks) that each
+    mix high- and low-entropy bits (``order``: by entropy, dealt out in
+    snake order).
+
+    Any partition of the bits keeps the pigeonhole guarantee; what matters
+    for speed is that no key's values crowd into a few buckets. Perceptual
+    hashes of similar images (the low DCT frequencies of simple shapes)
+    agree on whole runs of adjacent bits, so contiguous blocks made the
+    candidate lists ~4x longer on 400,000 synth:shapes."""
+    masks = [0] * m
+    for k, bit in enumerate(order):
         turn = k % m
-        blocks[turn if (k // m) % 2 == 0 else m - 1 - turn].append(bit)
-    return [np.array(sorted(b), dtype=np.uint64) for b in blocks]
+        masks[turn if (k // m) % 2 == 0 else m - 1 - turn] |= 1 << bit
+    return masks
 
 
-def _gather_bits(values: np.ndarray, bits: np.ndarray) -> np.ndarray:
-    """The bits at positions ``bits`` of every value, packed into 0..2**len-1."""
-    out = np.zeros(len(values), dtype=np.uint64)
-    for k, bit in enumerate(bits.tolist()):
-        out |= ((values >> np.uint64(bit)) & np.uint64(1)) << np.uint64(k)
-    return out
-
-
-def _choose_blocks(values: np.ndarray, radius: int) -> list[np.ndarray]:
-    """The block split with the fewest expected candidates, measured on the
-    data: per block, the lookups times (n + sum of squared bucket sizes),
-    over the block counts near the estimate of ``block_layout``."""
+def _key_tables(values: np.ndarray, radius: int) -> list[int]:
+    """The exact-match keys to join on, as bit masks: the bits are cut into
+    ``b`` blocks (``_bit_blocks``) and every choice of ``b - radius`` of
+    them is one key. Two hashes within ``radius`` bits differ in at most
+    ``radius`` blocks, so they agree on all blocks of at least one key
+    (pigeonhole): joining on every key finds every pair. More blocks mean
+    wider keys (fewer chance candidates, which grow with n squared) but more
+    keys; ``b`` is chosen by the cost measured on an evenly spaced sample of
+    the hashes: a sort per key, plus the candidate pairs expected at full size."""
     n = len(values)
-    guess = len(block_layout(n, radius))
-    best: tuple[float, list[np.ndarray]] | None = None
-    for m in range(max(1, guess - 1), min(radius + 1, guess + 1) + 1):
-        blocks = _bit_blocks(values, m)
-        cost = 0.0
-        for bits in blocks:
-            block = _gather_bits(values, bits)
-            if len(bits) <= _TABLE_BITS:
-                sizes = np.bincount(block.astype(np.int64))
-            else:
-                sizes = np.unique(block, return_counts=True)[1]
-            flips = sum(comb(len(bits), k) for k in range(radius // m + 1))
-            cost += flips * (n + float(np.square(sizes, dtype=np.float64).sum()))
+    sample = values[np.linspace(0, n - 1, min(n, _COST_SAMPLE)).astype(np.int64)]
+    scale = (n / len(sample)) ** 2
+    order = _entropy_order(sample)
+    best: tuple[float, list[int]] | None = None
+    for blocks_count in range(radius + 1, min(64, radius + 4) + 1):
+        blocks = _bit_blocks(order, blocks_count)
+        keys = [sum(blocks[k] for k in combo) for combo in combinations(range(blocks_count), blocks_count - radius)]
+        pairs = 0.0
+        for mask in keys:
+            counts = np.unique(sample & np.uint64(mask), return_counts=True)[1].astype(np.float64)
+            pairs += float((counts * (counts - 1) / 2).sum()) * scale
+        # Weights measured on 2M hashes (2 cores): a key costs about one unit
+        # per hash and log2(n) step of its sort, a candidate pair about three.
+        cost = len(keys) * n * np.log2(max(n, 2)) + 3.0 * pairs
         if best is None or cost < best[0]:
-            best = (cost, blocks)
+            best = (cost, keys)
     assert best is not None
     return best[1]
 
 
 def _unique_pairs(values: np.ndarray, radius: int, executor: Any = None) -> tuple[np.ndarray, np.ndarray]:
     n = len(values)
-    blocks = _choose_blocks(values, radius)
-    tasks = [BlockSearch(values, bits, radius, len(blocks)) for bits in blocks]
+    tasks = [KeyJoin(values, mask, radius) for mask in _key_tables(values, radius)]
     if executor is None:
-        results = [search_block(task) for task in tasks]
+        results = [join_on_key(task) for task in tasks]
     else:
         # Results keyed by task index: completion order never matters.
-        found = dict(executor.imap(search_block, tasks))
+        found = dict(executor.imap(join_on_key, tasks))
         results = [found[k] for k in range(len(tasks))]
     results = [r for r in results if len(r[0])]
     if not results:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     i = np.concatenate([r[0] for r in results])
     j = np.concatenate([r[1] for r in results])
-    # A pair close on several blocks is found several times (a sort, not
+    # A pair that agrees on several keys is found several times (a sort, not
     # np.unique: its hash path is slower here).
     key = np.sort(i * n + j)
     key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
@@ -211,45 +208,39 @@ def _unique_pairs(values: np.ndarray, radius: int, executor: Any = None) -> tupl
 
 
 @dataclass
-class BlockSearch:
-    """One block of the multi-index search: the bit positions of the block,
-    and the hashes, radius and block count it needs (one task)."""
+class KeyJoin:
+    """One key of the search (one task): the hashes, the key's bit mask and
+    the radius."""
 
     values: np.ndarray
-    bits: np.ndarray
+    mask: int
     radius: int
-    num_blocks: int
 
 
-def search_block(task: BlockSearch) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs ``i < j`` within the radius that agree to within
-    ``radius // num_blocks`` bits on this block."""
-    values, bits, radius = task.values, task.bits, task.radius
-    n, width = len(values), len(task.bits)
+def join_on_key(task: KeyJoin) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs ``i < j`` within the radius whose key bits are equal: a sort
+    by key, then every pair inside each run of equal keys, verified on all
+    64 bits in batches of bounded size."""
+    values = task.values
+    key = values & np.uint64(task.mask)  # equal keys <=> equal masked hashes
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    n = len(values)
+    run_start = np.flatnonzero(np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]]))
+    run_end = np.concatenate([run_start[1:], [n]])
+    # For each sorted position: its partners are the later positions of its run.
+    end_of = np.repeat(run_end, run_end - run_start)
+    lo = np.arange(1, n + 1, dtype=np.int64)
+    counts = end_of - lo
+    has = np.flatnonzero(counts > 0)
     found_i: list[np.ndarray] = []
     found_j: list[np.ndarray] = []
-    block = _gather_bits(values, bits)
-    order = np.argsort(block, kind="stable")
-    sorted_block = block[order]
-    table = None
-    if width <= _TABLE_BITS:
-        counts_per_value = np.bincount(block.astype(np.int64), minlength=1 << width)
-        table = np.concatenate([[0], np.cumsum(counts_per_value)])
-    for flip in _flip_masks(width, radius // task.num_blocks):
-        for start in range(0, n, _CHUNK):
-            stop = min(n, start + _CHUNK)
-            query = block[start:stop] ^ flip
-            if table is not None:
-                q = query.astype(np.int64)
-                lo, hi = table[q], table[q + 1]
-            else:
-                lo = np.searchsorted(sorted_block, query, "left")
-                hi = np.searchsorted(sorted_block, query, "right")
-            for a, b in _batches(hi - lo):
-                qi, cj = _expand(start + a, lo[a:b], hi[a:b], order)
-                close = hamming(values[qi], values[cj]) <= radius
-                found_i.append(qi[close])
-                found_j.append(cj[close])
+    for a, b in _batches(counts[has]):
+        rows = has[a:b]
+        qi, cj = _expand(order[rows], lo[rows], end_of[rows], order)
+        close = hamming(values[qi], values[cj]) <= task.radius
+        found_i.append(np.minimum(qi, cj)[close])
+        found_j.append(np.maximum(qi, cj)[close])
     if not found_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(found_i), np.concatenate(found_j)
@@ -270,17 +261,15 @@ def _batches(counts: np.ndarray) -> list[tuple[int, int]]:
     return out
 
 
-def _expand(first: int, lo: np.ndarray, hi: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Query index and candidate index of every (query, bucket member),
-    keeping each unordered pair once (query < candidate)."""
+def _expand(queries: np.ndarray, lo: np.ndarray, hi: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(query, candidate) for every query and every sorted position in
+    ``[lo, hi)`` of its range (``order`` maps sorted positions to indices)."""
     counts = hi - lo
     total = int(counts.sum())
-    qi = np.repeat(np.arange(first, first + len(counts), dtype=np.int64), counts)
-    # Position in the sorted block: the bucket start plus the rank inside it.
+    qi = np.repeat(queries, counts)
+    # Position in the sorted keys: the range start plus the rank inside it.
     pos = np.arange(total, dtype=np.int64) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
-    cj = order[pos]
-    keep = qi < cj
-    return qi[keep], cj[keep]
+    return qi, order[pos]
 
 
 class UnionFind:
