@@ -67,6 +67,9 @@ def make_staged(root: Path, n: int, seed: int = 0) -> tuple[list[str], dict[str,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    truth_file = root / "truth.json"
+    if truth_file.exists():  # made by an earlier run: same seed, same rows
+        return sorted(str(p) for p in root.glob("ingest-bench/part-*")), json.loads(truth_file.read_text())
     rng = np.random.default_rng(seed)
     centres = rng.integers(0, 2**63, size=5000, dtype=np.int64).view(np.uint64)
     weights = 1.0 / np.arange(1, len(CLASSES) + 1) ** 1.0
@@ -78,8 +81,6 @@ def make_staged(root: Path, n: int, seed: int = 0) -> tuple[list[str], dict[str,
         m = min(PART_ROWS, n - start)
         part_dir = root / "ingest-bench" / f"part-000-{p:06d}"
         parts.append(str(part_dir))
-        if (part_dir / "meta.parquet").exists():
-            continue
         prng = np.random.default_rng([seed, p])
         hashes = prng.integers(0, 2**63, size=m, dtype=np.int64).view(np.uint64) | (prng.integers(0, 2, m).astype(np.uint64) << np.uint64(63))
         styled = prng.random(m) < 0.4
@@ -150,7 +151,9 @@ def make_staged(root: Path, n: int, seed: int = 0) -> tuple[list[str], dict[str,
         part_dir.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, part_dir / "meta.parquet.tmp")
         os.replace(part_dir / "meta.parquet.tmp", part_dir / "meta.parquet")
-    return parts, {"planted_rows": planted_rows, "planted_removals": planted_removals}
+    truth = {"planted_rows": planted_rows, "planted_removals": planted_removals}
+    truth_file.write_text(json.dumps(truth))
+    return parts, truth
 
 
 def run_plan(root: Path, memory_budget_gb: float | None) -> dict:
