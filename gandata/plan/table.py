@@ -21,6 +21,7 @@ import pyarrow.ipc  # noqa: F401  (pa.ipc)
 import pyarrow.parquet as pq
 
 from gandata.ingest.staging import META_FILE, read_meta
+from gandata.errors import BuildError
 from gandata.records import Rejection
 from gandata.util.arrow import numpy_column, string_column, to_numpy
 
@@ -123,7 +124,8 @@ def _hash_words(column: pa.ChunkedArray) -> np.ndarray:
     the word order is the bytes' order)."""
     array = column.combine_chunks()
     if array.null_count:
-        raise ValueError("content_hash has nulls")  # staging always writes one
+        # Staging writes a hash for every row; a null means a damaged partition.
+        raise BuildError("staged metadata has rows without a content hash: delete OUTPUT/.staging and build again")
     raw = np.frombuffer(array.buffers()[1], np.uint8)[array.offset * 16 : (array.offset + len(array)) * 16]
     return raw.view(">u8").reshape(-1, 2).astype(np.uint64)
 
