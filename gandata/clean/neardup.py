@@ -30,7 +30,7 @@ import numpy as np
 __all__ = ["UnionFind", "block_layout", "candidate_pairs", "cluster_labels", "hamming", "pairs_within"]
 
 _MAX_CANDIDATES = 1 << 22  # candidates verified per batch (bounds memory)
-_COST_SAMPLE = 1 << 17  # hashes sampled to choose the keys
+_COST_SAMPLE = 1 << 16  # hashes sampled to choose the keys
 # Blocks up to this width are looked up in a direct-address table of bucket
 # starts (2**width entries) instead of by binary search.
 _TABLE_BITS = 24
@@ -170,7 +170,8 @@ def _key_tables(values: np.ndarray, radius: int) -> list[int]:
     scale = (n / len(sample)) ** 2
     order = _entropy_order(sample)
     best: tuple[float, list[int]] | None = None
-    for blocks_count in range(radius + 1, min(64, radius + 4) + 1):
+    # Beyond radius + 3 blocks the keys (35+ for radius 4) cost more than they save.
+    for blocks_count in range(radius + 1, min(64, radius + 3) + 1):
         blocks = _bit_blocks(order, blocks_count)
         keys = [sum(blocks[k] for k in combo) for combo in combinations(range(blocks_count), blocks_count - radius)]
         pairs = 0.0

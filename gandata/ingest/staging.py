@@ -113,9 +113,11 @@ def read_meta(part_dir: Path, columns: Sequence[str] | None = None, exclude: Seq
     """A partition's metadata: all columns, the named ``columns``, or all
     but ``exclude`` (columns not read at all, so never held in memory)."""
     path = part_dir / META_FILE
-    if exclude and columns is None:
-        columns = [name for name in pq.read_schema(path).names if name not in exclude]
-    return read_parquet(path, columns=columns)
+    if not exclude or columns is not None:
+        return read_parquet(path, columns=columns)
+    with pq.ParquetFile(path) as parquet:  # one open for the schema and the data
+        wanted = [name for name in parquet.schema_arrow.names if name not in exclude]
+        return parquet.read(columns=wanted, use_threads=False)
 
 
 def read_rejections(part_dir: Path) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from gandata.clean.neardup import candidate_pairs, cluster_labels
 from gandata.config import CleanConfig
 from gandata.errors import ConfigError
-from gandata.plan.table import read_thumbnails
+from gandata.plan.table import map_thumbnails, read_thumbnails
 from gandata.records import Rejection
 from gandata.util.arrow import numpy_column, string_column, to_numpy
 
@@ -340,6 +340,7 @@ def _near_duplicate_pairs(state: _Cleaning, size_px: int | None) -> tuple[np.nda
         rows = np.unique(np.concatenate([a, b]))
         tasks.append(ConfirmTask(
             part_dirs=tuple(staged.part_dirs), parts=parts[rows], rows=local[rows],
+            thumbs_file=staged.thumbs_file, staged_rows=rows,
             pos_i=np.searchsorted(rows, a), pos_j=np.searchsorted(rows, b),
             similarity=config.near_dup_similarity,
         ))
@@ -362,13 +363,19 @@ class ConfirmTask:
     pos_i: np.ndarray
     pos_j: np.ndarray
     similarity: float
+    # With a thumbnail file from load_staged: those rows are read from it.
+    thumbs_file: str | None = None
+    staged_rows: np.ndarray | None = None
 
 
 def confirm_pairs(task: ConfirmTask) -> np.ndarray:
     """Which pairs of ``task`` have a thumbnail correlation of at least
     ``similarity`` (the luma test; the colour test is the caller's). Every figure is computed per row or per pair, so any split into tasks
     gives the same answer bit for bit."""
-    thumbs = read_thumbnails(task.part_dirs, task.parts, task.rows)
+    if task.thumbs_file is not None and task.staged_rows is not None:
+        thumbs = map_thumbnails(task.thumbs_file, task.staged_rows)
+    else:
+        thumbs = read_thumbnails(task.part_dirs, task.parts, task.rows)
     centre, scale = _row_moments(thumbs)
     close = np.zeros(len(task.pos_i), bool)
     for start in range(0, len(task.pos_i), _CONFIRM_CHUNK):

@@ -21,6 +21,7 @@ import pyarrow.ipc  # noqa: F401  (pa.ipc)
 import pyarrow.parquet as pq
 
 from gandata.ingest.staging import META_FILE, read_meta
+from gandata.clean.scores import THUMB_PX
 from gandata.errors import BuildError
 from gandata.records import Rejection
 from gandata.util.arrow import numpy_column, string_column, to_numpy
@@ -32,6 +33,7 @@ UNLABELED = -1
 # for the rows that need them (the near-duplicate candidates), so the plan's
 # memory does not grow by a thumbnail (256 bytes) per sample.
 LAZY_COLUMNS = ("thumb",)
+THUMB_BYTES = THUMB_PX * THUMB_PX  # a staged grayscale thumbnail
 
 
 @dataclass
@@ -45,6 +47,9 @@ class StagedTable:
     table: pa.Table  # meta columns (minus LAZY_COLUMNS) + part, row, source_index
     part_dirs: list[str]
     source_uris: list[str]
+    # The thumbnails copied into one flat uint8 file by load_staged (or None:
+    # read from the partitions).
+    thumbs_file: str | None = None
     _groups: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -100,7 +105,19 @@ class StagedTable:
         """uint8 [len(rows), T] thumbnails of ``rows``, read partition by
         partition from the staging files (only those rows are kept)."""
         rows = np.asarray(rows, dtype=np.int64)
+        if self.thumbs_file is not None:
+            return map_thumbnails(self.thumbs_file, rows)
         return read_thumbnails(self.part_dirs, self.column("part")[rows], self.column("row")[rows])
+
+
+def map_thumbnails(path: str, rows: np.ndarray) -> np.ndarray:
+    """uint8 [len(rows), THUMB_BYTES]: ``rows`` of a thumbnail file written by
+    ``load_staged`` (memory-mapped; only those rows are read)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return np.zeros((len(rows), THUMB_BYTES), np.uint8)
+    mapped = np.memmap(path, dtype=np.uint8, mode="r", shape=(size // THUMB_BYTES, THUMB_BYTES))
+    return np.asarray(mapped[np.asarray(rows, dtype=np.int64)])
 
 
 def read_thumbnails(part_dirs: Sequence[str], parts: np.ndarray, local_rows: np.ndarray) -> np.ndarray:
@@ -170,28 +187,75 @@ SPILL_FILE = "plan-metadata.arrow"
 
 
 def load_staged(part_dirs: Sequence[str], source_indices: Sequence[int], source_uris: Sequence[str],
-                memory_budget: int | None = None, spill_dir: str | os.PathLike[str] | None = None) -> StagedTable:
+                memory_budget: int | None = None, spill_dir: str | os.PathLike[str] | None = None,
+                thumbs_file: str | os.PathLike[str] | None = None) -> StagedTable:
     """Concatenate the metadata of every staged partition.
 
     When ``spill_dir`` is given and the metadata would take more than
     ``memory_budget`` bytes, the partitions are streamed one at a time into
     an Arrow file there and the table is memory-mapped from it: the same
     columns and values, held by the page cache (which the OS can evict)
-    instead of this process's heap."""
+    instead of this process's heap.
+
+    With ``thumbs_file``, the thumbnails are copied (in the same pass, one
+    partition at a time) into that flat uint8 file, one row per staged row,
+    so the near-duplicate confirmation memory-maps the rows it needs instead
+    of opening every partition again."""
+    thumbs = _ThumbWriter(Path(thumbs_file)) if thumbs_file is not None else None
     if spill_dir is not None and memory_budget is not None and part_dirs:
         if estimate_meta_bytes(part_dirs) > memory_budget:
-            return _load_spilled(part_dirs, source_indices, source_uris, Path(spill_dir))
-    tables = [_partition_table(part, part_dir, src) for part, (part_dir, src) in enumerate(zip(part_dirs, source_indices))]
+            return _load_spilled(part_dirs, source_indices, source_uris, Path(spill_dir), thumbs)
+    tables = [_partition_table(part, part_dir, src, thumbs) for part, (part_dir, src) in enumerate(zip(part_dirs, source_indices))]
     if tables:
         table = pa.concat_tables(tables, promote_options="default")
     else:
         table = pa.table({"key": string_column([])})
-    return StagedTable(table=table, part_dirs=list(part_dirs), source_uris=list(source_uris))
+    return StagedTable(table=table, part_dirs=list(part_dirs), source_uris=list(source_uris),
+                       thumbs_file=thumbs.close() if thumbs is not None else None)
 
 
-def _partition_table(part: int, part_dir: str, source_index: int) -> pa.Table:
-    """One partition's metadata plus its part, row and source_index columns."""
-    meta = read_meta(Path(part_dir), exclude=LAZY_COLUMNS)
+class _ThumbWriter:
+    """Appends each partition's thumbnails to one flat file (rows of
+    ``THUMB_BYTES``; zeros for rows without one), renamed into place when done."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        self.fh = open(self.tmp, "wb")
+
+    def add(self, column: pa.ChunkedArray | None, num_rows: int) -> None:
+        if column is None or column.null_count:
+            values = [None] * num_rows if column is None else column.to_pylist()
+            self.fh.write(b"".join(v if v is not None else bytes(THUMB_BYTES) for v in values))
+            return
+        written = 0
+        for chunk in column.chunks:
+            # The values buffer between the first and last offset is the
+            # chunk's bytes in row order: written as is, no Python bytes per row.
+            offsets = np.frombuffer(chunk.buffers()[1], np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+            if len(chunk):
+                data = memoryview(chunk.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+                self.fh.write(data)
+                written += len(data)
+        if written != num_rows * THUMB_BYTES:
+            raise BuildError(f"staged thumbnails are not {THUMB_BYTES} bytes each: delete OUTPUT/.staging and build again")
+
+    def close(self) -> str:
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+        return str(self.path)
+
+
+def _partition_table(part: int, part_dir: str, source_index: int, thumbs: _ThumbWriter | None = None) -> pa.Table:
+    """One partition's metadata plus its part, row and source_index columns
+    (the thumbnails, when read, go to ``thumbs``)."""
+    if thumbs is None:
+        meta = read_meta(Path(part_dir), exclude=LAZY_COLUMNS)
+    else:
+        meta = read_meta(Path(part_dir))
+        thumbs.add(meta.column("thumb") if "thumb" in meta.column_names else None, meta.num_rows)
+        meta = meta.drop_columns([c for c in LAZY_COLUMNS if c in meta.column_names])
     n = meta.num_rows
     meta = meta.append_column("part", numpy_column(np.full(n, part, np.int32)))
     meta = meta.append_column("row", numpy_column(np.arange(n, dtype=np.int32)))
@@ -215,7 +279,7 @@ def estimate_meta_bytes(part_dirs: Sequence[str]) -> int:
 
 
 def _load_spilled(part_dirs: Sequence[str], source_indices: Sequence[int], source_uris: Sequence[str],
-                  spill_dir: Path) -> StagedTable:
+                  spill_dir: Path, thumbs: _ThumbWriter | None = None) -> StagedTable:
     # The unified schema of all partitions (the one concat_tables would
     # give), so each partition is written as it is read: one in memory at a time.
     schemas = [pq.read_schema(Path(d) / META_FILE) for d in part_dirs]
@@ -227,13 +291,14 @@ def _load_spilled(part_dirs: Sequence[str], source_indices: Sequence[int], sourc
     tmp = spill_dir / f".{SPILL_FILE}.{os.getpid()}"
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for part, (part_dir, src) in enumerate(zip(part_dirs, source_indices)):
-            table = _partition_table(part, part_dir, src)
+            table = _partition_table(part, part_dir, src, thumbs)
             columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
                        else pa.nulls(table.num_rows, f.type) for f in schema]
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
     os.replace(tmp, path)
     table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-    return StagedTable(table=table, part_dirs=list(part_dirs), source_uris=list(source_uris))
+    return StagedTable(table=table, part_dirs=list(part_dirs), source_uris=list(source_uris),
+                       thumbs_file=thumbs.close() if thumbs is not None else None)
 
 
 def resolve_classes(found: Sequence[str | None], declared: Sequence[Sequence[str] | None]) -> list[str]:
