@@ -165,8 +165,9 @@ def run_plan(root: Path, memory_budget_gb: float | None) -> dict:
     parts = sorted(str(p) for p in root.glob("ingest-bench/part-*"))
     config = BuildConfig(sources=(SourceSpec("bench"),), output=str(root / "out"), memory_budget_gb=memory_budget_gb)
     start = time.perf_counter()
+    # As a build does: spill above the budget, thumbnails copied to one file.
     staged = load_staged(parts, [0] * len(parts), ["bench"], memory_budget=config.memory_budget_bytes,
-                         spill_dir=root / "spill")
+                         spill_dir=root / "spill", thumbs_file=root / "spill" / "thumbnails.u8")
     loaded = time.perf_counter()
     plan = make_plan(staged, config, [None])
     done = time.perf_counter()
