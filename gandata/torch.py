@@ -72,6 +72,10 @@ class TorchDataset:
     DataLoader needs only ``__len__`` and ``__getitem__``, so this class does
     not subclass torch's Dataset: it stays importable and picklable (for
     worker processes) without importing torch at module import time.
+
+    Each item is read through a memory map of its shard (``Dataset.__getitem__``),
+    so shuffled access costs about as much as in-order access; a pickled copy
+    in a ``DataLoader(num_workers>0)`` worker maps the shards itself.
     """
 
     def __init__(self, path: str | os.PathLike[str], split: str | None = None, normalize: bool = True) -> None:

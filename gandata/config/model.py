@@ -363,6 +363,9 @@ class BuildConfig:
     licenses: LicenseConfig = field(default_factory=LicenseConfig)
     # A build that keeps no sample is an error unless this is set.
     allow_empty: bool = False
+    # GiB the plan's staged metadata may hold in memory before it spills to a
+    # memory-mapped file in staging; None: half of the machine's RAM.
+    memory_budget_gb: float | None = None
 
     def validate(self) -> None:
         self.balance.validate()
@@ -380,6 +383,19 @@ class BuildConfig:
             raise ConfigError(f"--executor: {self.executor!r} must be one of {', '.join(EXECUTORS)}")
         if self.ray_address is not None and self.executor != "ray":
             raise ConfigError("--ray-address: only meaningful with --executor ray")
+        if self.memory_budget_gb is not None and not self.memory_budget_gb > 0:
+            raise ConfigError(f"--memory-budget: {self.memory_budget_gb} must be a positive number of GiB")
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        """The plan's memory budget in bytes (default: half of RAM)."""
+        if self.memory_budget_gb is not None:
+            return int(self.memory_budget_gb * 2**30)
+        try:
+            ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # not POSIX: assume 8 GiB
+            ram = 8 * 2**30
+        return ram // 2
 
     @property
     def resolved_workers(self) -> int:
@@ -395,6 +411,9 @@ class BuildConfig:
             data.pop("allow_empty")
         if not self.balance.allow_huge_oversample:
             data["balance"].pop("allow_huge_oversample")
+        # A resource limit, not a property of the dataset: a build that
+        # spills writes the same bytes, manifest included.
+        data.pop("memory_budget_gb")
         if self.balance.mode != "synthesize":
             # The synthetic-fill keys only appear when used, so configs (and
             # build fingerprints) of other builds read as they always did.

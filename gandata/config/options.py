@@ -189,6 +189,9 @@ OPTIONS: tuple[Option, ...] = (
        choices=EXECUTORS, group="performance", commands=CLEAN),
     _o("ray_address", "With --executor ray: the cluster to join ('auto', 'ray://HOST:10001'); default starts a local Ray.",
        flag="--ray-address", group="performance", commands=CLEAN),
+    _o("memory_budget_gb", "GiB of staged metadata the plan step holds in memory; above it the metadata spills to a "
+       "memory-mapped file in OUTPUT/.staging (same output, less RAM).", flag="--memory-budget", type=float,
+       group="performance", commands=CLEAN, default_text="half of RAM"),
     _o("staging_dir", "With an object-store --output: local folder the build is staged in before upload (kept for resuming).",
        flag="--staging-dir", group="performance", default_text="a temporary folder"),
     # -- cleaning (docs/CLEANING.md)

@@ -20,7 +20,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -109,8 +109,15 @@ def is_complete(part_dir: Path) -> bool:
     return (part_dir / META_FILE).is_file() and (part_dir / IMAGES_FILE).is_file()
 
 
-def read_meta(part_dir: Path) -> pa.Table:
-    return read_parquet(part_dir / META_FILE)
+def read_meta(part_dir: Path, columns: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> pa.Table:
+    """A partition's metadata: all columns, the named ``columns``, or all
+    but ``exclude`` (columns not read at all, so never held in memory)."""
+    path = part_dir / META_FILE
+    if not exclude or columns is not None:
+        return read_parquet(path, columns=columns)
+    with pq.ParquetFile(path) as parquet:  # one open for the schema and the data
+        wanted = [name for name in parquet.schema_arrow.names if name not in exclude]
+        return parquet.read(columns=wanted, use_threads=False)
 
 
 def read_rejections(part_dir: Path) -> list[dict[str, Any]]:

@@ -56,8 +56,14 @@ def build_local(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn |
         timings["ingest"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        staged = load_staged(part_dirs, part_sources, [s.uri for s in sources])
-        plan = make_plan(staged, config, [s.class_names() for s in sources])
+        near_dups = config.clean.enabled and config.clean.near_dups
+        staged = load_staged(part_dirs, part_sources, [s.uri for s in sources],
+                             memory_budget=config.memory_budget_bytes, spill_dir=staging / "plan",
+                             thumbs_file=staging / "plan" / "thumbnails.u8" if near_dups else None)
+        # On Ray the plan's heavy parts run as tasks on the cluster; locally
+        # the plan runs here (shipping thumbnails to helpers costs more than it saves).
+        plan = make_plan(staged, config, [s.class_names() for s in sources],
+                         executor=executor if config.executor == "ray" else None)
         timings["plan"] = time.perf_counter() - t0
 
         fill = None

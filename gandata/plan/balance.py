@@ -20,7 +20,7 @@ samples out of the validation split, like every mode.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -29,7 +29,7 @@ from gandata.config import BuildConfig, parse_sampling_strategy
 from gandata.config.model import MAX_OVERSAMPLE_FACTOR
 from gandata.errors import ConfigError
 from gandata.image.augment import check_spec
-from gandata.plan.split import group_ids, stratified_split
+from gandata.plan.split import dense_group_ids, stratified_split
 from gandata.plan.table import (
     Plan,
     StagedTable,
@@ -113,8 +113,9 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
     mask = labels >= 0
     if mask.any():
         classes, counts = np.unique(labels[mask], return_counts=True)
-        per = {int(c): mask.sum() / (len(classes) * int(k)) for c, k in zip(classes, counts)}
-        weights[mask] = [per[int(c)] for c in labels[mask]]
+        per = np.zeros(int(classes.max()) + 1, dtype=np.float64)
+        per[classes] = mask.sum() / (len(classes) * counts)
+        weights[mask] = per[labels[mask]]
     return weights
 
 
@@ -125,13 +126,13 @@ def _class_counts(labels: np.ndarray, classes: Sequence[str]) -> dict[str, int]:
     return {name: int((labels == i).sum()) for i, name in enumerate(classes)}
 
 
-def _reject(staged: Any, row: int, reason: str, detail: str) -> Rejection:
-    key = staged.table.column("key")[row].as_py()
-    src = int(staged.table.column("source_index")[row].as_py())
-    return Rejection(
-        key=key, locator=staged.table.column("locator")[row].as_py(), reason=reason,
-        detail=f"{key}: {detail}", source=staged.source_uris[src],
-    )
+def _rejections(staged: Any, rows: np.ndarray, reason: str, detail: str) -> list[Rejection]:
+    """One rejection per staged row in ``rows`` (strings read for those rows only)."""
+    sources = staged.column("source_index")[rows].tolist() if len(rows) else []
+    return [
+        Rejection(key=key, locator=locator, reason=reason, detail=f"{key}: {detail}", source=staged.source_uris[int(src)])
+        for key, locator, src in zip(staged.strings("key", rows), staged.strings("locator", rows), sources)
+    ]
 
 
 def _undersample(idx: np.ndarray, target: int, groups: np.ndarray, by_cluster: bool, rng: np.random.Generator) -> np.ndarray:
@@ -155,99 +156,151 @@ def apply_balance(plan: Plan, staged: StagedTable, config: BuildConfig) -> Plan:
     bc = config.balance
     if bc.mode == "none" and bc.val_fraction == 0:
         return plan
-    rows, labels = plan.rows, plan.labels
-    rejections = list(plan.rejections)
     if bc.mode != "none" and not plan.classes:
         raise ConfigError(f"--balance {bc.mode}: the sources yield no class labels, so there is nothing to balance")
-    if bc.mode != "none":
-        counts = _class_counts(labels, plan.classes)
-        small = {k: c for k, c in counts.items() if c < bc.min_class_count}
-        if small and not bc.drop_small_classes:
-            listed = ", ".join(f"{k!r} ({c})" for k, c in small.items())
-            raise ConfigError(
-                f"--min-class-count: class(es) {listed} have fewer than {bc.min_class_count} originals to balance; "
-                "add images, lower --min-class-count, or pass --drop-small-classes"
-            )
-        if small:
-            drop_ids = [plan.classes.index(k) for k in small]
-            dropped = np.isin(labels, drop_ids)
-            for r in np.sort(rows[dropped]):
-                rejections.append(_reject(staged, int(r), "small_class", f"class has fewer than {bc.min_class_count} originals (--drop-small-classes)"))
-            rows, labels = rows[~dropped], labels[~dropped]
+    rejections = list(plan.rejections)
+    rows, labels = _drop_small_classes(plan, staged, bc, rejections)
+    is_val, groups = _validation_mask(plan, staged, config, rows, labels)
+    rng = np.random.default_rng([config.seed, 0xBA1])
+    keep, copies = _resample(plan.classes, staged, bc, rows, labels, groups, is_val, rng, rejections)
+    entries = _Entries.originals(rows, labels, keep, is_val)
+    spec = entries.add_copies(copies, bc, rng)
+    return _assemble(plan, staged, config, entries, spec, rng, rejections)
 
-    hashes = staged.table.column("content_hash").to_pylist()
+
+def _drop_small_classes(plan: Any, staged: Any, bc: Any, rejections: list[Rejection]) -> tuple[np.ndarray, np.ndarray]:
+    """Refuse (or with ``drop_small_classes`` drop) classes with fewer than
+    ``min_class_count`` originals; returns the rows and labels left."""
+    rows, labels = plan.rows, plan.labels
+    if bc.mode == "none":
+        return rows, labels
+    counts = _class_counts(labels, plan.classes)
+    small = {k: c for k, c in counts.items() if c < bc.min_class_count}
+    if small and not bc.drop_small_classes:
+        listed = ", ".join(f"{k!r} ({c})" for k, c in small.items())
+        raise ConfigError(
+            f"--min-class-count: class(es) {listed} have fewer than {bc.min_class_count} originals to balance; "
+            "add images, lower --min-class-count, or pass --drop-small-classes"
+        )
+    if not small:
+        return rows, labels
+    dropped = np.isin(labels, [plan.classes.index(k) for k in small])
+    detail = f"class has fewer than {bc.min_class_count} originals (--drop-small-classes)"
+    rejections.extend(_rejections(staged, np.sort(rows[dropped]), "small_class", detail))
+    return rows[~dropped], labels[~dropped]
+
+
+def _validation_mask(plan: Any, staged: Any, config: BuildConfig, rows: np.ndarray,
+                     labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stratified validation cut (duplicate groups on one side) and the
+    group id of every entry."""
+
     cluster_ids = plan.cluster_ids
-    groups = group_ids([hashes[r] for r in rows], None if cluster_ids is None else np.asarray(cluster_ids)[rows])
+    groups = dense_group_ids(staged.content_groups()[rows], None if cluster_ids is None else np.asarray(cluster_ids)[rows])
     # Validation stays real: synthetic samples (gan: sources, --balance
     # synthesize) are split off before the cut and always train.
     synthetic = synthetic_mask(staged)[rows] if len(rows) else np.zeros(0, dtype=bool)
     is_val = np.zeros(len(rows), dtype=bool)
     real = np.flatnonzero(~synthetic)
-    is_val[real] = stratified_split(labels[real], groups[real], bc.val_fraction, config.seed)
+    is_val[real] = stratified_split(labels[real], groups[real], config.balance.val_fraction, config.seed)
+    return is_val, groups
 
-    rng = np.random.default_rng([config.seed, 0xBA1])
-    train = np.flatnonzero(~is_val)
-    derived = np.full(len(rows), -1, dtype=np.int64)
-    entry_rows, entry_labels, entry_derived = rows, labels, derived
-    copy_numbers = np.zeros(len(rows), dtype=np.int64)
-    augmentation: list[str | None] = [None] * len(rows)
-    seeds = np.zeros(len(rows), dtype=np.int64)
+
+def _resample(classes: Sequence[str], staged: Any, bc: Any, rows: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+              is_val: np.ndarray, rng: np.random.Generator, rejections: list[Rejection]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Under- or oversample the training entries per class: the kept mask
+    and the copies to add as (entry index of the original, copy number)."""
     keep = np.ones(len(rows), dtype=bool)
-    copies: list[tuple[int, int]] = []  # (entry index of the original, copy number)
-    if bc.mode in ("undersample", "oversample"):
-        counts = _class_counts(labels[train], plan.classes)
-        targets = resolve_targets(counts, bc.mode, bc.sampling_strategy)
-        check_target_bound(counts, targets, bc.allow_huge_oversample)
-        for cid, name in enumerate(plan.classes):
-            idx = train[labels[train] == cid]
-            want = targets.get(name, len(idx))
-            if bc.mode == "undersample" and want < len(idx):
-                kept = _undersample(idx, want, groups, bc.undersample_by_cluster, rng)
-                gone = np.setdiff1d(idx, kept)
-                keep[gone] = False
-                for r in np.sort(rows[gone]):
-                    rejections.append(_reject(staged, int(r), "undersampled", f"class {name!r} undersampled to {want}"))
-            elif bc.mode == "oversample" and want > len(idx) and len(idx):
-                # Cycle through a seeded permutation so each original is copied
-                # floor or ceil(need / n) times, never one image many times.
-                need = want - len(idx)
-                order = idx[rng.permutation(len(idx))]
-                for j in range(need):
-                    copies.append((int(order[j % len(idx)]), j // len(idx) + 1))
-    if copies:
+    copies: list[tuple[int, int]] = []
+    if bc.mode not in ("undersample", "oversample"):
+        return keep, copies
+    train = np.flatnonzero(~is_val)
+    counts = _class_counts(labels[train], classes)
+    targets = resolve_targets(counts, bc.mode, bc.sampling_strategy)
+    check_target_bound(counts, targets, bc.allow_huge_oversample)
+    for cid, name in enumerate(classes):
+        idx = train[labels[train] == cid]
+        want = targets.get(name, len(idx))
+        if bc.mode == "undersample" and want < len(idx):
+            kept = _undersample(idx, want, groups, bc.undersample_by_cluster, rng)
+            gone = np.setdiff1d(idx, kept)
+            keep[gone] = False
+            rejections.extend(_rejections(staged, np.sort(rows[gone]), "undersampled", f"class {name!r} undersampled to {want}"))
+        elif bc.mode == "oversample" and want > len(idx) and len(idx):
+            # Cycle through a seeded permutation so each original is copied
+            # floor or ceil(need / n) times, never one image many times.
+            need = want - len(idx)
+            order = idx[rng.permutation(len(idx))]
+            copies.extend((int(order[j % len(idx)]), j // len(idx) + 1) for j in range(need))
+    return keep, copies
+
+
+@dataclass
+class _Entries:
+    """The plan's entries before ordering: originals, then oversampled copies."""
+
+    rows: np.ndarray
+    labels: np.ndarray
+    derived: np.ndarray
+    copy_numbers: np.ndarray
+    augmentation: list[str | None]
+    seeds: np.ndarray
+    keep: np.ndarray
+    is_val: np.ndarray
+    has_copies: bool = False
+
+    @classmethod
+    def originals(cls, rows: np.ndarray, labels: np.ndarray, keep: np.ndarray, is_val: np.ndarray) -> "_Entries":
+        n = len(rows)
+        return cls(rows, labels, np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64), [None] * n,
+                   np.zeros(n, dtype=np.int64), keep, is_val)
+
+    def add_copies(self, copies: list[tuple[int, int]], bc: Any, rng: np.random.Generator) -> str | None:
+        """Append the copies (training only, each with its augmentation
+        seed); returns the augmentation spec (None: exact copies)."""
+        if not copies:
+            return None
         src = np.array([c[0] for c in copies], dtype=np.int64)
         spec = ",".join(bc.augmentations) if bc.augment and bc.augmentations else None
         copy_seeds = rng.integers(0, 2**31 - 1, size=len(copies), dtype=np.int64)
-        entry_rows = np.concatenate([rows, rows[src]])
-        entry_labels = np.concatenate([labels, labels[src]])
-        entry_derived = np.concatenate([derived, rows[src]])
-        copy_numbers = np.concatenate([copy_numbers, [c[1] for c in copies]])
-        augmentation = augmentation + [None if spec is None else f"{spec}@seed={int(s)}" for s in copy_seeds]
-        seeds = np.concatenate([seeds, copy_seeds])
-        keep = np.concatenate([keep, np.ones(len(copies), dtype=bool)])
-        is_val = np.concatenate([is_val, np.zeros(len(copies), dtype=bool)])
+        rows = self.rows
+        self.rows = np.concatenate([rows, rows[src]])
+        self.labels = np.concatenate([self.labels, self.labels[src]])
+        self.derived = np.concatenate([self.derived, rows[src]])
+        self.copy_numbers = np.concatenate([self.copy_numbers, [c[1] for c in copies]])
+        self.augmentation = self.augmentation + [None if spec is None else f"{spec}@seed={int(s)}" for s in copy_seeds]
+        self.seeds = np.concatenate([self.seeds, copy_seeds])
+        self.keep = np.concatenate([self.keep, np.ones(len(copies), dtype=bool)])
+        self.is_val = np.concatenate([self.is_val, np.zeros(len(copies), dtype=bool)])
+        self.has_copies = True
+        return spec
 
-    # Output order: the training entries shuffled (copies among originals),
-    # then validation, each with the build seed.
-    tr = np.flatnonzero(keep & ~is_val)
-    va = np.flatnonzero(keep & is_val)
+
+def _assemble(plan: Any, staged: Any, config: BuildConfig, entries: _Entries, spec: str | None,
+              rng: np.random.Generator, rejections: list[Rejection]) -> Any:
+    """Output order (the training entries shuffled, copies among originals,
+    then validation, each with the build seed), weights, statistics, shards."""
+
+    tr = np.flatnonzero(entries.keep & ~entries.is_val)
+    va = np.flatnonzero(entries.keep & entries.is_val)
     order = np.concatenate([tr[rng.permutation(len(tr))], va[rng.permutation(len(va))]]).astype(np.int64)
     splits = np.array(["train"] * len(tr) + ["val"] * len(va), dtype=object)
-    out_rows, out_labels = entry_rows[order], entry_labels[order]
+    out_rows, out_labels = entries.rows[order], entries.labels[order]
     weights = None
-    if bc.mode == "weights":
+    if config.balance.mode == "weights":
         weights = np.ones(len(order), dtype=np.float64)
         for split in ("train", "val"):
             m = splits == split
             weights[m] = class_weights(out_labels[m])
     mean, std = channel_stats(staged, out_rows, config.image.size_px)
+    copies = entries.has_copies
     if copies and spec is not None:
         check_spec(spec)
     return replace(
         plan, rows=out_rows.astype(np.int64), labels=out_labels, splits=splits,
         shards=assign_shards(splits, config.out.shard_size), rejections=rejections, mean=mean, std=std,
-        weights=weights, derived_from=entry_derived[order] if copies else None,
-        augmentation=[augmentation[i] for i in order] if copies else None,
-        copy_numbers=copy_numbers[order] if copies else None, augment_seeds=seeds[order] if copies else None,
+        weights=weights, derived_from=entries.derived[order] if copies else None,
+        augmentation=[entries.augmentation[i] for i in order] if copies else None,
+        copy_numbers=entries.copy_numbers[order] if copies else None, augment_seeds=entries.seeds[order] if copies else None,
         augment_spec=spec if copies else None,
     )

@@ -1,41 +1,52 @@
 """Exact deduplication: one sample per group of identical decoded pixels.
+
+Columnar: the content hashes are grouped by sorting (``StagedTable.content_groups``)
+and the keeper of each group is found with array operations; Python strings
+are made only for the duplicates, which get a rejection each.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from gandata.plan.table import StagedTable
 from gandata.records import Rejection
+from gandata.util.arrow import numpy_column, to_numpy
+
+
+def source_key_order(staged: StagedTable) -> np.ndarray:
+    """Staged rows sorted by (source, key), ties in staged order. Arrow
+    compares strings as UTF-8 bytes, which is Python's code-point order."""
+    table = pa.table({"source": numpy_column(staged.column("source_index").astype(np.int64)),
+                      "key": staged.table.column("key")})
+    return to_numpy(pc.sort_indices(table, sort_keys=[("source", "ascending"), ("key", "ascending")])).astype(np.int64)
 
 
 def find_exact_duplicates(staged: StagedTable) -> tuple[np.ndarray, list[Rejection]]:
     """Keep the first sample by (source, key) of each group of identical
-    pixels; return the kept mask and one rejection per other member."""
+    pixels; return the kept mask and one rejection per other member (in
+    (source, key) order)."""
     n = staged.num_rows
     keep = np.ones(n, dtype=bool)
     if n == 0:
         return keep, []
-    keys = staged.keys()
-    sources = staged.column("source_index")
-    hashes = staged.table.column("content_hash").to_pylist()
-    locators = staged.table.column("locator").to_pylist()
-    order = sorted(range(n), key=lambda i: (int(sources[i]), keys[i]))
-    first: dict[bytes, int] = {}
-    rejections = []
-    for i in order:
-        h = hashes[i]
-        kept = first.setdefault(h, i)
-        if kept != i:
-            keep[i] = False
-            rejections.append(
-                Rejection(
-                    key=keys[i],
-                    locator=locators[i],
-                    reason="duplicate",
-                    detail=f"{keys[i]}: same pixels as {keys[kept]}",
-                    source=staged.source_uris[int(sources[i])],
-                    kept_key=keys[kept],
-                )
-            )
-    return keep, rejections
+    groups = staged.content_groups()
+    order = source_key_order(staged)
+    # The first row of each group in (source, key) order is its keeper.
+    _, first = np.unique(groups[order], return_index=True)
+    keeper = np.empty(int(groups.max()) + 1, dtype=np.int64)
+    keeper[groups[order[first]]] = order[first]
+    dups = order[keeper[groups[order]] != order]
+    keep[dups] = False
+    kept = keeper[groups[dups]]
+    keys = staged.strings("key", dups)
+    kept_keys = staged.strings("key", kept)
+    locators = staged.strings("locator", dups)
+    sources = staged.column("source_index")[dups].tolist()
+    return keep, [
+        Rejection(key=k, locator=loc, reason="duplicate", detail=f"{k}: same pixels as {kk}",
+                  source=staged.source_uris[int(s)], kept_key=kk)
+        for k, kk, loc, s in zip(keys, kept_keys, locators, sources)
+    ]

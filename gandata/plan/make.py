@@ -6,7 +6,7 @@ dedup -> merge (label maps, caps) -> cleaning -> classes and labels -> seeded sh
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -28,8 +28,13 @@ from gandata.plan.table import (
 from gandata.records import Rejection
 
 
-def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequence[Sequence[str] | None]) -> Plan:
-    """Run the global step: dedup, labels, shuffle, shards and statistics."""
+def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequence[Sequence[str] | None],
+              executor: Any = None) -> Plan:
+    """Run the global step: dedup, labels, shuffle, shards and statistics.
+
+    ``executor`` (anything with ``imap(fn, tasks)``: the Ray executor) runs
+    the heavy parts of cleaning (near-duplicate search and confirmation) as
+    tasks; the plan is the same as without it."""
     rejections: list[Rejection] = []
     keep = np.ones(staged.num_rows, dtype=bool)
     if config.dedup:
@@ -43,9 +48,9 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     # Cleaning after the merge: label conflicts need the unified labels.
     synthetic = synthetic_mask(staged)
     cleaned = apply_cleaning(staged, keep, rejections, config.clean, config.image.size_px, keep_exact=not config.dedup,
-                             synthetic=synthetic if synthetic.any() else None)
+                             synthetic=synthetic if synthetic.any() else None, executor=executor)
     keep, rejections = cleaned.keep, cleaned.rejections
-    found = staged.table.column("label").to_pylist() if staged.num_rows else []
+    found = staged.label_codes()[1]  # the distinct labels, never one per sample
     classes = resolve_classes(found, declared_classes)
     all_labels = label_ids(staged, classes) if staged.num_rows else np.zeros(0, np.int64)
     kept_rows = np.flatnonzero(keep)

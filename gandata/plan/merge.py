@@ -24,13 +24,12 @@ from collections import defaultdict
 from typing import Sequence
 
 import numpy as np
-import pyarrow as pa
 
 from gandata.config import SourceSpec
 from gandata.errors import ConfigError
 from gandata.plan.table import StagedTable
 from gandata.records import Rejection
-from gandata.util.arrow import string_column
+from gandata.util.arrow import numpy_column, string_column
 
 # Options that only the plan step reads: changing them never re-ingests.
 PLAN_ONLY_OPTIONS = ("label_map", "label", "max_samples", "weight")
@@ -101,8 +100,7 @@ def check_conflicts(
 
 
 def apply_caps(
-    keep: np.ndarray, source_index: np.ndarray, keys: Sequence[str], locators: Sequence[str],
-    specs: Sequence[SourceSpec], seed: int,
+    keep: np.ndarray, source_index: np.ndarray, staged: "StagedTable", specs: Sequence[SourceSpec], seed: int,
 ) -> list[Rejection]:
     """Drop (in place, from ``keep``) all but a seeded random ``max_samples``
     of each capped source; one ``capped`` rejection per dropped sample."""
@@ -116,11 +114,12 @@ def apply_caps(
         rng = np.random.default_rng([seed, i])
         chosen = np.zeros(len(rows), dtype=bool)
         chosen[rng.choice(len(rows), size=spec.max_samples, replace=False)] = True
-        for row in rows[~chosen]:
-            keep[row] = False
+        dropped = rows[~chosen]
+        keep[dropped] = False
+        for key, locator in zip(staged.strings("key", dropped), staged.strings("locator", dropped)):
             rejections.append(Rejection(
-                key=keys[row], locator=locators[row], reason="capped",
-                detail=f"{keys[row]}: over the max_samples cap of {spec.max_samples} for this source", source=spec.uri,
+                key=key, locator=locator, reason="capped",
+                detail=f"{key}: over the max_samples cap of {spec.max_samples} for this source", source=spec.uri,
             ))
     return rejections
 
@@ -133,11 +132,6 @@ def source_weights(source_index: np.ndarray, specs: Sequence[SourceSpec]) -> np.
     return per_source[source_index.astype(np.int64)]
 
 
-def set_labels(table: pa.Table, labels: list[str | None]) -> pa.Table:
-    """The staged table with its ``label`` column replaced."""
-    return table.set_column(table.schema.get_field_index("label"), "label", string_column(labels))
-
-
 def merge_sources(
     staged: "StagedTable", specs: Sequence[SourceSpec], keep: np.ndarray,
     declared: Sequence[Sequence[str] | None], seed: int,
@@ -147,13 +141,20 @@ def merge_sources(
     ``capped`` rejections."""
     if len(specs) != len(declared):  # a plan made without the build's specs
         return list(declared), []  # type: ignore[arg-type]
-    source_index = staged.column("source_index") if staged.num_rows else np.zeros(0, np.int32)
-    labels = staged.table.column("label").to_pylist() if staged.num_rows else []
-    mapped, mapped_declared = relabel(labels, source_index, specs, declared)
-    check_conflicts(mapped, source_index, specs, mapped_declared)
+    source_index = staged.column("source_index").astype(np.int64) if staged.num_rows else np.zeros(0, np.int64)
+    # Label options act on (source, label) pairs, so they run once per
+    # distinct pair rather than once per sample.
+    codes, names = staged.label_codes()
+    pair = source_index * (len(names) + 1) + codes
+    unique_pairs, inverse = np.unique(pair, return_inverse=True)
+    pair_sources = unique_pairs // (len(names) + 1)
+    labels = [names[c] for c in (unique_pairs % (len(names) + 1)).tolist()]
+    mapped, mapped_declared = relabel(labels, pair_sources, specs, declared)
+    check_conflicts(mapped, pair_sources, specs, mapped_declared)
     if not staged.num_rows:
         return mapped_declared, []
     if mapped != labels:
-        staged.table = set_labels(staged.table, mapped)
-    rejections = apply_caps(keep, source_index, staged.keys(), staged.table.column("locator").to_pylist(), specs, seed)
+        column = string_column(mapped).take(numpy_column(inverse.astype(np.int64)))
+        staged.table = staged.table.set_column(staged.table.schema.get_field_index("label"), "label", column)
+    rejections = apply_caps(keep, source_index, staged, specs, seed)
     return mapped_declared, rejections

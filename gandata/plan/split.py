@@ -24,6 +24,29 @@ def group_ids(content_hashes: Sequence[bytes], cluster_ids: np.ndarray | None = 
     return ids
 
 
+def dense_group_ids(content_groups: np.ndarray, cluster_ids: np.ndarray | None = None) -> np.ndarray:
+    """``group_ids`` on integer arrays: ``content_groups`` is a content-hash
+    group id per sample (``StagedTable.content_groups``). Same ids: dense,
+    in order of first appearance."""
+    raw = np.asarray(content_groups, dtype=np.int64)
+    if cluster_ids is not None and len(raw):
+        cluster_ids = np.asarray(cluster_ids, dtype=np.int64)
+        # Content groups shifted past every cluster id, so the two never collide.
+        offset = max(int(cluster_ids.max()), -1) + 1
+        raw = np.where(cluster_ids >= 0, cluster_ids, raw + offset)
+    return _first_appearance_ids(raw)
+
+
+def _first_appearance_ids(values: np.ndarray) -> np.ndarray:
+    """Dense ids 0.. of ``values``, numbered in order of first appearance."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first), dtype=np.int64)
+    return rank[inverse.reshape(-1)]
+
+
 def stratified_split(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """A boolean mask of the samples that go to validation.
 
@@ -39,19 +62,22 @@ def stratified_split(labels: np.ndarray, groups: np.ndarray, fraction: float, se
     if n == 0 or fraction <= 0:
         return val
     rng = np.random.default_rng([seed, 0x5917])
-    members: dict[int, list[int]] = {}
-    for i, g in enumerate(groups.tolist()):
-        members.setdefault(g, []).append(i)
-    group_list = list(members.values())
-    rank = rng.permutation(len(group_list))
-    order = sorted(range(len(group_list)), key=lambda k: (-len(group_list[k]), int(rank[k])))
+    # Groups numbered by first appearance; sizes and first members as arrays.
+    ids = _first_appearance_ids(np.asarray(groups))
+    sizes = np.bincount(ids)
+    first = np.full(len(sizes), n, dtype=np.int64)
+    np.minimum.at(first, ids, np.arange(n, dtype=np.int64))
+    rank = rng.permutation(len(sizes))
+    order = np.lexsort((rank, -sizes))
     classes, counts = np.unique(labels, return_counts=True)
     target = {int(c): int(round(fraction * int(k))) for c, k in zip(classes, counts)}
     taken = {c: 0 for c in target}
-    for k in order:
-        idx = group_list[k]
-        cls = int(labels[idx[0]])
-        if taken[cls] + len(idx) <= target[cls]:
-            val[idx] = True
-            taken[cls] += len(idx)
-    return val
+    chosen = np.zeros(len(sizes), dtype=bool)
+    group_class = labels[first].tolist()
+    size_of = sizes.tolist()
+    for k in order.tolist():
+        cls = int(group_class[k])
+        if taken[cls] + size_of[k] <= target[cls]:
+            chosen[k] = True
+            taken[cls] += size_of[k]
+    return chosen[ids]

@@ -9,27 +9,48 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc  # noqa: F401  (pa.ipc)
+import pyarrow.parquet as pq
 
-from gandata.ingest.staging import read_meta
+from gandata.clean.scores import THUMB_PX
+from gandata.errors import BuildError
+from gandata.ingest.staging import META_FILE, read_meta
 from gandata.records import Rejection
 from gandata.util.arrow import numpy_column, string_column, to_numpy
 
 UNLABELED = -1
 
 
+# Staged columns left in the partition files: read per partition, and only
+# for the rows that need them (the near-duplicate candidates), so the plan's
+# memory does not grow by a thumbnail (256 bytes) per sample.
+LAZY_COLUMNS = ("thumb",)
+THUMB_BYTES = THUMB_PX * THUMB_PX  # a staged grayscale thumbnail
+
+
 @dataclass
 class StagedTable:
-    """All staged samples, in (source, partition, row) order."""
+    """All staged samples, in (source, partition, row) order.
 
-    table: pa.Table  # meta columns + part, row, source_index
+    Columnar: the plan steps read whole columns as numpy arrays (``column``,
+    ``content_groups``, ``label_codes``, ``channel_sums``) and turn strings
+    into Python objects only for the rows they report (``strings``)."""
+
+    table: pa.Table  # meta columns (minus LAZY_COLUMNS) + part, row, source_index
     part_dirs: list[str]
     source_uris: list[str]
+    # The thumbnails copied into one flat uint8 file by load_staged (or None:
+    # read from the partitions).
+    thumbs_file: str | None = None
+    _groups: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def num_rows(self) -> int:
@@ -40,6 +61,90 @@ class StagedTable:
 
     def keys(self) -> list[str]:
         return self.table.column("key").to_pylist()
+
+    def strings(self, name: str, rows: np.ndarray | Sequence[int]) -> list[Any]:
+        """The Python values of column ``name`` at ``rows`` (only those rows)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return []
+        return self.table.column(name).take(numpy_column(rows)).to_pylist()
+
+    def content_groups(self) -> np.ndarray:
+        """Dense int64 id per staged row, equal for equal content hashes
+        (ids follow the sorted hashes). Exact dedup by sorting: the 16-byte
+        hashes are compared as two uint64 words, never as Python bytes."""
+        if self._groups is None:
+            n = self.num_rows
+            words = _hash_words(self.table.column("content_hash")) if n else np.zeros((0, 2), np.uint64)
+            order = np.lexsort((words[:, 1], words[:, 0]))
+            ordered = words[order]
+            new = np.ones(n, dtype=bool)
+            if n > 1:
+                new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+            groups = np.empty(n, dtype=np.int64)
+            groups[order] = np.cumsum(new) - 1
+            self._groups = groups
+        return self._groups
+
+    def label_codes(self) -> tuple[np.ndarray, list[str | None]]:
+        """(code per row, names): ``names[code]`` is the row's label; equal
+        labels share a code. Codes follow first appearance; None is a name too."""
+        if self.num_rows == 0:
+            return np.zeros(0, np.int64), []
+        encoded = pc.dictionary_encode(self.table.column("label"), null_encoding="encode").combine_chunks()
+        codes = to_numpy(encoded.indices).astype(np.int64)
+        return codes, encoded.dictionary.to_pylist()
+
+    def channel_sums(self, name: str) -> np.ndarray:
+        """A per-channel list column (``channel_sum``/``channel_sumsq``) as float64 [n, C]."""
+        column = self.table.column(name).combine_chunks()
+        values = to_numpy(column.flatten()).astype(np.float64)
+        return values.reshape(self.num_rows, -1) if self.num_rows else values.reshape(0, 0)
+
+    def thumbnails(self, rows: np.ndarray) -> np.ndarray:
+        """uint8 [len(rows), T] thumbnails of ``rows``, read partition by
+        partition from the staging files (only those rows are kept)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.thumbs_file is not None:
+            return map_thumbnails(self.thumbs_file, rows)
+        return read_thumbnails(self.part_dirs, self.column("part")[rows], self.column("row")[rows])
+
+
+def map_thumbnails(path: str, rows: np.ndarray) -> np.ndarray:
+    """uint8 [len(rows), THUMB_BYTES]: ``rows`` of a thumbnail file written by
+    ``load_staged`` (memory-mapped; only those rows are read)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return np.zeros((len(rows), THUMB_BYTES), np.uint8)
+    mapped = np.memmap(path, dtype=np.uint8, mode="r", shape=(size // THUMB_BYTES, THUMB_BYTES))
+    return np.asarray(mapped[np.asarray(rows, dtype=np.int64)])
+
+
+def read_thumbnails(part_dirs: Sequence[str], parts: np.ndarray, local_rows: np.ndarray) -> np.ndarray:
+    """uint8 [n, T] thumbnails of the staged rows ``(parts[k], local_rows[k])``,
+    read one partition at a time (a worker on another machine reads them the
+    same way from shared staging)."""
+    out: np.ndarray | None = None
+    for part in np.unique(parts).tolist():
+        where = np.flatnonzero(parts == part)
+        column = read_meta(Path(part_dirs[part]), columns=["thumb"]).column("thumb")
+        data = b"".join(column.take(numpy_column(np.asarray(local_rows[where], dtype=np.int64))).to_pylist())
+        block = np.frombuffer(data, np.uint8).reshape(len(where), -1)
+        if out is None:
+            out = np.empty((len(parts), block.shape[1]), np.uint8)
+        out[where] = block
+    return out if out is not None else np.zeros((0, 0), np.uint8)
+
+
+def _hash_words(column: pa.ChunkedArray) -> np.ndarray:
+    """A fixed_size_binary(16) column as uint64 [n, 2] (big-endian words, so
+    the word order is the bytes' order)."""
+    array = column.combine_chunks()
+    if array.null_count:
+        # Staging writes a hash for every row; a null means a damaged partition.
+        raise BuildError("staged metadata has rows without a content hash: delete OUTPUT/.staging and build again")
+    raw = np.frombuffer(array.buffers()[1], np.uint8)[array.offset * 16 : (array.offset + len(array)) * 16]
+    return raw.view(">u8").reshape(-1, 2).astype(np.uint64)
 
 
 @dataclass
@@ -78,21 +183,122 @@ class Plan:
     clean_summary: dict[str, Any] | None = None
 
 
-def load_staged(part_dirs: Sequence[str], source_indices: Sequence[int], source_uris: Sequence[str]) -> StagedTable:
-    """Concatenate the metadata of every staged partition."""
-    tables = []
-    for part, (part_dir, src) in enumerate(zip(part_dirs, source_indices)):
-        meta = read_meta(Path(part_dir))
-        n = meta.num_rows
-        meta = meta.append_column("part", numpy_column(np.full(n, part, np.int32)))
-        meta = meta.append_column("row", numpy_column(np.arange(n, dtype=np.int32)))
-        meta = meta.append_column("source_index", numpy_column(np.full(n, src, np.int32)))
-        tables.append(meta)
+SPILL_FILE = "plan-metadata.arrow"
+
+
+def load_staged(part_dirs: Sequence[str], source_indices: Sequence[int], source_uris: Sequence[str],
+                memory_budget: int | None = None, spill_dir: str | os.PathLike[str] | None = None,
+                thumbs_file: str | os.PathLike[str] | None = None) -> StagedTable:
+    """Concatenate the metadata of every staged partition.
+
+    When ``spill_dir`` is given and the metadata would take more than
+    ``memory_budget`` bytes, the partitions are streamed one at a time into
+    an Arrow file there and the table is memory-mapped from it: the same
+    columns and values, held by the page cache (which the OS can evict)
+    instead of this process's heap.
+
+    With ``thumbs_file``, the thumbnails are copied (in the same pass, one
+    partition at a time) into that flat uint8 file, one row per staged row,
+    so the near-duplicate confirmation memory-maps the rows it needs instead
+    of opening every partition again."""
+    thumbs = _ThumbWriter(Path(thumbs_file)) if thumbs_file is not None else None
+    if spill_dir is not None and memory_budget is not None and part_dirs:
+        if estimate_meta_bytes(part_dirs) > memory_budget:
+            return _load_spilled(part_dirs, source_indices, source_uris, Path(spill_dir), thumbs)
+    tables = [_partition_table(part, part_dir, src, thumbs) for part, (part_dir, src) in enumerate(zip(part_dirs, source_indices))]
     if tables:
         table = pa.concat_tables(tables, promote_options="default")
     else:
         table = pa.table({"key": string_column([])})
-    return StagedTable(table=table, part_dirs=list(part_dirs), source_uris=list(source_uris))
+    return StagedTable(table=table, part_dirs=list(part_dirs), source_uris=list(source_uris),
+                       thumbs_file=thumbs.close() if thumbs is not None else None)
+
+
+class _ThumbWriter:
+    """Appends each partition's thumbnails to one flat file (rows of
+    ``THUMB_BYTES``; zeros for rows without one), renamed into place when done."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        self.fh = open(self.tmp, "wb")
+
+    def add(self, column: pa.ChunkedArray | None, num_rows: int) -> None:
+        if column is None or column.null_count:
+            values = [None] * num_rows if column is None else column.to_pylist()
+            self.fh.write(b"".join(v if v is not None else bytes(THUMB_BYTES) for v in values))
+            return
+        written = 0
+        for chunk in column.chunks:
+            # The values buffer between the first and last offset is the
+            # chunk's bytes in row order: written as is, no Python bytes per row.
+            offsets = np.frombuffer(chunk.buffers()[1], np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+            if len(chunk):
+                data = memoryview(chunk.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+                self.fh.write(data)
+                written += len(data)
+        if written != num_rows * THUMB_BYTES:
+            raise BuildError(f"staged thumbnails are not {THUMB_BYTES} bytes each: delete OUTPUT/.staging and build again")
+
+    def close(self) -> str:
+        self.fh.close()
+        os.replace(self.tmp, self.path)
+        return str(self.path)
+
+
+def _partition_table(part: int, part_dir: str, source_index: int, thumbs: _ThumbWriter | None = None) -> pa.Table:
+    """One partition's metadata plus its part, row and source_index columns
+    (the thumbnails, when read, go to ``thumbs``)."""
+    if thumbs is None:
+        meta = read_meta(Path(part_dir), exclude=LAZY_COLUMNS)
+    else:
+        meta = read_meta(Path(part_dir))
+        thumbs.add(meta.column("thumb") if "thumb" in meta.column_names else None, meta.num_rows)
+        meta = meta.drop_columns([c for c in LAZY_COLUMNS if c in meta.column_names])
+    n = meta.num_rows
+    meta = meta.append_column("part", numpy_column(np.full(n, part, np.int32)))
+    meta = meta.append_column("row", numpy_column(np.arange(n, dtype=np.int32)))
+    return meta.append_column("source_index", numpy_column(np.full(n, source_index, np.int32)))
+
+
+def estimate_meta_bytes(part_dirs: Sequence[str]) -> int:
+    """The in-memory size of the staged metadata, from the parquet footers
+    (uncompressed column sizes, lazy columns left out; no data read)."""
+    total = 0
+    for part_dir in part_dirs:
+        metadata = pq.read_metadata(Path(part_dir) / META_FILE)
+        for g in range(metadata.num_row_groups):
+            group = metadata.row_group(g)
+            for c in range(group.num_columns):
+                column = group.column(c)
+                if column.path_in_schema.split(".")[0] not in LAZY_COLUMNS:
+                    total += column.total_uncompressed_size
+        total += metadata.num_rows * 12  # part, row, source_index
+    return total
+
+
+def _load_spilled(part_dirs: Sequence[str], source_indices: Sequence[int], source_uris: Sequence[str],
+                  spill_dir: Path, thumbs: _ThumbWriter | None = None) -> StagedTable:
+    # The unified schema of all partitions (the one concat_tables would
+    # give), so each partition is written as it is read: one in memory at a time.
+    schemas = [pq.read_schema(Path(d) / META_FILE) for d in part_dirs]
+    fields = [pa.schema([f for f in s if f.name not in LAZY_COLUMNS]) for s in schemas]
+    extra = pa.schema([("part", pa.int32()), ("row", pa.int32()), ("source_index", pa.int32())])
+    schema = pa.unify_schemas(fields + [extra], promote_options="default")
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    path = spill_dir / SPILL_FILE
+    tmp = spill_dir / f".{SPILL_FILE}.{os.getpid()}"
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for part, (part_dir, src) in enumerate(zip(part_dirs, source_indices)):
+            table = _partition_table(part, part_dir, src, thumbs)
+            columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
+                       else pa.nulls(table.num_rows, f.type) for f in schema]
+            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+    os.replace(tmp, path)
+    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    return StagedTable(table=table, part_dirs=list(part_dirs), source_uris=list(source_uris),
+                       thumbs_file=thumbs.close() if thumbs is not None else None)
 
 
 def resolve_classes(found: Sequence[str | None], declared: Sequence[Sequence[str] | None]) -> list[str]:
@@ -114,8 +320,6 @@ def synthetic_mask(staged: StagedTable) -> np.ndarray:
     provenance (samples of a generator, e.g. ``gan:``)."""
     if staged.num_rows == 0 or "provenance" not in staged.table.column_names:
         return np.zeros(staged.num_rows, dtype=bool)
-    import pyarrow.compute as pc
-
     column = staged.table.column("provenance")
     # A vectorized substring test first, so datasets without synthetic
     # samples never parse their provenance JSON row by row.
@@ -128,8 +332,12 @@ def synthetic_mask(staged: StagedTable) -> np.ndarray:
 
 
 def label_ids(staged: StagedTable, classes: Sequence[str]) -> np.ndarray:
+    """Label id per staged row (-1: unlabeled or not a class), mapped per
+    distinct label, not per row."""
+    codes, names = staged.label_codes()
     index = {name: i for i, name in enumerate(classes)}
-    return np.array([index.get(name, UNLABELED) if name is not None else UNLABELED for name in staged.table.column("label").to_pylist()], dtype=np.int64)
+    table = np.array([index.get(name, UNLABELED) if name is not None else UNLABELED for name in names] + [UNLABELED], np.int64)
+    return table[codes]
 
 
 def channel_stats(staged: StagedTable, rows: np.ndarray, size_px: int) -> tuple[list[float], list[float]]:
@@ -137,8 +345,8 @@ def channel_stats(staged: StagedTable, rows: np.ndarray, size_px: int) -> tuple[
     from the per-sample sums computed at ingest (no pixel pass)."""
     if len(rows) == 0:
         return [], []
-    sums = np.array(staged.table.column("channel_sum").to_pylist(), dtype=np.float64)[rows]
-    sumsq = np.array(staged.table.column("channel_sumsq").to_pylist(), dtype=np.float64)[rows]
+    sums = staged.channel_sums("channel_sum")[rows]
+    sumsq = staged.channel_sums("channel_sumsq")[rows]
     count = len(rows) * size_px * size_px
     mean = sums.sum(axis=0) / count
     var = np.maximum(sumsq.sum(axis=0) / count - mean**2, 0.0)

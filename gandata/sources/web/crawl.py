@@ -18,7 +18,13 @@ from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from gandata.sources.web.fetch import Fetcher, noai_directives
-from gandata.sources.web.guard import UrlRefused, check_url, join_url, normalize_url, shown
+from gandata.sources.web.guard import (
+    UrlRefused,
+    check_url,
+    join_url,
+    normalize_url,
+    shown,
+)
 from gandata.sources.web.options import WebOptions
 from gandata.sources.web.urls import UrlEntry
 

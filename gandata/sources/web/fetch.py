@@ -35,7 +35,14 @@ from aiohttp.client_proto import ResponseHandler
 from protego import Protego
 from yarl import URL
 
-from gandata.sources.web.guard import UrlRefused, check_address, check_url, join_url, shown, sniff_image
+from gandata.sources.web.guard import (
+    UrlRefused,
+    check_address,
+    check_url,
+    join_url,
+    shown,
+    sniff_image,
+)
 from gandata.sources.web.hosts import HostController
 from gandata.sources.web.options import WebOptions
 
