@@ -77,9 +77,14 @@ class ProcessExecutor:
                 return
             try:
                 future = pool.submit(fn, tasks[index])
-            except RuntimeError as exc:  # the pool is shutting down
-                future = Future()
-                future.set_exception(exc)
+            except RuntimeError as exc:  # the pool is shutting down or broken (a helper died)
+                failed: Future = Future()
+                failed.set_exception(exc)
+                # Queued as is, handing out nothing more: a callback on a done
+                # future runs at once, so chaining here would recurse once per
+                # remaining task.
+                finished.put((index, failed))
+                return
             # Runs in the pool's thread when the helper is done: queue the
             # result for this process and give the helper its next task.
             future.add_done_callback(lambda f, index=index: (finished.put((index, f)), hand_out()))

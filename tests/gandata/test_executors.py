@@ -49,3 +49,26 @@ def test_a_failing_task_raises(executor):
 def test_one_worker_runs_here():
     assert isinstance(make_executor("process", 1), SerialExecutor)
     assert isinstance(make_executor("process", 2), ProcessExecutor)
+
+
+def _die_in_a_helper(x: int) -> int:
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        os._exit(1)  # a helper killed mid-task (OOM killer, kill -9)
+    time.sleep(0.01)
+    return x
+
+
+def test_a_dead_helper_fails_the_stage_without_recursing():
+    """A helper that dies breaks the pool; handing out the next tasks must not
+    recurse once per remaining task (that hit Python's recursion limit)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    executor = ProcessExecutor(2)
+    try:
+        with pytest.raises(BrokenProcessPool):
+            for _ in executor.imap(_die_in_a_helper, list(range(3000))):
+                pass
+    finally:
+        executor.close()
