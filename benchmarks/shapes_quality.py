@@ -36,6 +36,9 @@ def main() -> int:
     parser.add_argument("--classifier-steps", type=int, default=1000)
     parser.add_argument("--max-fd-ratio", type=float, default=3.0)
     parser.add_argument("--min-class-accuracy", type=float, default=0.95)
+    parser.add_argument("--arch", default="pool", choices=["pool", "dcgan", "resnet"], help="Discriminator body.")
+    parser.add_argument("--beta1", type=float, default=0.5)
+    parser.add_argument("--beta2", type=float, default=0.999)
     parser.add_argument("--loss", default="bce", choices=["bce", "hinge"])
     parser.add_argument("--unconditional", action="store_true", help="(diagnostics) train without labels")
     parser.add_argument("--spectral-norm", action="store_true")
@@ -84,7 +87,7 @@ def main() -> int:
 
     config = TrainConfig(
         data=str(data), run_dir=str(run), steps=args.steps, batch_size=args.batch_size, conditional=not args.unconditional,
-        ngf=args.width, ndf=args.width, ema=True, ema_decay=args.ema_decay, seed=args.seed, loss=args.loss,
+        ngf=args.width, ndf=args.width, arch=args.arch, beta1=args.beta1, beta2=args.beta2, ema=True, ema_decay=args.ema_decay, seed=args.seed, loss=args.loss,
         spectral_norm=args.spectral_norm, diffaugment=tuple(p for p in args.diffaugment.split(",") if p),
         lr_g=args.lr_g, lr_d=args.lr_d, device=args.device, precision=args.precision, log_every=100,
         sample_every=500, checkpoint_every=500, eval_every=args.eval_every, eval_samples=2000,
