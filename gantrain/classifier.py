@@ -231,8 +231,11 @@ def train_classifier(
     torch.manual_seed(config.seed)
     net = FeatureNet(c, len(classes) if task == "labels" else 4, config.width, h).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-    # Constant rate, then a tenth of it for the last 30%: simple and reliable.
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(config.steps * 0.7)], gamma=0.1)
+    # Constant rate, then a tenth of it for the second half. On synth:shapes
+    # the held-out accuracy wanders around 90% at the full rate and jumps to
+    # 99% within 50 steps of the drop, so the drop comes early enough for the
+    # early stop to end training well before the step budget.
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(config.steps * 0.5)], gamma=0.1)
     images_dev, labels_dev = images.to(device), labels.to(device)
     hold_x, hold_y = holdout[0].to(device), holdout[1].to(device)
     gen = torch.Generator(device=device).manual_seed(config.seed)

@@ -75,6 +75,10 @@ class TrainConfig:
     beta2: float = 0.999
     ema: bool = False
     ema_decay: float = 0.999
+    # Matching-aware D (conditional only): real images shown with a wrong
+    # class count as fakes with this weight, so D must check the class from
+    # its first steps instead of only "real or generated" (0 = off).
+    mismatch: float = 0.0
     # Data handling.
     flip: bool = False
     diffaugment: tuple[str, ...] = ()
@@ -135,6 +139,8 @@ class TrainConfig:
         for policy in self.diffaugment:
             if policy not in AUGMENTS:
                 raise ConfigError(f"--diffaugment: {policy!r} must be among {', '.join(AUGMENTS)}")
+        if not 0.0 <= self.mismatch <= 10.0:
+            raise ConfigError(f"--mismatch: {self.mismatch} must be in [0, 10]")
         for option, value in (("--lr-g", self.lr_g), ("--lr-d", self.lr_d)):
             if not value > 0:
                 raise ConfigError(f"{option}: {value} must be positive")

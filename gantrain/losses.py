@@ -43,6 +43,14 @@ LOSSES: dict[str, tuple[LossFn, Callable[[torch.Tensor], torch.Tensor]]] = {
 }
 
 
+# The "fake" half of each discriminator loss alone: what a real image shown
+# with a wrong class is pushed towards (matching-aware D, see TrainConfig.mismatch).
+D_FAKE_TERMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "bce": lambda logits: F.softplus(logits.float()).mean(),
+    "hinge": lambda logits: F.relu(1.0 + logits.float()).mean(),
+}
+
+
 def get_losses(name: str) -> tuple[LossFn, Callable[[torch.Tensor], torch.Tensor]]:
     """The (discriminator loss, generator loss) pair registered as ``name``."""
     return LOSSES[name]

@@ -98,6 +98,24 @@ class Generator(nn.Module):
         return x
 
 
+def _project(
+    base: torch.Tensor, features: torch.Tensor, embed: nn.Embedding | None, labels: torch.Tensor | None,
+    wrong_labels: torch.Tensor | None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Add the class projection <embed(y), features> to the unconditional logit.
+
+    With ``wrong_labels`` the same features are also projected on other
+    classes: the "real image, wrong class" logits of a matching-aware
+    discriminator, at the cost of one embedding lookup (the body runs once).
+    """
+    if embed is None:
+        return base if wrong_labels is None else (base, base)
+    logits = base + (embed(labels) * features).sum(dim=1)
+    if wrong_labels is None:
+        return logits
+    return logits, base + (embed(wrong_labels) * features).sum(dim=1)
+
+
 class Discriminator(nn.Module):
     """The paper's DCGAN discriminator (``arch="dcgan"``): strided 4x4 convolutions.
 
@@ -124,15 +142,17 @@ class Discriminator(nn.Module):
             for module in [*self.blocks, self.to_logit] + ([self.embed] if self.embed is not None else []):
                 parametrizations.spectral_norm(module)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, wrong_labels: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B]; with ``wrong_labels`` also the logits of the same images
+        under those labels (one pass through the body, see ``_project``)."""
         h = x
         for block, norm in zip(self.blocks, self.norms):
             h = F.leaky_relu(norm(block(h)), 0.2)
-        logits = self.to_logit(h).flatten()
-        if self.embed is not None:
-            # Projection: features summed over the 4x4 map, dotted with the class embedding.
-            logits = logits + (self.embed(labels) * h.sum(dim=(2, 3))).sum(dim=1)
-        return logits
+        base = self.to_logit(h).flatten()
+        # Projection: features summed over the 4x4 map, dotted with the class embedding.
+        return _project(base, h.sum(dim=(2, 3)), self.embed, labels, wrong_labels)
 
 
 POOL_EXTRA_CONVS = 0
@@ -179,12 +199,12 @@ class PoolDiscriminator(nn.Module):
             ):
                 parametrizations.spectral_norm(module)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, wrong_labels: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B] (and, with ``wrong_labels``, those under the wrong labels)."""
         h = self.body(x).sum(dim=(2, 3))
-        logits = self.to_logit(h).flatten()
-        if self.embed is not None:
-            logits = logits + (self.embed(labels) * h).sum(dim=1)
-        return logits
+        return _project(self.to_logit(h).flatten(), h, self.embed, labels, wrong_labels)
 
 
 class _DownBlock(nn.Module):
@@ -244,12 +264,12 @@ class ResNetDiscriminator(nn.Module):
             for module in [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding))]:
                 parametrizations.spectral_norm(module)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, wrong_labels: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B] (and, with ``wrong_labels``, those under the wrong labels)."""
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))
-        logits = self.to_logit(h).flatten()
-        if self.embed is not None:
-            logits = logits + (self.embed(labels) * h).sum(dim=1)
-        return logits
+        return _project(self.to_logit(h).flatten(), h, self.embed, labels, wrong_labels)
 
 
 DISCRIMINATORS = {"dcgan": Discriminator, "pool": PoolDiscriminator, "resnet": ResNetDiscriminator}

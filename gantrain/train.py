@@ -28,7 +28,7 @@ from gantrain.ema import EMA
 from gantrain.errors import ConfigError, DataError, NonFiniteError, RunError
 from gantrain.health import CollapseMonitor, all_finite, pairwise_diversity
 from gantrain.images import save_grid, to_uint8
-from gantrain.losses import d_output_summary, get_losses
+from gantrain.losses import D_FAKE_TERMS, d_output_summary, get_losses
 from gantrain.models import build_models, count_parameters
 from gantrain.rundir import RunDir
 from gantrain.runtime import (
@@ -304,7 +304,9 @@ class _Session:
         )
         self.reporter.message(f"config: {describe_config(cfg, rt.device)}")
         if cfg.resolved_eval_every:
-            self.evaluator = _make_evaluator(cfg, rt.device, self.reporter)
+            self.reporter.message(
+                f"evaluation every {cfg.resolved_eval_every} steps; its classifier is prepared at the first one"
+            )
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything a resume needs, every rank's random streams included (so a
@@ -374,7 +376,12 @@ class _Session:
         state = self.checkpoint_state()
         improved = False
         main, cfg = self.ctx.is_main, self.run.config
-        if main and do_eval and self.evaluator is not None:
+        if main and do_eval:
+            # Prepared on first use, not before step 1: training starts at
+            # once and the classifier's training (cached per dataset) is paid
+            # at the first evaluation.
+            if self.evaluator is None:
+                self.evaluator = _make_evaluator(cfg, self.run.runtime.device, self.reporter)
             report = _evaluate(self.evaluator, self.nets.G, self.nets.ema, self.run.model, self.run.runtime.device, cfg.seed)
             improved, score = _better(self.best, report)
             if improved:
@@ -418,6 +425,8 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
     s = _Session(run, rundir, ckpt, reporter)
     nets, batches, noise_gen = s.nets, s.batches, s.noise_gen
     d_loss_fn, g_loss_fn = get_losses(cfg.loss)
+    fake_term = D_FAKE_TERMS[cfg.loss]
+    mismatch = cfg.mismatch if mcfg.conditional else 0.0
     local_batch = cfg.batch_size // ctx.world_size
 
     def augment(x: torch.Tensor) -> torch.Tensor:
@@ -450,9 +459,16 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
             nets.D.requires_grad_(True)
             with rt.autocast():
                 fake = nets.G_train(z, y)
-                logits_real = nets.D_train(augment(real), y)
+                if mismatch:
+                    # Real images under a wrong class count as fakes too (same body pass).
+                    shift = torch.randint(1, mcfg.num_classes, y.shape, generator=noise_gen, device=device)
+                    logits_real, logits_wrong = nets.D_train(augment(real), y, (y + shift) % mcfg.num_classes)
+                else:
+                    logits_real = nets.D_train(augment(real), y)
                 logits_fake = nets.D_train(augment(fake.detach()), y)
             loss_d = d_loss_fn(logits_real, logits_fake)
+            if mismatch:
+                loss_d = loss_d + mismatch * fake_term(logits_wrong)
             nets.opt_d.zero_grad(set_to_none=True)
             nets.scaler_d.scale(loss_d).backward()
             nets.scaler_d.step(nets.opt_d)
