@@ -77,8 +77,11 @@ class TrainConfig:
     ema_decay: float = 0.999
     # Matching-aware D (conditional only): real images shown with a wrong
     # class count as fakes with this weight, so D must check the class from
-    # its first steps instead of only "real or generated" (0 = off).
-    mismatch: float = 0.0
+    # its first steps instead of only "real or generated" (0 = off). On
+    # synth:shapes it took the share classified as asked at step 500 from 20%
+    # to 33% (CPU, width 32), and a colour-coded toy set from one colour for
+    # all classes to 60% at step 400.
+    mismatch: float = 1.0
     # Data handling.
     flip: bool = False
     diffaugment: tuple[str, ...] = ()
@@ -179,6 +182,7 @@ class TrainConfig:
         values["diffaugment"] = tuple(values.get("diffaugment", ()))
         # Runs saved before "arch" existed trained the paper's network.
         values.setdefault("arch", "dcgan")
+        values.setdefault("mismatch", 0.0)
         return cls(**values)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "TrainConfig":

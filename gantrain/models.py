@@ -155,13 +155,10 @@ class Discriminator(nn.Module):
         return _project(base, h.sum(dim=(2, 3)), self.embed, labels, wrong_labels)
 
 
-POOL_EXTRA_CONVS = 0
-
-
 class PoolDiscriminator(nn.Module):
     """A discriminator that sees outlines (``arch="pool"``, the default).
 
-    Per stage two 3x3 convolutions with LeakyReLU, then a 2x2 max-pool (32 ->
+    Per stage a 3x3 convolution with LeakyReLU, then a 2x2 max-pool (32 ->
     16 -> 8 -> 4 at 32 px), a last 3x3 convolution to 8 * ndf channels, a sum
     over the 4x4 map, and a linear logit plus the class projection. Why not the
     paper's strided 4x4 convolutions: on synth:shapes (random pose, scale and
@@ -179,10 +176,7 @@ class PoolDiscriminator(nn.Module):
         c_in, size, i = config.channels, config.image_size, 0
         while size > 4:
             c_out = config.ndf * min(2**i, 8)
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(0.2)]
-            for _ in range(POOL_EXTRA_CONVS if i > 0 else 0):
-                layers += [nn.Conv2d(c_out, c_out, 3, padding=1), nn.LeakyReLU(0.2)]
-            layers += [nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(0.2), nn.MaxPool2d(2)]
             c_in, size, i = c_out, size // 2, i + 1
         features = config.ndf * 8
         layers += [nn.Conv2d(c_in, features, 3, padding=1), nn.LeakyReLU(0.2)]

@@ -233,3 +233,11 @@ def test_a_short_conditional_run_draws_the_class_asked_for(tmp_path):
     # Chance is 0.2. Measured: 0.60 at 400 steps with the matching-aware D, while
     # without it every architecture drew one colour for all classes at 200 steps.
     assert report.class_accuracy > 0.4
+
+
+def test_configs_saved_before_this_issue_keep_their_meaning():
+    saved = TrainConfig(data="d", run_dir="r").to_json()
+    for key in ("arch", "mismatch"):
+        del saved[key]
+    old = TrainConfig.from_json(saved)
+    assert old.arch == "dcgan" and old.mismatch == 0.0  # what those runs trained
