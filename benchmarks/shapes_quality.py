@@ -124,10 +124,11 @@ def main() -> int:
         classifier_steps=args.classifier_steps, cache_dir=str(cache),
     )
     resume = (run / "checkpoints" / "last.pt").is_file()
-    t1 = time.perf_counter()
+    t1, cpu1 = time.perf_counter(), time.process_time()
     reporter = PrintReporter()
     result = train(config, resume=resume, reporter=reporter)
     train_s = time.perf_counter() - t1
+    train_cpu_s = time.process_time() - cpu1  # CPU time of this process, all its threads
     print(f"trained to step {result.step} in {train_s:.0f} s ({result.images_per_s:.0f} images/s)", flush=True)
 
     eval_config = EvalConfig(
@@ -143,7 +144,7 @@ def main() -> int:
     print(
         f"time to first training step {reporter.first_step_s:.1f} s (train() call to step 1"
         f"{', resumed run' if resume else ''}); evaluation classifier trained in {reporter.classifier_s:.1f} s "
-        f"(0: cached); training {train_s:.0f} s wall, {result.step} steps at width {args.width}, batch {args.batch_size}, "
+        f"(0: cached); training {train_s:.0f} s wall, {train_cpu_s / 60:.1f} CPU-minutes, {result.step} steps at width {args.width}, batch {args.batch_size}, "
         f"{torch.get_num_threads()} thread(s)"
     )
     print(
@@ -155,7 +156,7 @@ def main() -> int:
         "verdict": verdict, "steps": result.step, "batch_size": args.batch_size, "width": args.width,
         "options": {k: v for k, v in vars(args).items() if k not in ("out",)},
         "train_seconds": train_s, "images_per_s": result.images_per_s, "torch_threads": torch.get_num_threads(),
-        "first_step_seconds": reporter.first_step_s, "classifier_train_seconds": reporter.classifier_s,
+        "train_cpu_seconds": train_cpu_s, "first_step_seconds": reporter.first_step_s, "classifier_train_seconds": reporter.classifier_s,
         "resumed": resume,
         "report": report.to_json(),
     }

@@ -268,6 +268,20 @@ def _better(best: dict[str, Any], report: Any) -> tuple[bool, float]:
     return best["value"] is None or score < best["value"], score
 
 
+def _resume_point(run: ResolvedRun, rundir: RunDir, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint a resumed run continues from (checked against this
+    config and dataset); None for a new run, which must not overwrite one."""
+    if resume:
+        ckpt = load_checkpoint(rundir.checkpoints_dir / LAST, map_location=run.runtime.device)
+        _check_resumable(ckpt, run)
+        return ckpt
+    if rundir.has_checkpoint():
+        raise RunError(
+            f"-o/--output: {run.config.run_dir} already holds a run; pass --resume to continue it, or choose another directory"
+        )
+    return None
+
+
 class _Session:
     """The state one training run carries between steps, and the work done at
     step boundaries: logging windows, grids, evaluation and checkpoints.
@@ -398,6 +412,18 @@ class _Session:
         if self.logs and improved:
             self.logs.event("best", self.step, fd=self.best.get("fd"), score=self.best["value"])
 
+    def finish(self, run_start: float) -> TrainResult:
+        """Log the end of the run and say where it left its outputs."""
+        images_per_s = (self.step - self.start_step) * self.run.config.batch_size / max(time.perf_counter() - run_start, 1e-9)
+        if self.logs:
+            self.logs.event("finished", self.step, images_per_s=images_per_s)
+        best_fd = self.best.get("fd", self.best["value"])  # checkpoints before the combined score stored the FD as value
+        return TrainResult(
+            step=self.step, run_dir=self.rundir.root, last_checkpoint=self.last_path,
+            best_checkpoint=self.best_path if self.best_path.is_file() else None, best_fd=best_fd,
+            images_per_s=images_per_s,
+        )
+
     def save_on_interrupt(self) -> None:
         """Keep the progress of an interrupted single-process run."""
         if self.ctx.is_main and not self.ctx.enabled and self.step > 0:
@@ -409,19 +435,15 @@ class _Session:
 
 
 def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
+    """The loop, top to bottom: set-up phases, then per step D, G, statistics,
+    and the step-boundary work (logs, grids, evaluation, checkpoints)."""
     cfg, mcfg, rt, ctx = run.config, run.model, run.runtime, run.dist
-    device = rt.device
-    rundir = RunDir(cfg.run_dir)
+    device, rundir = rt.device, RunDir(cfg.run_dir)
     configure_determinism(cfg.deterministic, device)
     seed_everything(cfg.seed)  # same initial weights on every rank
 
     # ---- Checkpoint to resume from, networks, data ------------------------------------------
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(rundir.checkpoints_dir / LAST, map_location=device)
-        _check_resumable(ckpt, run)
-    elif rundir.has_checkpoint():
-        raise RunError(f"-o/--output: {cfg.run_dir} already holds a run; pass --resume to continue it, or choose another directory")
+    ckpt = _resume_point(run, rundir, resume)
     s = _Session(run, rundir, ckpt, reporter)
     nets, batches, noise_gen = s.nets, s.batches, s.noise_gen
     d_loss_fn, g_loss_fn = get_losses(cfg.loss)
@@ -520,15 +542,7 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
         if s.logs:
             s.logs.close()
     distributed.barrier(ctx)
-    images_per_s = (s.step - s.start_step) * cfg.batch_size / max(time.perf_counter() - run_start, 1e-9)
-    if s.logs:
-        s.logs.event("finished", s.step, images_per_s=images_per_s)
-    best_fd = s.best.get("fd", s.best["value"])  # checkpoints before the combined score stored the FD as value
-    return TrainResult(
-        step=s.step, run_dir=rundir.root, last_checkpoint=s.last_path,
-        best_checkpoint=s.best_path if s.best_path.is_file() else None, best_fd=best_fd,
-        images_per_s=images_per_s,
-    )
+    return s.finish(run_start)
 
 
 def _finite(value: float) -> bool:
