@@ -245,7 +245,13 @@ def eval_(run: str, samples: int, checkpoint: str, ema: bool | None, data: str |
         )
         if not as_json:
             click.echo("evaluating (the classifier is trained on first use and cached)...", err=True)
-        report = evaluate_run(run, checkpoint=checkpoint, ema=ema, data=data, config=config, device=resolve_device(device))
+
+        def progress(step: int, total: int, accuracy: float | None) -> None:
+            click.echo(f"  evaluation classifier: step {step}/{total} (at most), held-out accuracy {accuracy:.1%}", err=True)
+
+        report = evaluate_run(
+            run, checkpoint=checkpoint, ema=ema, data=data, config=config, device=resolve_device(device), progress=progress
+        )
     except GantrainError as exc:
         _fail(exc)
         return

@@ -241,3 +241,14 @@ def test_configs_saved_before_this_issue_keep_their_meaning():
         del saved[key]
     old = TrainConfig.from_json(saved)
     assert old.arch == "dcgan" and old.mismatch == 0.0  # what those runs trained
+
+
+def test_train_shows_classifier_progress_and_accuracy_beside_the_score(tiny_dataset, tmp_path):
+    args = ["train", str(tiny_dataset), "-o", str(tmp_path / "run"), "--conditional", "--steps", "2", "--batch-size", "8",
+            "--ngf", "4", "--ndf", "4", "--nz", "8", "--eval-every", "2", "--eval-samples", "20", "--classifier-steps", "2",
+            "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    out = CliRunner().invoke(main, args).output
+    assert "evaluation classifier: step 2/2" in out
+    assert "config: 2 steps, batch 8, ngf 4, ndf 4, D pool" in out
+    line = next(line for line in out.splitlines() if "classified as asked" in line)
+    assert "on real" in line and "WEAK" in line  # two steps of classifier training are not to be trusted
