@@ -252,3 +252,20 @@ def test_train_shows_classifier_progress_and_accuracy_beside_the_score(tiny_data
     assert "config: 2 steps, batch 8, ngf 4, ndf 4, D pool" in out
     line = next(line for line in out.splitlines() if "classified as asked" in line)
     assert "on real" in line and "WEAK" in line  # two steps of classifier training are not to be trusted
+
+
+def test_best_checkpoint_weighs_accuracy_beside_the_frechet_distance():
+    from types import SimpleNamespace
+
+    from gantrain.train import _better
+
+    def report(fd, acc):
+        return SimpleNamespace(samples=SimpleNamespace(fd=fd), class_accuracy=acc)
+
+    best = {"value": None}
+    improved, score = _better(best, report(20.0, 0.5))
+    assert improved and score == 20.0 * 3.0
+    best["value"] = score
+    assert not _better(best, report(19.0, 0.3))[0]  # lower FD, but draws the wrong class more often
+    assert _better(best, report(22.0, 0.9))[0]  # slightly higher FD, far more often the right class
+    assert _better({"value": 5.0}, report(4.0, None))[0]  # unconditional: the FD alone
