@@ -41,6 +41,7 @@ def main() -> int:
     parser.add_argument("--min-class-accuracy", type=float, default=0.95)
     parser.add_argument("--arch", default="pool", choices=["pool", "dcgan", "resnet"], help="Discriminator body.")
     parser.add_argument("--mismatch", type=float, default=1.0, help="Weight of real images with a wrong class as fakes.")
+    parser.add_argument("--diversity", type=float, default=0.0, help="Weight of the mode-seeking term in G's loss.")
     parser.add_argument("--beta1", type=float, default=0.5)
     parser.add_argument("--beta2", type=float, default=0.999)
     parser.add_argument("--loss", default="bce", choices=["bce", "hinge"])
@@ -117,7 +118,7 @@ def main() -> int:
 
     config = TrainConfig(
         data=str(data), run_dir=str(run), steps=args.steps, batch_size=args.batch_size, conditional=not args.unconditional,
-        ngf=args.width, ndf=args.width, arch=args.arch, mismatch=args.mismatch, beta1=args.beta1, beta2=args.beta2, ema=True, ema_decay=args.ema_decay, seed=args.seed, loss=args.loss,
+        ngf=args.width, ndf=args.width, arch=args.arch, mismatch=args.mismatch, diversity=args.diversity, beta1=args.beta1, beta2=args.beta2, ema=True, ema_decay=args.ema_decay, seed=args.seed, loss=args.loss,
         spectral_norm=args.spectral_norm, diffaugment=tuple(p for p in args.diffaugment.split(",") if p),
         lr_g=args.lr_g, lr_d=args.lr_d, device=args.device, precision=args.precision, log_every=100,
         sample_every=500, checkpoint_every=500, eval_every=args.eval_every, eval_samples=2000,

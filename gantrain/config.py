@@ -82,6 +82,10 @@ class TrainConfig:
     # to 33% (CPU, width 32), and a colour-coded toy set from one colour for
     # all classes to 60% at step 400.
     mismatch: float = 1.0
+    # Weight of the mode-seeking term in G's loss (0 = off): pairs of fakes of
+    # one class with different noise are pushed apart, against the generator
+    # that draws one image per class.
+    diversity: float = 0.0
     # Data handling.
     flip: bool = False
     diffaugment: tuple[str, ...] = ()
@@ -142,6 +146,8 @@ class TrainConfig:
         for policy in self.diffaugment:
             if policy not in AUGMENTS:
                 raise ConfigError(f"--diffaugment: {policy!r} must be among {', '.join(AUGMENTS)}")
+        if not 0.0 <= self.diversity <= 10.0:
+            raise ConfigError(f"--diversity: {self.diversity} must be in [0, 10]")
         if not 0.0 <= self.mismatch <= 10.0:
             raise ConfigError(f"--mismatch: {self.mismatch} must be in [0, 10]")
         for option, value in (("--lr-g", self.lr_g), ("--lr-d", self.lr_d)):

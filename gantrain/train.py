@@ -28,7 +28,7 @@ from gantrain.ema import EMA
 from gantrain.errors import ConfigError, DataError, NonFiniteError, RunError
 from gantrain.health import CollapseMonitor, all_finite, pairwise_diversity
 from gantrain.images import save_grid, to_uint8
-from gantrain.losses import D_FAKE_TERMS, d_output_summary, get_losses
+from gantrain.losses import D_FAKE_TERMS, d_output_summary, get_losses, mode_seeking_loss
 from gantrain.models import build_models, count_parameters
 from gantrain.rundir import RunDir
 from gantrain.runtime import (
@@ -450,6 +450,7 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
     fake_term = D_FAKE_TERMS[cfg.loss]
     mismatch = cfg.mismatch if mcfg.conditional else 0.0
     local_batch = cfg.batch_size // ctx.world_size
+    diversity = cfg.diversity if local_batch >= 2 else 0.0
 
     def augment(x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, cfg.diffaugment, noise_gen) if cfg.diffaugment else x
@@ -477,17 +478,23 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
             y = labels if mcfg.conditional else None
             z = torch.randn(local_batch, mcfg.nz, generator=noise_gen, device=device)
 
+            y_fake = y
+            if diversity and y is not None:
+                # Pairs (i, i + B/2) share a class, so their difference is z's doing alone.
+                half = local_batch // 2
+                y_fake = torch.cat([y[:half], y[:half], y[2 * half:]])
+
             # 2. Discriminator step: real images up, generated images (detached) down.
             nets.D.requires_grad_(True)
             with rt.autocast():
-                fake = nets.G_train(z, y)
+                fake = nets.G_train(z, y_fake)
                 if mismatch:
                     # Real images under a wrong class count as fakes too (same body pass).
                     shift = torch.randint(1, mcfg.num_classes, y.shape, generator=noise_gen, device=device)
                     logits_real, logits_wrong = nets.D_train(augment(real), y, (y + shift) % mcfg.num_classes)
                 else:
                     logits_real = nets.D_train(augment(real), y)
-                logits_fake = nets.D_train(augment(fake.detach()), y)
+                logits_fake = nets.D_train(augment(fake.detach()), y_fake)
             loss_d = d_loss_fn(logits_real, logits_fake)
             if mismatch:
                 loss_d = loss_d + mismatch * fake_term(logits_wrong)
@@ -499,8 +506,10 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
             # 3. Generator step: make the (just updated) D call the same fakes real.
             nets.D.requires_grad_(False)
             with rt.autocast():
-                logits_gen = nets.D_for_g(augment(fake), y)
+                logits_gen = nets.D_for_g(augment(fake), y_fake)
             loss_g = g_loss_fn(logits_gen)
+            if diversity:
+                loss_g = loss_g + diversity * mode_seeking_loss(fake, z)
             nets.opt_g.zero_grad(set_to_none=True)
             nets.scaler_g.scale(loss_g).backward()
             nets.scaler_g.step(nets.opt_g)

@@ -269,3 +269,18 @@ def test_best_checkpoint_weighs_accuracy_beside_the_frechet_distance():
     assert not _better(best, report(19.0, 0.3))[0]  # lower FD, but draws the wrong class more often
     assert _better(best, report(22.0, 0.9))[0]  # slightly higher FD, far more often the right class
     assert _better({"value": 5.0}, report(4.0, None))[0]  # unconditional: the FD alone
+
+
+def test_mode_seeking_term_punishes_a_generator_that_ignores_z():
+    from gantrain.losses import mode_seeking_loss
+
+    z = torch.randn(8, 16)
+    same = torch.zeros(1, 3, 8, 8).repeat(8, 1, 1, 1)
+    varied = torch.randn(8, 3, 8, 8)
+    assert mode_seeking_loss(varied, z) < 10 < mode_seeking_loss(same, z)
+
+
+@pytest.mark.parametrize("conditional, batch", [(True, 8), (False, 7)])
+def test_diversity_term_trains(tiny_dataset, tmp_path, conditional, batch):
+    result = train(tiny_config(tiny_dataset, tmp_path / "run", conditional=conditional, diversity=1.0, batch_size=batch))
+    assert result.step == 4
