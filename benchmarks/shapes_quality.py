@@ -41,7 +41,7 @@ def main() -> int:
     parser.add_argument("--min-class-accuracy", type=float, default=0.95)
     parser.add_argument("--arch", default="pool", choices=["pool", "dcgan", "resnet"], help="Discriminator body.")
     parser.add_argument("--mismatch", type=float, default=1.0, help="Weight of real images with a wrong class as fakes.")
-    parser.add_argument("--diversity", type=float, default=0.0, help="Weight of the mode-seeking term in G's loss.")
+    parser.add_argument("--diversity", type=float, default=1.0, help="Weight of the mode-seeking term in G's loss.")
     parser.add_argument("--beta1", type=float, default=0.5)
     parser.add_argument("--beta2", type=float, default=0.999)
     parser.add_argument("--loss", default="bce", choices=["bce", "hinge"])

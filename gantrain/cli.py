@@ -106,7 +106,7 @@ def _parse_augment(value: str | None) -> tuple[str, ...]:
 @click.option("--spectral-norm", is_flag=True, help="Spectral normalisation in D (replaces its BatchNorm).")
 @click.option("--ema/--no-ema", default=False, show_default=True, help="Keep an exponential moving average of G.")
 @click.option("--ema-decay", type=float, default=0.999, show_default=True)
-@click.option("--diversity", type=float, default=0.0, show_default=True, help="Weight of the mode-seeking term in G's loss: different noise, different images (0 = off).")
+@click.option("--diversity", type=float, default=1.0, show_default=True, help="Weight of the mode-seeking term in G's loss: different noise, different images (0 = off).")
 @click.option("--mismatch", type=float, default=1.0, show_default=True, help="Conditional: weight of real images shown to D with a wrong class, as fakes (matching-aware D; 0 = off).")
 @click.option("--diffaugment", default="", metavar="POLICIES", help="DiffAugment policies, e.g. color,translation,cutout.")
 @click.option("--flip", is_flag=True, help="Random horizontal flips of real images.")

@@ -84,8 +84,10 @@ class TrainConfig:
     mismatch: float = 1.0
     # Weight of the mode-seeking term in G's loss (0 = off): pairs of fakes of
     # one class with different noise are pushed apart, against the generator
-    # that draws one image per class.
-    diversity: float = 0.0
+    # that draws one image per class. With the matching-aware D on
+    # synth:shapes (CPU, width 32, step 3,000): 84% classified as asked, FD
+    # 9.0, recall 0.23, against 70% / 26.0 / 0.00 without it.
+    diversity: float = 1.0
     # Data handling.
     flip: bool = False
     diffaugment: tuple[str, ...] = ()
@@ -189,6 +191,7 @@ class TrainConfig:
         # Runs saved before "arch" existed trained the paper's network.
         values.setdefault("arch", "dcgan")
         values.setdefault("mismatch", 0.0)
+        values.setdefault("diversity", 0.0)
         return cls(**values)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "TrainConfig":

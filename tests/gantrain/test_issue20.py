@@ -237,10 +237,10 @@ def test_a_short_conditional_run_draws_the_class_asked_for(tmp_path):
 
 def test_configs_saved_before_this_issue_keep_their_meaning():
     saved = TrainConfig(data="d", run_dir="r").to_json()
-    for key in ("arch", "mismatch"):
+    for key in ("arch", "mismatch", "diversity"):
         del saved[key]
     old = TrainConfig.from_json(saved)
-    assert old.arch == "dcgan" and old.mismatch == 0.0  # what those runs trained
+    assert old.arch == "dcgan" and old.mismatch == 0.0 and old.diversity == 0.0  # what those runs trained
 
 
 def test_train_shows_classifier_progress_and_accuracy_beside_the_score(tiny_dataset, tmp_path):
