@@ -181,8 +181,11 @@ def run_gantrain(data_dir: Path, work: Path, batch_size: int, warmup: int, steps
         def close(self): pass
 
     parity = mode == "parity"
+    # The paper's network at the paper's width on any hardware (gantrain's
+    # defaults are the pool D, and width 32 on a CPU): the comparison is per network.
     config = TrainConfig(
         data=str(data_dir), run_dir=str(run_dir), steps=warmup + steps, batch_size=batch_size, seed=seed,
+        arch="dcgan", ngf=64, ndf=64, nz=100,
         device=str(device), precision="fp32" if parity else "auto", channels_last=False if parity else None,
         compile=compile_ and not parity, sample_every=10**9, checkpoint_every=10**9, eval_every=0,
     )

@@ -17,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from gandata.cli.app import EXIT_FAILED, EXIT_USAGE, ErrorStyleGroup
-from gantrain.config import AUGMENTS, LOSSES, PLACEMENTS, PRECISIONS, TrainConfig
+from gantrain.config import ARCHS, AUGMENTS, CPU_DEFAULTS, GPU_DEFAULTS, LOSSES, PLACEMENTS, PRECISIONS, TrainConfig
 from gantrain.errors import EvalError, GantrainError, NonFiniteError
 
 # Shown when PyTorch is missing: the CPU build from PyTorch's own index (a
@@ -125,10 +125,15 @@ def main() -> None:
     """
 
 
+def _hw(key: str) -> str:
+    # Help text of an option whose default depends on the hardware.
+    return f"[default: {GPU_DEFAULTS[key]} on a GPU, {CPU_DEFAULTS[key]} on CPU]"
+
+
 # Options of `train` and the TrainConfig field each one sets.
 _TRAIN_FIELDS = {
-    "steps": "steps", "batch_size": "batch_size", "conditional": "conditional", "loss": "loss",
-    "spectral_norm": "spectral_norm", "ema": "ema", "ema_decay": "ema_decay", "diffaugment": "diffaugment",
+    "steps": "steps", "batch_size": "batch_size", "conditional": "conditional", "arch": "arch", "loss": "loss",
+    "spectral_norm": "spectral_norm", "ema": "ema", "ema_decay": "ema_decay", "mismatch": "mismatch", "diversity": "diversity", "diffaugment": "diffaugment",
     "flip": "flip", "nz": "nz", "ngf": "ngf", "ndf": "ndf", "lr_g": "lr_g", "lr_d": "lr_d", "beta1": "beta1",
     "beta2": "beta2", "precision": "precision", "channels_last": "channels_last", "compile": "compile",
     "deterministic": "deterministic", "seed": "seed", "device": "device", "placement": "placement",
@@ -151,18 +156,21 @@ def _parse_augment(value: str | None) -> tuple[str, ...]:
 @main.command()
 @click.argument("data", type=click.Path(file_okay=False))
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
-@click.option("--steps", type=int, default=20_000, show_default=True, help="Total optimisation steps (a resumed run continues up to it).")
-@click.option("--batch-size", type=int, default=128, show_default=True, help="Global batch size (split across processes).")
+@click.option("--steps", type=int, default=None, help=f"Total optimisation steps (a resumed run continues up to it) {_hw('steps')}.")
+@click.option("--batch-size", type=int, default=None, help=f"Global batch size (split across processes) {_hw('batch_size')}.")
 @click.option("--conditional", is_flag=True, help="Class-conditional DCGAN (conditional BatchNorm in G, projection D).")
+@click.option("--arch", type=click.Choice(ARCHS), default="pool", show_default=True, help="Discriminator body: pool (3x3 convs + max-pool, sees outlines), dcgan (the paper's), resnet (SNGAN-style; use with --spectral-norm --loss hinge).")
 @click.option("--loss", type=click.Choice(LOSSES), default="bce", show_default=True, help="Non-saturating BCE-with-logits or hinge.")
 @click.option("--spectral-norm", is_flag=True, help="Spectral normalisation in D (replaces its BatchNorm).")
 @click.option("--ema/--no-ema", default=False, show_default=True, help="Keep an exponential moving average of G.")
 @click.option("--ema-decay", type=float, default=0.999, show_default=True)
+@click.option("--diversity", type=float, default=1.0, show_default=True, help="Weight of the mode-seeking term in G's loss: different noise, different images (0 = off).")
+@click.option("--mismatch", type=float, default=1.0, show_default=True, help="Conditional: weight of real images shown to D with a wrong class, as fakes (matching-aware D; 0 = off).")
 @click.option("--diffaugment", default="", metavar="POLICIES", help="DiffAugment policies, e.g. color,translation,cutout.")
 @click.option("--flip", is_flag=True, help="Random horizontal flips of real images.")
 @click.option("--nz", type=int, default=100, show_default=True, help="Noise dimension.")
-@click.option("--ngf", type=int, default=64, show_default=True, help="Generator width.")
-@click.option("--ndf", type=int, default=64, show_default=True, help="Discriminator width.")
+@click.option("--ngf", type=int, default=None, help=f"Generator width {_hw('ngf')}.")
+@click.option("--ndf", type=int, default=None, help=f"Discriminator width {_hw('ndf')}.")
 @click.option("--lr-g", type=float, default=2e-4, show_default=True)
 @click.option("--lr-d", type=float, default=2e-4, show_default=True)
 @click.option("--beta1", type=float, default=0.5, show_default=True)
@@ -180,8 +188,8 @@ def _parse_augment(value: str | None) -> tuple[str, ...]:
 @click.option("--sample-every", type=int, default=500, show_default=True, help="Steps between fixed-noise sample grids.")
 @click.option("--checkpoint-every", type=int, default=1000, show_default=True)
 @click.option("--eval-every", type=int, default=None, help="Steps between evaluations (best checkpoint) [default: --checkpoint-every; 0: off].")
-@click.option("--eval-samples", type=int, default=2000, show_default=True, help="Samples per evaluation during training.")
-@click.option("--classifier-steps", type=int, default=1000, show_default=True, help="Training steps of the evaluation classifier.")
+@click.option("--eval-samples", type=int, default=None, help=f"Samples per evaluation during training {_hw('eval_samples')}.")
+@click.option("--classifier-steps", type=int, default=600, show_default=True, help="Most training steps of the evaluation classifier (it stops early at 99% held-out accuracy).")
 @click.option("--cache-dir", default=None, help="Where evaluation classifiers are cached [default: $GANTRAIN_CACHE or ~/.cache/gantrain].")
 @click.option("--resume", is_flag=True, help="Continue the run in -o up to --steps, exactly where it stopped.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
@@ -220,39 +228,46 @@ def train(ctx: click.Context, data: str, run_dir: str, resume: bool, dry_run: bo
 
 @main.command()
 @click.argument("run", type=click.Path(exists=True))
-@click.option("-n", "--num", "n", type=int, default=64, show_default=True, help="Number of samples.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file (.png grid or .npz arrays).")
+@click.option("-n", "--num", "n", type=int, default=None, help="Number of samples [default: 8 per class shown, or 64].")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file: a grid (.png, .jpg, .webp) or raw arrays (.npz).")
 @click.option("--class", "class_name", default=None, help="Class name to sample (conditional models).")
 @click.option("--ema/--no-ema", default=None, help="Use the EMA generator [default: when the run has one].")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["png", "npz"]), default=None, help="[default: from the output's suffix]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-def sample(run: str, n: int, output: str, class_name: str | None, ema: bool | None, checkpoint: str, fmt: str | None, seed: int, device: str) -> None:
-    """Sample images from the generator of RUN (in eval mode)."""
-    from gantrain.images import save_grid, save_npz
-    from gantrain.sample import load_generator
+def sample(run: str, n: int | None, output: str, class_name: str | None, ema: bool | None, checkpoint: str, seed: int, device: str) -> None:
+    """Sample images from the generator of RUN (in eval mode). The format is
+    the one -o's suffix names; a conditional grid has one row per class,
+    labelled with the class name."""
+    from gantrain.images import MIN_CELL_PX, grid_format, save_grid, save_npz
+    from gantrain.sample import MAX_GRID_CLASSES, load_generator
 
-    fmt = fmt or ("npz" if output.lower().endswith(".npz") else "png")
-    if n < 1:
+    if n is not None and n < 1:
         _fail(click.BadParameter(f"{n} must be at least 1", param_hint="-n"))
     try:
+        as_npz = output.lower().endswith(".npz")
+        if not as_npz:
+            grid_format(output)  # refuse an unknown suffix before loading anything
         g = load_generator(run, checkpoint=checkpoint, ema=ema, device=device)
-        ncols = 8
+        ncols, row_labels = 8, None
         if class_name is not None:
             labels: Any = g.class_index(class_name)
+            n = n or 64
         elif g.conditional:
-            # One row per class.
-            k = len(g.classes)
+            # One row per class (the first MAX_GRID_CLASSES in a grid).
+            k = len(g.classes) if as_npz else min(len(g.classes), MAX_GRID_CLASSES)
+            n = n or 8 * k
             ncols = -(-n // k)
             labels = [min(i // ncols, k - 1) for i in range(n)]
+            row_labels = [g.classes[c] for c in sorted(set(labels))]
         else:
+            n = n or 64
             labels = None
         images, label_ids = g.generate_uint8(n, labels, seed=seed)
-        if fmt == "npz":
+        if as_npz:
             path = save_npz(output, images, label_ids)
         else:
-            path = save_grid(images, output, ncols)
+            path = save_grid(images, output, ncols, row_labels=row_labels, min_cell_px=MIN_CELL_PX)
     except GantrainError as exc:
         _fail(exc)
         return
@@ -267,7 +282,7 @@ def sample(run: str, n: int, output: str, class_name: str | None, ema: bool | No
 @click.option("--ema/--no-ema", default=None, help="Evaluate the EMA generator [default: when the run has one].")
 @click.option("--data", default=None, type=click.Path(file_okay=False), help="Dataset [default: the one the run was trained on].")
 @click.option("--split", default="train", show_default=True, help="Split of the real reference images.")
-@click.option("--classifier-steps", type=int, default=1000, show_default=True, help="Training steps of the evaluation classifier.")
+@click.option("--classifier-steps", type=int, default=600, show_default=True, help="Most training steps of the evaluation classifier (it stops early at 99% held-out accuracy).")
 @click.option("--cache-dir", default=None, help="Classifier cache [default: $GANTRAIN_CACHE or ~/.cache/gantrain].")
 @click.option("--inception-weights", default=None, type=click.Path(dir_okay=False), help="pt_inception-2015-12-05 weights: adds standard FID/KID (needs torch-fidelity).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -289,7 +304,13 @@ def eval_(run: str, samples: int, checkpoint: str, ema: bool | None, data: str |
         )
         if not as_json:
             click.echo("evaluating (the classifier is trained on first use and cached)...", err=True)
-        report = evaluate_run(run, checkpoint=checkpoint, ema=ema, data=data, config=config, device=resolve_device(device))
+
+        def progress(step: int, total: int, accuracy: float | None) -> None:
+            click.echo(f"  evaluation classifier: step {step}/{total} (at most), held-out accuracy {accuracy:.1%}", err=True)
+
+        report = evaluate_run(
+            run, checkpoint=checkpoint, ema=ema, data=data, config=config, device=resolve_device(device), progress=progress
+        )
     except GantrainError as exc:
         _fail(exc)
         return

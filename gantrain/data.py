@@ -337,10 +337,3 @@ def load_real_uint8(path: str | Path, split: str | None) -> tuple[torch.Tensor, 
         images = (pixels.clamp(0, 1) * 255).round().to(torch.uint8)
     return images, torch.from_numpy(data.labels).to(torch.int64), info
 
-
-def manifest_summary(info: DatasetInfo) -> str:
-    """One line describing the dataset, for the resolved config printout."""
-    c, h, w = info.image_shape
-    classes = f"{len(info.classes)} classes" if info.classes else "unlabeled"
-    return f"{info.num_samples} images {c}x{h}x{w} {info.dtype}, {classes}, split={info.split}"
-

@@ -86,15 +86,6 @@ def all_gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
     return out
 
 
-def broadcast_object(obj: Any, ctx: DistContext) -> Any:
-    """Rank 0's ``obj`` on every rank."""
-    if not ctx.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def wrap(module: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
     """``module`` wrapped in DDP when distributed, else unchanged."""
     if not ctx.enabled:

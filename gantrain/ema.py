@@ -3,10 +3,14 @@
 Averaging the generator's weights over training gives visibly smoother,
 better samples at no training cost. BatchNorm needs care: its running
 statistics were gathered by the raw generator's weights, and they do not
-describe the activations of the averaged weights. So the buffers are copied
-from the raw generator while training (cheap, always usable), and
-``recalibrate`` re-estimates them for the averaged weights before the EMA
-generator is used for samples, evaluation or a checkpoint.
+describe the activations of the averaged weights. So the average keeps its
+own statistics: every update marks them stale, and ``state_dict`` and
+``calibrated`` re-estimate them for the averaged weights from fresh noise
+(``recalibrate``) before the EMA generator is sampled, evaluated or written
+to a checkpoint -- at any step, an interrupt included. An earlier version
+copied the raw generator's buffers at every step and recalibrated only for
+grids and evaluations, so a checkpoint taken at any other step stored
+statistics that did not match its weights.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from torch import nn
 class EMA:
     """An averaged copy of ``model``, updated after every optimiser step."""
 
-    def __init__(self, model: nn.Module, decay: float):
+    def __init__(self, model: nn.Module, decay: float, calibration_batches: int = 16, calibration_batch_size: int = 64):
         self.decay = decay
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.calibration_batches = calibration_batches
+        self.calibration_batch_size = calibration_batch_size
+        self._stale = True
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
@@ -35,8 +42,16 @@ class EMA:
         ema_params = list(self.model.parameters())
         params = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(ema_params, params, 1.0 - decay)
-        for ema_buf, buf in zip(self.model.buffers(), model.buffers()):
-            ema_buf.copy_(buf)
+        # BatchNorm statistics are not averaged: they are re-estimated for
+        # these weights when next needed.
+        self._stale = True
+
+    def calibrated(self) -> nn.Module:
+        """The averaged generator with BatchNorm statistics that match its
+        weights (recalibrated if the weights moved since the last time)."""
+        if self._stale:
+            self.recalibrate(self.calibration_batches, self.calibration_batch_size)
+        return self.model
 
     @torch.no_grad()
     def recalibrate(self, batches: int, batch_size: int, seed: int = 0) -> None:
@@ -46,12 +61,16 @@ class EMA:
         untouched (exact resume depends on it).
         """
         recalibrate_batchnorm(self.model, batches, batch_size, seed)
+        self._stale = False
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return self.model.state_dict()
+        """The averaged weights with statistics recalibrated for them."""
+        return self.calibrated().state_dict()
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore weights and (already calibrated) statistics."""
         self.model.load_state_dict(state)
+        self._stale = False
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from gantrain.classifier import Classifier, ClassifierConfig, load_or_train_classifier
+from gantrain.classifier import WEAK_ACCURACY, Classifier, ClassifierConfig, ProgressFn, load_or_train_classifier
 from gantrain.data import load_real_uint8, open_dataset
 from gantrain.errors import DataError, EvalError
 from gantrain.health import normalized_entropy
@@ -79,6 +79,16 @@ class EvalReport:
     model: str = ""
 
     @property
+    def classifier_weak(self) -> bool:
+        """True when the classifier is too inaccurate on real images to trust."""
+        return not self.classifier_accuracy >= WEAK_ACCURACY
+
+    @property
+    def weak_note(self) -> str:
+        """A warning to print beside class-based figures of a weak classifier."""
+        return f"; WEAK classifier (< {WEAK_ACCURACY:.0%}): treat this figure as unreliable" if self.classifier_weak else ""
+
+    @property
     def fd_ratio(self) -> float:
         """Frechet distance of the samples over the real-vs-real floor."""
         return self.samples.fd / self.floor.fd if self.floor.fd > 0 else math.inf
@@ -86,6 +96,7 @@ class EvalReport:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["fd_ratio"] = self.fd_ratio
+        data["classifier_weak"] = self.classifier_weak
         data["class_names"] = list(self.class_names)
         return data
 
@@ -106,7 +117,8 @@ class EvalReport:
         if self.class_accuracy is not None:
             out.append(
                 f"classified as asked {self.class_accuracy:9.1%}   (share of samples the classifier assigns "
-                f"to the class they were generated for; the classifier scores {self.classifier_accuracy:.1%} on real)"
+                f"to the class they were generated for; the classifier scores {self.classifier_accuracy:.1%} on "
+                f"held-out real images{self.weak_note})"
             )
         if self.class_histogram is not None and self.real_class_histogram is not None:
             out.append(
@@ -129,7 +141,8 @@ class EvalReport:
 class Evaluator:
     """Real images, classifier and floor, prepared once; ``evaluate`` per model."""
 
-    def __init__(self, data: str | Path, config: EvalConfig, device: torch.device):
+    def __init__(self, data: str | Path, config: EvalConfig, device: torch.device, progress: ProgressFn | None = None):
+        """``progress`` hears from the classifier's training (when it is not cached)."""
         config.validate()
         self.config = config
         self.device = device
@@ -137,7 +150,8 @@ class Evaluator:
         self.info = info
         holdout = _val_split(data) if config.split == "train" else None
         self.classifier: Classifier = load_or_train_classifier(
-            images, labels, info.classes, info.manifest_sha256, config.classifier, device, config.cache_dir, holdout
+            images, labels, info.classes, info.manifest_sha256, config.classifier, device, config.cache_dir, holdout,
+            progress,
         )
         n = min(config.num_samples, len(images) // 2)
         if n < 2:
@@ -250,7 +264,7 @@ def inception_metrics(
 
 def evaluate_run(
     run: str | Path, *, checkpoint: str = "best", ema: bool | None = None, data: str | None = None,
-    config: EvalConfig | None = None, device: str | torch.device = "cpu",
+    config: EvalConfig | None = None, device: str | torch.device = "cpu", progress: ProgressFn | None = None,
 ) -> EvalReport:
     """Evaluate the generator of a run directory against its dataset."""
     from gantrain.sample import load_generator
@@ -261,7 +275,7 @@ def evaluate_run(
     data_path = data or g.dataset.get("path")
     if not data_path:
         raise EvalError("--data: the checkpoint does not record its dataset; pass --data")
-    evaluator = Evaluator(data_path, config, device)
+    evaluator = Evaluator(data_path, config, device, progress)
     if evaluator.info.image_shape != (g.config.channels, g.config.image_size, g.config.image_size):
         raise EvalError(f"--data: {data_path} holds {evaluator.info.image_shape} images; the model makes "
                         f"{(g.config.channels, g.config.image_size, g.config.image_size)}")

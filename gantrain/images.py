@@ -9,7 +9,15 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
+
+from gantrain.errors import ConfigError
+
+# Picture formats a grid can be written in, by file suffix (PIL format names).
+GRID_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+# Grids are enlarged (nearest neighbour, so pixels stay pixels) until a cell is
+# at least this wide: a 32 px sample is a smudge on a modern screen.
+MIN_CELL_PX = 96
 
 
 def to_uint8(x: torch.Tensor, offset: Sequence[float], scale: Sequence[float]) -> torch.Tensor:
@@ -35,13 +43,60 @@ def make_grid(images: np.ndarray, ncols: int, padding: int = 2) -> np.ndarray:
     return grid
 
 
-def save_grid(images: np.ndarray, path: str | Path, ncols: int) -> Path:
-    """Write uint8 [N, C, H, W] images as a PNG grid (atomically)."""
-    path = Path(path)
+def grid_format(path: str | Path) -> str:
+    """The PIL format a grid at ``path`` is written in, from its suffix;
+    raises ``ConfigError`` (one line) for any other suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in GRID_FORMATS:
+        shown = suffix or "no suffix"
+        raise ConfigError(
+            f"-o/--output: {path}: {shown} is not a picture format gantrain writes "
+            f"(use {', '.join(GRID_FORMATS)} for a grid, or .npz for raw arrays)"
+        )
+    return GRID_FORMATS[suffix]
+
+
+def render_grid(
+    images: np.ndarray, ncols: int, row_labels: Sequence[str] | None = None, min_cell_px: int = 1
+) -> Image.Image:
+    """uint8 [N, C, H, W] images as one picture, ``ncols`` per row, enlarged
+    so a cell is at least ``min_cell_px`` wide, with ``row_labels`` (one per
+    row, e.g. class names) written in a margin on the left."""
+    h = images.shape[2]
+    scale = max(1, math.ceil(min_cell_px / h))
     grid = make_grid(images, ncols)
-    picture = Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    picture.save(tmp)
+    picture = Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid).convert("RGB")
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    if not row_labels:
+        return picture
+    font_px = max(12, min(24, (h * scale) // 4))
+    font = ImageFont.load_default(size=font_px)
+    probe = ImageDraw.Draw(picture)
+    margin = 2 * font_px // 3 + max(int(probe.textlength(str(label), font=font)) for label in row_labels)
+    labelled = Image.new("RGB", (picture.width + margin, picture.height), (255, 255, 255))
+    labelled.paste(picture, (margin, 0))
+    draw = ImageDraw.Draw(labelled)
+    row_px = (h + 2) * scale  # make_grid pads each cell by 2 px
+    for row, label in enumerate(row_labels):
+        centre = 2 * scale + row * row_px + h * scale // 2
+        draw.text((font_px // 3, centre), str(label), fill=(0, 0, 0), font=font, anchor="lm")
+    return labelled
+
+
+def save_grid(
+    images: np.ndarray, path: str | Path, ncols: int, row_labels: Sequence[str] | None = None,
+    min_cell_px: int = 1,
+) -> Path:
+    """Write uint8 [N, C, H, W] images as a grid picture (atomically), in the
+    format its suffix names (.png, .jpg/.jpeg, .webp); see ``render_grid``."""
+    path = Path(path)
+    fmt = grid_format(path)
+    picture = render_grid(images, ncols, row_labels, min_cell_px)
+    if fmt == "PNG" and images.shape[1] == 1 and not row_labels and min_cell_px <= 1:
+        picture = picture.convert("L")  # training grids of grey data stay one channel
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+    picture.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
     os.replace(tmp, path)
     return path
 

@@ -43,6 +43,25 @@ LOSSES: dict[str, tuple[LossFn, Callable[[torch.Tensor], torch.Tensor]]] = {
 }
 
 
+# The "fake" half of each discriminator loss alone: what a real image shown
+# with a wrong class is pushed towards (matching-aware D, see TrainConfig.mismatch).
+D_FAKE_TERMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "bce": lambda logits: F.softplus(logits.float()).mean(),
+    "hinge": lambda logits: F.relu(1.0 + logits.float()).mean(),
+}
+
+
+def mode_seeking_loss(images: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Mode-seeking term (Mao et al. 2019): 1 / (|G(z1) - G(z2)| / |z1 - z2|)
+    over the pairs (i, i + B/2) of the batch, which the loop gives the same
+    class. Small when different noise makes different images, so adding it
+    to G's loss discourages a generator that ignores z (one image per class)."""
+    half = images.shape[0] // 2
+    dx = (images[:half].float() - images[half : 2 * half].float()).abs().flatten(1).mean(dim=1)
+    dz = (z[:half].float() - z[half : 2 * half].float()).abs().mean(dim=1)
+    return (1.0 / (dx / dz + eps)).mean()
+
+
 def get_losses(name: str) -> tuple[LossFn, Callable[[torch.Tensor], torch.Tensor]]:
     """The (discriminator loss, generator loss) pair registered as ``name``."""
     return LOSSES[name]

@@ -16,13 +16,17 @@ Options (URI query, or the source's table in a build config)::
     seed=S                noise seed (default: the build's seed)
     filter=CONF           keep only samples the evaluation classifier assigns
                           to the class asked for with probability >= CONF
-    classifier_steps=N    training steps of that classifier (default 1000, the
+    classifier_steps=N    most training steps of that classifier (default 600, the
                           `gantrain eval` default, so its cached one is reused)
-    classifier_width=W    its width (default 32, the `gantrain eval` one)
+    classifier_width=W    its width (default 16, the `gantrain eval` one)
     cache_dir=DIR         classifier cache (default $GANTRAIN_CACHE or ~/.cache/gantrain)
     data=PATH             dataset the classifier is trained on (default: the run's)
     max_rounds=R          generation rounds per partition with the filter (default 5)
     batch_size=B          generator batch (default 256)
+
+Image size: samples come out at the generator's own size (``image_size_px``,
+also in the manifest's source summary); a build that sets no --size should use
+it rather than resample them.
 
 Determinism: a partition is a fixed range of one class's samples; its noise
 seed derives from (seed, class id, start, round) only, so the output does not
@@ -66,7 +70,7 @@ OPTIONS = (
 # large enough that a worker loads its generator for real work.
 PARTITION_SIZE = 256
 DEFAULT_MAX_ROUNDS = 5
-DEFAULT_CLASSIFIER_STEPS = 1000
+DEFAULT_CLASSIFIER_STEPS = 600  # ClassifierConfig's default, as `gantrain eval` and training use
 # With the filter, a round asks for at most 1 / MIN_ACCEPTANCE times the
 # samples still missing: a class that is (almost) never accepted costs a
 # bounded amount of generation instead of an endless loop.
@@ -108,6 +112,9 @@ class GanSource:
     classifier_classes: tuple[str, ...] = ()
     max_rounds: int = DEFAULT_MAX_ROUNDS
     batch_size: int = 256
+    # The generator's own image size: the natural size of a build of this
+    # source (anything else resamples every sample).
+    image_size_px: int = 0
 
     # --- the Source protocol ------------------------------------------------------------------
 
@@ -165,6 +172,7 @@ class GanSource:
             "ema": self.ema, "seed": self.seed, "truncation": self.truncation, "filter": self.filter,
             "classifier": self.classifier_summary, "requested": {str(n): c for n, c in self.counts},
             "conditional": self.conditional, "classes": list(self.generator_classes),
+            "image_size_px": self.image_size_px,
         }
 
     # --- internals ---------------------------------------------------------------------------
@@ -422,6 +430,7 @@ def open_gan(uri: str, spec: SourceSpec, ctx: SourceContext) -> GanSource:
         classifier_classes=tuple(classifier.classes) if classifier is not None else (),
         max_rounds=_int(uri, "max_rounds", options.get("max_rounds", DEFAULT_MAX_ROUNDS), 1),
         batch_size=_int(uri, "batch_size", options.get("batch_size", 256), 1),
+        image_size_px=g.config.image_size,
     )
 
 

@@ -28,7 +28,7 @@ from gantrain.ema import EMA
 from gantrain.errors import ConfigError, DataError, NonFiniteError, RunError
 from gantrain.health import CollapseMonitor, all_finite, pairwise_diversity
 from gantrain.images import save_grid, to_uint8
-from gantrain.losses import d_output_summary, get_losses
+from gantrain.losses import D_FAKE_TERMS, d_output_summary, get_losses, mode_seeking_loss
 from gantrain.models import build_models, count_parameters
 from gantrain.rundir import RunDir
 from gantrain.runtime import (
@@ -106,8 +106,12 @@ class TrainResult:
 
 
 def resolve(config: TrainConfig) -> ResolvedRun:
-    """Validate ``config``, probe the dataset and pick device and precision."""
+    """Validate ``config``, probe the dataset, pick device and precision, and
+    fill the options left at None with the hardware's defaults."""
     config.validate()
+    ctx = distributed.context_from_env()
+    device = resolve_device(config.device, ctx.local_rank)
+    config = config.with_hardware_defaults(device.type)
     info = read_dataset_info(config.data, config.split)
     if info.num_samples == 0:
         raise DataError(f"DATA: split {config.split!r} of {config.data} holds no images")
@@ -115,17 +119,26 @@ def resolve(config: TrainConfig) -> ResolvedRun:
     if h != w:
         raise DataError(f"DATA: images are {h}x{w}; the DCGAN needs square images (rebuild with --resize crop)")
     model = ModelConfig(
-        image_size=h, channels=c, num_classes=len(info.classes), conditional=config.conditional, nz=config.nz,
-        ngf=config.ngf, ndf=config.ndf, spectral_norm=config.spectral_norm, offset=info.offset, scale=info.scale,
-        classes=info.classes,
+        image_size=h, channels=c, num_classes=len(info.classes), conditional=config.conditional, arch=config.arch,
+        nz=config.nz, ngf=config.ngf, ndf=config.ndf, spectral_norm=config.spectral_norm, offset=info.offset,
+        scale=info.scale, classes=info.classes,
     )
     model.validate()
-    ctx = distributed.context_from_env()
     if config.batch_size % ctx.world_size:
         raise ConfigError(f"--batch-size: {config.batch_size} is not divisible by the {ctx.world_size} processes")
-    device = resolve_device(config.device, ctx.local_rank)
     runtime = resolve_runtime(device, config.precision, config.channels_last, config.compile, config.deterministic)
     return ResolvedRun(config, model, info, runtime, ctx)
+
+
+def describe_config(config: TrainConfig, device: torch.device) -> str:
+    """One line with the options that matter most, saying which were chosen
+    for the hardware (the full config is in the run's config.json)."""
+    hardware = "GPU" if device.type == "cuda" else "CPU"
+    return (
+        f"{config.steps} steps, batch {config.batch_size}, ngf {config.ngf}, ndf {config.ndf}, "
+        f"D {config.arch}, loss {config.loss}, eval samples {config.eval_samples} "
+        f"(unset sizes use the {hardware} defaults; see --dry-run for everything)"
+    )
 
 
 def resume_config(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -156,35 +169,37 @@ def _stream_seed(seed: int, rank: int, step: int) -> int:
     return (seed * 1_000_003 + rank * 7_919 + step * 104_729) % 2**62
 
 
-def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
-    cfg, mcfg, info, rt, ctx = run.config, run.model, run.dataset, run.runtime, run.dist
+@dataclass
+class _Networks:
+    """G and D, their optimisers and scalers, and the wrapped modules the loop calls."""
+
+    G: torch.nn.Module
+    D: torch.nn.Module
+    ema: EMA | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler_g: torch.amp.GradScaler
+    scaler_d: torch.amp.GradScaler
+    G_train: torch.nn.Module  # DDP-wrapped and/or compiled
+    D_train: torch.nn.Module
+    D_for_g: torch.nn.Module  # D as the generator step sees it
+
+
+def _build_networks(run: ResolvedRun, ckpt: dict[str, Any] | None) -> _Networks:
+    """Fresh (or restored) networks, optimisers and scalers, wrapped for DDP and compile."""
+    cfg, rt, ctx = run.config, run.runtime, run.dist
     device = rt.device
-    rundir = RunDir(cfg.run_dir)
-    configure_determinism(cfg.deterministic, device)
-    seed_everything(cfg.seed)  # same initial weights on every rank
-
-    # ---- Checkpoint to resume from ---------------------------------------------------------
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(rundir.checkpoints_dir / LAST, map_location=device)
-        _check_resumable(ckpt, run)
-    elif rundir.has_checkpoint():
-        raise RunError(f"-o/--output: {cfg.run_dir} already holds a run; pass --resume to continue it, or choose another directory")
-    step = int(ckpt["step"]) if ckpt else 0
-
-    # ---- Networks, optimisers, loss ---------------------------------------------------------
-    G, D = build_models(mcfg)
+    G, D = build_models(run.model)
     G, D = G.to(device), D.to(device)
     if rt.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     # Only rank 0 writes checkpoints and samples, so only it keeps the average.
-    ema = EMA(G, cfg.ema_decay) if cfg.ema and ctx.is_main else None
+    ema = EMA(G, cfg.ema_decay, EMA_RECALIBRATION_BATCHES, EMA_RECALIBRATION_BATCH_SIZE) if cfg.ema and ctx.is_main else None
     adam = {"betas": (cfg.beta1, cfg.beta2), "fused": True if rt.fused_adam else None}
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, **adam)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, **adam)
     scaler_g = torch.amp.GradScaler(device.type, enabled=rt.needs_grad_scaler)
     scaler_d = torch.amp.GradScaler(device.type, enabled=rt.needs_grad_scaler)
-    d_loss_fn, g_loss_fn = get_losses(cfg.loss)
     if ckpt:
         G.load_state_dict(ckpt["generator"])
         D.load_state_dict(ckpt["discriminator"])
@@ -195,24 +210,6 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
                 scaler.load_state_dict(ckpt[key])
         if ema is not None:
             ema.load_state_dict(ckpt["ema"])
-
-    # ---- Data and random streams ------------------------------------------------------------
-    saved_ranks = ckpt["rng"]["ranks"] if ckpt else []
-    same_world = len(saved_ranks) == ctx.world_size
-    stream_seed = _stream_seed(cfg.seed, ctx.rank, 0 if (same_world or not ckpt) else step)
-    batches = load_batches(
-        info, device, cfg.batch_size // ctx.world_size, placement=cfg.placement, flip=cfg.flip,
-        use_weights=cfg.weights == "sample", seed=stream_seed, channels_last=rt.channels_last,
-    )
-    noise_gen = torch.Generator(device=device).manual_seed(stream_seed + 1)
-    if ckpt:
-        set_global_rng_state(ckpt["rng"]["global"])
-        if same_world:
-            batches.load_state_dict(saved_ranks[ctx.rank]["data"])
-            noise_gen.set_state(saved_ranks[ctx.rank]["noise"])
-    local_batch = cfg.batch_size // ctx.world_size
-
-    # ---- Wrapping for several processes and for speed ----------------------------------------
     G_train = distributed.wrap(G, ctx, device)
     D_train = distributed.wrap(D, ctx, device)
     # The generator step goes through the bare D with its weights frozen: only
@@ -222,106 +219,304 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
     if rt.compile:
         G_train, D_train = torch.compile(G_train), torch.compile(D_train)
         D_for_g = torch.compile(D) if ctx.enabled else D_train
+    return _Networks(G, D, ema, opt_g, opt_d, scaler_g, scaler_d, G_train, D_train, D_for_g)
+
+
+def _open_batches(run: ResolvedRun, ckpt: dict[str, Any] | None, step: int) -> tuple[Any, torch.Generator]:
+    """The batch stream and the noise generator of this rank, restored exactly
+    when resuming on as many processes as the checkpoint was written with."""
+    cfg, ctx, device = run.config, run.dist, run.runtime.device
+    saved_ranks = ckpt["rng"]["ranks"] if ckpt else []
+    same_world = len(saved_ranks) == ctx.world_size
+    stream_seed = _stream_seed(cfg.seed, ctx.rank, 0 if (same_world or not ckpt) else step)
+    batches = load_batches(
+        run.dataset, device, cfg.batch_size // ctx.world_size, placement=cfg.placement, flip=cfg.flip,
+        use_weights=cfg.weights == "sample", seed=stream_seed, channels_last=run.runtime.channels_last,
+    )
+    noise_gen = torch.Generator(device=device).manual_seed(stream_seed + 1)
+    if ckpt:
+        set_global_rng_state(ckpt["rng"]["global"])
+        if same_world:
+            batches.load_state_dict(saved_ranks[ctx.rank]["data"])
+            noise_gen.set_state(saved_ranks[ctx.rank]["noise"])
+    return batches, noise_gen
+
+
+def _fixed_noise(mcfg: ModelConfig, seed: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """The noise (and labels) of the sample grids: the same at every step."""
+    grid_labels, grid_cols = grid_layout(mcfg.num_classes, mcfg.conditional)
+    grid_n = len(grid_labels) if grid_labels is not None else 64
+    gen = torch.Generator().manual_seed(seed)
+    if mcfg.conditional:
+        # The same noise in every row, so rows differ only by class.
+        z = torch.randn(grid_cols, mcfg.nz, generator=gen).repeat(grid_n // grid_cols, 1).to(device)
+        return z, grid_labels.to(device), grid_cols
+    return torch.randn(grid_n, mcfg.nz, generator=gen).to(device), None, grid_cols
+
+
+def _better(best: dict[str, Any], report: Any) -> tuple[bool, float]:
+    """Whether ``report`` beats the best so far, and its score (lower is better).
+
+    Unconditional: the Frechet distance. Conditional: the Frechet distance
+    times (1 + 4 * share not classified as asked), so a checkpoint that draws
+    the wrong class loses even with a slightly lower distance (the
+    issue-20 runs had FD and accuracy peak at different steps).
+    """
+    score = report.samples.fd
+    if report.class_accuracy is not None:
+        score *= 1.0 + 4.0 * (1.0 - report.class_accuracy)
+    return best["value"] is None or score < best["value"], score
+
+
+def _resume_point(run: ResolvedRun, rundir: RunDir, resume: bool) -> dict[str, Any] | None:
+    """The checkpoint a resumed run continues from (checked against this
+    config and dataset); None for a new run, which must not overwrite one."""
+    if resume:
+        ckpt = load_checkpoint(rundir.checkpoints_dir / LAST, map_location=run.runtime.device)
+        _check_resumable(ckpt, run)
+        return ckpt
+    if rundir.has_checkpoint():
+        raise RunError(
+            f"-o/--output: {run.config.run_dir} already holds a run; pass --resume to continue it, or choose another directory"
+        )
+    return None
+
+
+class _Session:
+    """The state one training run carries between steps, and the work done at
+    step boundaries: logging windows, grids, evaluation and checkpoints.
+    ``_train`` below is the loop that uses it."""
+
+    def __init__(self, run: ResolvedRun, rundir: RunDir, ckpt: dict[str, Any] | None, reporter: Reporter):
+        self.run, self.rundir, self.reporter = run, rundir, reporter
+        cfg, self.ctx = run.config, run.dist
+        self.step = int(ckpt["step"]) if ckpt else 0
+        self.start_step = self.step
+        self.nets = _build_networks(run, ckpt)
+        self.batches, self.noise_gen = _open_batches(run, ckpt, self.step)
+        self.monitor = CollapseMonitor(cfg.collapse_d_loss, cfg.collapse_windows)
+        self.best: dict[str, Any] = {"metric": "fd" if not run.model.conditional else "fd_x_accuracy", "value": None, "step": None}
+        if ckpt:
+            self.monitor.load_state_dict(ckpt.get("monitor") or {})
+            self.best = dict(ckpt.get("best") or self.best)
+        self.last_path = rundir.checkpoints_dir / LAST
+        self.best_path = rundir.checkpoints_dir / BEST
+        self.last_good = str(self.last_path) if ckpt else None
+        self.logs = None
+        self.evaluator = None
+
+    def open_outputs(self, resumed: bool) -> None:
+        """Rank 0: the run directory's logs and config, the start message, the evaluator."""
+        cfg, mcfg, rt, nets = self.run.config, self.run.model, self.run.runtime, self.nets
+        self.logs = self.rundir.open(resumed_from_step=self.step if resumed else None)
+        self.rundir.write_config(self.run.to_json())
+        self.logs.event("resume" if resumed else "start", self.step, steps=cfg.steps, world_size=self.ctx.world_size, device=str(rt.device))
+        self.reporter.message(
+            f"{'resuming at step ' + str(self.step) if resumed else 'training'}: G {count_parameters(nets.G):,} params, "
+            f"D ({mcfg.arch}) {count_parameters(nets.D):,} params, {rt.device}, {rt.precision}, "
+            f"data on {self.batches.placement}, {self.ctx.world_size} process(es)"
+        )
+        self.reporter.message(f"config: {describe_config(cfg, rt.device)}")
+        if cfg.resolved_eval_every:
+            self.reporter.message(
+                f"evaluation every {cfg.resolved_eval_every} steps; its classifier is prepared at the first one"
+            )
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything a resume needs, every rank's random streams included (so a
+        resume on as many processes is exact)."""
+        nets, cfg = self.nets, self.run.config
+        ranks = distributed.all_gather_objects({"data": self.batches.state_dict(), "noise": self.noise_gen.get_state()}, self.ctx)
+        return {
+            "step": self.step, "config": cfg.to_json(), "model": self.run.model.to_json(), "dataset": self.run.dataset.to_json(),
+            "generator": nets.G.state_dict(), "discriminator": nets.D.state_dict(),
+            "ema": nets.ema.state_dict() if nets.ema is not None else None,  # statistics recalibrated
+            "opt_g": nets.opt_g.state_dict(), "opt_d": nets.opt_d.state_dict(),
+            "scaler_g": nets.scaler_g.state_dict(), "scaler_d": nets.scaler_d.state_dict(),
+            "rng": {"global": global_rng_state(), "ranks": ranks},
+            "best": dict(self.best), "monitor": self.monitor.state_dict(),
+        }
+
+    def check_weights_finite(self) -> None:
+        """Every rank checks (the weights are the same on all), so all stop together."""
+        nets = self.nets
+        tensors = list(nets.G.parameters()) + list(nets.D.parameters()) + (list(nets.ema.model.parameters()) if nets.ema else [])
+        if not all_finite(tensors):
+            raise NonFiniteError(
+                f"weights became NaN/Inf before step {self.step}; the last good checkpoint is "
+                f"{self.last_good or 'none (none written yet)'}",
+                self.last_good,
+            )
+
+    def alarm(self, alarm: Any) -> None:
+        if alarm and self.logs:
+            self.logs.event("alarm", self.step, kind=alarm.kind, message=alarm.message)
+            self.reporter.message(f"step {self.step}: ALARM {alarm.message}")
+
+    def log_window(self, stats: torch.Tensor, window_steps: int, window_time: float, run_start: float) -> None:
+        """One sync: read the window's sums, stop on non-finite losses, log the means."""
+        cfg, step = self.run.config, self.step
+        means = (distributed.all_reduce_mean(stats, self.ctx) / window_steps).tolist()
+        if not all(map(_finite, means)):
+            if self.logs:
+                self.logs.event("non_finite", step, values=means)
+            raise NonFiniteError(
+                f"loss became NaN/Inf between steps {step - window_steps + 1} and {step}; training stopped. "
+                f"The last good checkpoint is {self.last_good or 'none (none written yet)'}; "
+                "try a lower learning rate, --precision fp32 or --spectral-norm",
+                self.last_good,
+            )
+        row = {
+            "step": step, "loss_d": means[0], "loss_g": means[1], "d_real": means[2], "d_fake": means[3],
+            "images_per_s": window_steps * cfg.batch_size / max(window_time, 1e-9),
+            "elapsed_s": time.perf_counter() - run_start,
+        }
+        alarm = self.monitor.observe_d_loss(step, means[0], cfg.log_every)
+        if self.logs:
+            self.logs.log_metrics(row)
+            self.reporter.log(step, row)
+            self.alarm(alarm)
+
+    def save_grids(self, fixed: tuple[torch.Tensor, torch.Tensor | None, int], real_diversity: float) -> None:
+        """Rank 0: fixed-noise grids in eval mode, raw and EMA, and the collapse check."""
+        z, y, cols = fixed
+        diversity = _save_grids(self.rundir, self.step, self.nets.G, self.nets.ema, z, y, cols, self.run.model)
+        self.alarm(self.monitor.observe_diversity(self.step, diversity, real_diversity))
+
+    def evaluate_and_checkpoint(self, do_eval: bool, do_ckpt: bool) -> None:
+        """All ranks take part (finiteness check, gathering random states);
+        rank 0 evaluates, writes ``last`` and keeps ``best``."""
+        self.check_weights_finite()
+        state = self.checkpoint_state()
+        improved = False
+        main, cfg = self.ctx.is_main, self.run.config
+        if main and do_eval:
+            # Prepared on first use, not before step 1: training starts at
+            # once and the classifier's training (cached per dataset) is paid
+            # at the first evaluation.
+            if self.evaluator is None:
+                self.evaluator = _make_evaluator(cfg, self.run.runtime.device, self.reporter)
+            report = _evaluate(self.evaluator, self.nets.G, self.nets.ema, self.run.model, self.run.runtime.device, cfg.seed)
+            improved, score = _better(self.best, report)
+            if improved:
+                self.best.update(value=score, step=self.step, fd=report.samples.fd, class_accuracy=report.class_accuracy)
+                state["best"] = dict(self.best)
+            _log_eval(self.logs, self.reporter, self.monitor, self.step, report, improved)
+        if main and do_ckpt:
+            save_checkpoint(state, self.last_path)
+            self.last_good = str(self.last_path)
+            if improved:
+                copy_checkpoint(self.last_path, self.best_path)
+        elif main and improved:
+            save_checkpoint(state, self.best_path)
+        if self.logs and improved:
+            self.logs.event("best", self.step, fd=self.best.get("fd"), score=self.best["value"])
+
+    def finish(self, run_start: float) -> TrainResult:
+        """Log the end of the run and say where it left its outputs."""
+        images_per_s = (self.step - self.start_step) * self.run.config.batch_size / max(time.perf_counter() - run_start, 1e-9)
+        if self.logs:
+            self.logs.event("finished", self.step, images_per_s=images_per_s)
+        best_fd = self.best.get("fd", self.best["value"])  # checkpoints before the combined score stored the FD as value
+        return TrainResult(
+            step=self.step, run_dir=self.rundir.root, last_checkpoint=self.last_path,
+            best_checkpoint=self.best_path if self.best_path.is_file() else None, best_fd=best_fd,
+            images_per_s=images_per_s,
+        )
+
+    def save_on_interrupt(self) -> None:
+        """Keep the progress of an interrupted single-process run."""
+        if self.ctx.is_main and not self.ctx.enabled and self.step > 0:
+            self.check_weights_finite()
+            save_checkpoint(self.checkpoint_state(), self.last_path)
+            if self.logs:
+                self.logs.event("interrupted", self.step)
+            self.reporter.message(f"interrupted: checkpoint written at step {self.step} ({self.last_path}); --resume continues")
+
+
+def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
+    """The loop, top to bottom: set-up phases, then per step D, G, statistics,
+    and the step-boundary work (logs, grids, evaluation, checkpoints)."""
+    cfg, mcfg, rt, ctx = run.config, run.model, run.runtime, run.dist
+    device, rundir = rt.device, RunDir(cfg.run_dir)
+    configure_determinism(cfg.deterministic, device)
+    seed_everything(cfg.seed)  # same initial weights on every rank
+
+    # ---- Checkpoint to resume from, networks, data ------------------------------------------
+    ckpt = _resume_point(run, rundir, resume)
+    s = _Session(run, rundir, ckpt, reporter)
+    nets, batches, noise_gen = s.nets, s.batches, s.noise_gen
+    d_loss_fn, g_loss_fn = get_losses(cfg.loss)
+    fake_term = D_FAKE_TERMS[cfg.loss]
+    mismatch = cfg.mismatch if mcfg.conditional else 0.0
+    local_batch = cfg.batch_size // ctx.world_size
+    diversity = cfg.diversity if local_batch >= 2 else 0.0
 
     def augment(x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, cfg.diffaugment, noise_gen) if cfg.diffaugment else x
 
     # ---- Run directory, evaluation, fixed noise (rank 0) -------------------------------------
-    logs = None
-    evaluator = None
-    eval_every = cfg.resolved_eval_every
     if ctx.is_main:
-        logs = rundir.open(resumed_from_step=step if ckpt else None)
-        rundir.write_config(run.to_json())
-        logs.event("resume" if ckpt else "start", step, steps=cfg.steps, world_size=ctx.world_size, device=str(device))
-        reporter.message(
-            f"{'resuming at step ' + str(step) if ckpt else 'training'}: G {count_parameters(G):,} params, "
-            f"D {count_parameters(D):,} params, {device}, {rt.precision}, data on {batches.placement}, "
-            f"{ctx.world_size} process(es)"
-        )
-        if eval_every:
-            evaluator = _make_evaluator(cfg, device, reporter)
+        s.open_outputs(resumed=ckpt is not None)
     distributed.barrier(ctx)
-    grid_labels, grid_cols = grid_layout(mcfg.num_classes, mcfg.conditional)
-    grid_n = len(grid_labels) if grid_labels is not None else 64
-    fixed_gen = torch.Generator().manual_seed(cfg.seed)
-    if mcfg.conditional:
-        # The same noise in every row, so rows differ only by class.
-        fixed_z = torch.randn(grid_cols, mcfg.nz, generator=fixed_gen).repeat(grid_n // grid_cols, 1).to(device)
-        fixed_y = grid_labels.to(device)
-    else:
-        fixed_z, fixed_y = torch.randn(grid_n, mcfg.nz, generator=fixed_gen).to(device), None
+    fixed = _fixed_noise(mcfg, cfg.seed, device)
     real_diversity = pairwise_diversity(batches.peek(64)) if ctx.is_main else 0.0
-    monitor = CollapseMonitor(cfg.collapse_d_loss, cfg.collapse_windows)
-    best: dict[str, Any] = {"metric": "fd", "value": None, "step": None}
-    if ckpt:
-        monitor.load_state_dict(ckpt.get("monitor") or {})
-        best = dict(ckpt.get("best") or best)
-    last_path = rundir.checkpoints_dir / LAST
-    best_path = rundir.checkpoints_dir / BEST
-    last_good = str(last_path) if ckpt else None
-
-    def checkpoint_state() -> dict[str, Any]:
-        # Every rank's random streams, so a resume on as many processes is exact.
-        ranks = distributed.all_gather_objects({"data": batches.state_dict(), "noise": noise_gen.get_state()}, ctx)
-        return {
-            "step": step, "config": cfg.to_json(), "model": mcfg.to_json(), "dataset": info.to_json(),
-            "generator": G.state_dict(), "discriminator": D.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None,
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "scaler_g": scaler_g.state_dict(), "scaler_d": scaler_d.state_dict(),
-            "rng": {"global": global_rng_state(), "ranks": ranks},
-            "best": dict(best), "monitor": monitor.state_dict(),
-        }
-
-    def check_weights_finite() -> None:
-        # Every rank checks (the weights are the same on all), so all stop together.
-        tensors = list(G.parameters()) + list(D.parameters()) + (list(ema.model.parameters()) if ema else [])
-        if not all_finite(tensors):
-            raise NonFiniteError(
-                f"weights became NaN/Inf before step {step}; the last good checkpoint is {last_good or 'none (none written yet)'}",
-                last_good,
-            )
+    eval_every = cfg.resolved_eval_every
 
     # ---- The loop ------------------------------------------------------------------------------
     stats = torch.zeros(4, device=device)  # sums since the last log: loss_d, loss_g, D(x), D(G(z))
     window_steps, window_time = 0, 0.0
     run_start = time.perf_counter()
-    G_train.train()
-    D_train.train()
-    reporter.start(cfg.steps, step)
+    nets.G_train.train()
+    nets.D_train.train()
+    reporter.start(cfg.steps, s.step)
     try:
-        while step < cfg.steps:
+        while s.step < cfg.steps:
             t0 = time.perf_counter()
             # 1. A batch of real images (drawn and normalized on the device) and fresh noise.
             real, labels = batches.next()
             y = labels if mcfg.conditional else None
             z = torch.randn(local_batch, mcfg.nz, generator=noise_gen, device=device)
 
+            y_fake = y
+            if diversity and y is not None:
+                # Pairs (i, i + B/2) share a class, so their difference is z's doing alone.
+                half = local_batch // 2
+                y_fake = torch.cat([y[:half], y[:half], y[2 * half:]])
+
             # 2. Discriminator step: real images up, generated images (detached) down.
-            D.requires_grad_(True)
+            nets.D.requires_grad_(True)
             with rt.autocast():
-                fake = G_train(z, y)
-                logits_real = D_train(augment(real), y)
-                logits_fake = D_train(augment(fake.detach()), y)
+                fake = nets.G_train(z, y_fake)
+                if mismatch:
+                    # Real images under a wrong class count as fakes too (same body pass).
+                    shift = torch.randint(1, mcfg.num_classes, y.shape, generator=noise_gen, device=device)
+                    logits_real, logits_wrong = nets.D_train(augment(real), y, (y + shift) % mcfg.num_classes)
+                else:
+                    logits_real = nets.D_train(augment(real), y)
+                logits_fake = nets.D_train(augment(fake.detach()), y_fake)
             loss_d = d_loss_fn(logits_real, logits_fake)
-            opt_d.zero_grad(set_to_none=True)
-            scaler_d.scale(loss_d).backward()
-            scaler_d.step(opt_d)
-            scaler_d.update()
+            if mismatch:
+                loss_d = loss_d + mismatch * fake_term(logits_wrong)
+            nets.opt_d.zero_grad(set_to_none=True)
+            nets.scaler_d.scale(loss_d).backward()
+            nets.scaler_d.step(nets.opt_d)
+            nets.scaler_d.update()
 
             # 3. Generator step: make the (just updated) D call the same fakes real.
-            D.requires_grad_(False)
+            nets.D.requires_grad_(False)
             with rt.autocast():
-                logits_gen = D_for_g(augment(fake), y)
+                logits_gen = nets.D_for_g(augment(fake), y_fake)
             loss_g = g_loss_fn(logits_gen)
-            opt_g.zero_grad(set_to_none=True)
-            scaler_g.scale(loss_g).backward()
-            scaler_g.step(opt_g)
-            scaler_g.update()
-            if ema is not None:
-                ema.update(G, step)
-            step += 1
+            if diversity:
+                loss_g = loss_g + diversity * mode_seeking_loss(fake, z)
+            nets.opt_g.zero_grad(set_to_none=True)
+            nets.scaler_g.scale(loss_g).backward()
+            nets.scaler_g.step(nets.opt_g)
+            nets.scaler_g.update()
+            if nets.ema is not None:
+                nets.ema.update(nets.G, s.step)
+            s.step += 1
 
             # 4. Statistics stay on the device: no host sync in the step.
             stats += torch.stack([
@@ -329,93 +524,34 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
                 d_output_summary(logits_real, cfg.loss), d_output_summary(logits_fake, cfg.loss),
             ])
             window_steps += 1
-            reporter.advance(step)
-            final = step == cfg.steps
+            reporter.advance(s.step)
+            final = s.step == cfg.steps
+            window_time += time.perf_counter() - t0
 
             # 5. Every log_every steps: one sync to read the window, check it, log it.
-            if step % cfg.log_every == 0 or final:
-                means = (distributed.all_reduce_mean(stats, ctx) / window_steps).tolist()
-                window_time += time.perf_counter() - t0
-                if not all(map(_finite, means)):
-                    if logs:
-                        logs.event("non_finite", step, values=means)
-                    raise NonFiniteError(
-                        f"loss became NaN/Inf between steps {step - window_steps + 1} and {step}; training stopped. "
-                        f"The last good checkpoint is {last_good or 'none (none written yet)'}; "
-                        "try a lower learning rate, --precision fp32 or --spectral-norm",
-                        last_good,
-                    )
-                row = {
-                    "step": step, "loss_d": means[0], "loss_g": means[1], "d_real": means[2], "d_fake": means[3],
-                    "images_per_s": window_steps * cfg.batch_size / max(window_time, 1e-9),
-                    "elapsed_s": time.perf_counter() - run_start,
-                }
-                alarm = monitor.observe_d_loss(step, means[0], cfg.log_every)
-                if logs:
-                    logs.log_metrics(row)
-                    reporter.log(step, row)
-                    if alarm:
-                        logs.event("alarm", step, kind=alarm.kind, message=alarm.message)
-                        reporter.message(f"step {step}: ALARM {alarm.message}")
+            if s.step % cfg.log_every == 0 or final:
+                s.log_window(stats, window_steps, window_time, run_start)
                 stats.zero_()
                 window_steps, window_time = 0, 0.0
-            else:
-                window_time += time.perf_counter() - t0
 
             # 6. Fixed-noise grids in eval mode, raw and EMA (rank 0).
-            if ctx.is_main and (step % cfg.sample_every == 0 or final):
-                diversity = _save_grids(rundir, step, G, ema, fixed_z, fixed_y, grid_cols, mcfg)
-                alarm = monitor.observe_diversity(step, diversity, real_diversity)
-                if alarm and logs:
-                    logs.event("alarm", step, kind=alarm.kind, message=alarm.message)
-                    reporter.message(f"step {step}: ALARM {alarm.message}")
+            if ctx.is_main and (s.step % cfg.sample_every == 0 or final):
+                s.save_grids(fixed, real_diversity)
 
-            # 7. Evaluation and checkpoints. All ranks take part (finiteness
-            #    check, gathering random states); rank 0 evaluates and writes.
-            do_eval = bool(eval_every) and (step % eval_every == 0 or final)
-            do_ckpt = step % cfg.checkpoint_every == 0 or final
+            # 7. Evaluation (best checkpoint) and checkpoints.
+            do_eval = bool(eval_every) and (s.step % eval_every == 0 or final)
+            do_ckpt = s.step % cfg.checkpoint_every == 0 or final
             if do_eval or do_ckpt:
-                check_weights_finite()
-                state = checkpoint_state()
-                improved = False
-                if ctx.is_main and do_eval and evaluator is not None:
-                    report = _evaluate(evaluator, G, ema, mcfg, device, cfg.seed)
-                    improved = best["value"] is None or report.samples.fd < best["value"]
-                    if improved:
-                        best.update(value=report.samples.fd, step=step)
-                        state["best"] = dict(best)
-                    _log_eval(logs, reporter, monitor, step, report, improved)
-                if ctx.is_main and do_ckpt:
-                    save_checkpoint(state, last_path)
-                    last_good = str(last_path)
-                    if improved:
-                        copy_checkpoint(last_path, best_path)
-                elif ctx.is_main and improved:
-                    save_checkpoint(state, best_path)
-                if logs and improved:
-                    logs.event("best", step, fd=best["value"])
+                s.evaluate_and_checkpoint(do_eval, do_ckpt)
     except KeyboardInterrupt:
-        # Keep the progress of an interrupted single-process run.
-        if ctx.is_main and not ctx.enabled and step > 0:
-            check_weights_finite()
-            save_checkpoint(checkpoint_state(), last_path)
-            if logs:
-                logs.event("interrupted", step)
-            reporter.message(f"interrupted: checkpoint written at step {step} ({last_path}); --resume continues")
+        s.save_on_interrupt()
         raise
     finally:
         reporter.close()
-        if logs:
-            logs.close()
+        if s.logs:
+            s.logs.close()
     distributed.barrier(ctx)
-    total_time = time.perf_counter() - run_start
-    images_per_s = (step - (int(ckpt["step"]) if ckpt else 0)) * cfg.batch_size / max(total_time, 1e-9)
-    if logs:
-        logs.event("finished", step, images_per_s=images_per_s)
-    return TrainResult(
-        step=step, run_dir=rundir.root, last_checkpoint=last_path,
-        best_checkpoint=best_path if best_path.is_file() else None, best_fd=best["value"], images_per_s=images_per_s,
-    )
+    return s.finish(run_start)
 
 
 def _finite(value: float) -> bool:
@@ -443,8 +579,14 @@ def _make_evaluator(cfg: TrainConfig, device: torch.device, reporter: Reporter):
         classifier=ClassifierConfig(steps=cfg.classifier_steps), cache_dir=cfg.cache_dir,
     )
     reporter.message("preparing evaluation (the classifier is trained once per dataset and cached)...")
-    evaluator = Evaluator(cfg.data, config, device)
-    reporter.message(f"evaluation features: {evaluator.classifier.describe()}")
+
+    def progress(step: int, total: int, accuracy: float | None) -> None:
+        reporter.message(f"  evaluation classifier: step {step}/{total} (at most), held-out accuracy {accuracy:.1%}")
+
+    evaluator = Evaluator(cfg.data, config, device, progress)
+    clf = evaluator.classifier
+    took = "loaded from cache" if clf.cached else f"trained in {clf.train_seconds:.0f} s"
+    reporter.message(f"evaluation features ({took}): {clf.describe()}")
     return evaluator
 
 
@@ -460,17 +602,14 @@ def _save_grids(
     G.train()
     save_grid(to_uint8(images, mcfg.offset, mcfg.scale).cpu().numpy(), rundir.samples_dir / f"step-{step:07d}.png", ncols)
     if ema is not None:
-        ema.recalibrate(EMA_RECALIBRATION_BATCHES, EMA_RECALIBRATION_BATCH_SIZE)
-        images = ema.model(z, y).float()
+        images = ema.calibrated()(z, y).float()
         save_grid(to_uint8(images, mcfg.offset, mcfg.scale).cpu().numpy(), rundir.samples_dir / f"step-{step:07d}-ema.png", ncols)
     return pairwise_diversity(images)
 
 
 @torch.no_grad()
 def _evaluate(evaluator, G: torch.nn.Module, ema: EMA | None, mcfg: ModelConfig, device: torch.device, seed: int):
-    model = ema.model if ema is not None else G
-    if ema is not None:
-        ema.recalibrate(EMA_RECALIBRATION_BATCHES, EMA_RECALIBRATION_BATCH_SIZE)
+    model = ema.calibrated() if ema is not None else G
     was_training = model.training
     model.eval()
     # The same noise at every evaluation: differences come from the model.
@@ -492,10 +631,16 @@ def _log_eval(logs, reporter: Reporter, monitor: CollapseMonitor, step: int, rep
         "step": step, "fd": report.samples.fd, "fd_floor": report.floor.fd, "kid": report.samples.kid,
         "precision": report.samples.precision, "recall": report.samples.recall,
         "class_accuracy": report.class_accuracy, "class_entropy": report.class_entropy, "model": report.model,
+        "classifier_accuracy": report.classifier_accuracy,
     }
     if logs:
         logs.log_eval(row)
-    acc = f", classified as asked {report.class_accuracy:.1%}" if report.class_accuracy is not None else ""
+    acc = ""
+    if report.class_accuracy is not None:
+        acc = (
+            f", classified as asked {report.class_accuracy:.1%} (classifier {report.classifier_accuracy:.1%} on real"
+            f"{'; WEAK' if report.classifier_weak else ''})"
+        )
     reporter.message(
         f"step {step}: eval FD {report.samples.fd:.3f} (floor {report.floor.fd:.3f}), "
         f"precision {report.samples.precision:.2f}, recall {report.samples.recall:.2f}{acc}"

@@ -31,9 +31,11 @@ def _one_thread():
 def write_dataset(
     root: Path, n: int = 96, size: int = 32, channels: int = 3, classes: tuple[str, ...] = ("a", "b", "c"),
     dtype: str = "uint8", weights: np.ndarray | None = None, val: int = 0, mode: str = "minus1-1", seed: int = 0,
-    shard_size: int = 64,
+    shard_size: int = 64, pattern: str = "block",
 ) -> Path:
-    """Write a gandata dataset: class k is a bright square in the k-th region on noise.
+    """Write a gandata dataset: class k is a bright square in the k-th region on
+    noise (``pattern="block"``) or the k-th of a few distinct colours plus noise
+    (``pattern="colour"``, easy enough for a GAN to learn in a few hundred steps).
 
     ``val`` extra images go to a val split; ``weights`` (float32 [n]) are
     written into the train shards; float dtypes store normalized values.
@@ -43,8 +45,13 @@ def write_dataset(
     labels = np.arange(total) % max(len(classes), 1) if classes else np.full(total, -1)
     images = rng.integers(0, 60, size=(total, channels, size, size), dtype=np.uint8)
     cell = size // 4
+    palette = np.array([[230, 30, 30], [30, 200, 30], [40, 40, 230], [230, 220, 40], [200, 40, 220], [40, 210, 220]])
     for i, label in enumerate(labels):
         k = max(int(label), 0) if classes else int(rng.integers(0, 3))
+        if pattern == "colour":
+            colour = palette[k % len(palette), :channels].reshape(-1, 1, 1)
+            images[i] = np.clip(colour + images[i].astype(np.int64) - 30, 0, 255).astype(np.uint8)
+            continue
         y0, x0 = cell * (k % 3), cell * (k // 3 + 1)
         images[i, :, y0 : y0 + 2 * cell, x0 : x0 + cell] = 230
     offset = [0.5] * channels if mode == "minus1-1" else [0.0] * channels

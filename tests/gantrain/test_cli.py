@@ -43,7 +43,9 @@ def test_train_resume_sample_eval(tiny_dataset, tmp_path):
     grid = tmp_path / "grid.png"
     out = _run(["sample", str(run), "-n", "12", "-o", str(grid)]).output
     assert "wrote 12 samples" in out and "EMA" in out
-    assert Image.open(grid).size == (4 * 34 + 2, 3 * 34 + 2)  # one row per class
+    # One row per class, enlarged 3x (32 px cells to >= 96 px), class names in a left margin.
+    width, height = Image.open(grid).size
+    assert height == 3 * (3 * 34 + 2) and width > 3 * (4 * 34 + 2)
 
     arrays = tmp_path / "s.npz"
     _run(["sample", str(run), "-n", "5", "-o", str(arrays), "--class", "c", "--no-ema"])

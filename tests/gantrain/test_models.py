@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gantrain.config import ModelConfig
+from gantrain.config import ARCHS, ModelConfig
 from gantrain.errors import ConfigError
 from gantrain.models import ConditionalBatchNorm2d, build_models, count_parameters
 
@@ -22,8 +22,9 @@ def _config(size=32, channels=3, conditional=False, sn=False, width=4, **kw) -> 
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("conditional", [False, True])
 @pytest.mark.parametrize("sn", [False, True])
-def test_shapes_of_every_size_and_variant(size, channels, conditional, sn):
-    G, D = build_models(_config(size, channels, conditional, sn))
+@pytest.mark.parametrize("arch", ARCHS)
+def test_shapes_of_every_size_and_variant(size, channels, conditional, sn, arch):
+    G, D = build_models(_config(size, channels, conditional, sn, arch=arch))
     z = torch.randn(3, 8)
     y = torch.tensor([0, 4, 2]) if conditional else None
     x = G(z, y)
@@ -36,7 +37,7 @@ def test_shapes_of_every_size_and_variant(size, channels, conditional, sn):
 
 def test_64px_is_exactly_the_radford_network():
     # Same parameter counts as pytorch/examples' dcgan (nz 100, ngf/ndf 64, RGB).
-    G, D = build_models(_config(64, 3, nz=100, ngf=64, ndf=64))
+    G, D = build_models(_config(64, 3, nz=100, ngf=64, ndf=64, arch="dcgan"))
     assert count_parameters(G) == 3_576_704
     assert count_parameters(D) == 2_765_568
     convs = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
@@ -45,7 +46,7 @@ def test_64px_is_exactly_the_radford_network():
 
 def test_dcgan_initialisation():
     torch.manual_seed(0)
-    G, D = build_models(_config(64, 3, conditional=True, ngf=64, ndf=64))
+    G, D = build_models(_config(64, 3, conditional=True, ngf=64, ndf=64, arch="dcgan"))
     weights = torch.cat([m.weight.flatten() for m in D.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(weights.std().item() - 0.02) < 0.002
     gains = torch.cat([m.gain.weight.flatten() for m in G.modules() if isinstance(m, ConditionalBatchNorm2d)])
@@ -73,8 +74,9 @@ def test_generator_output_covers_the_manifest_range():
     assert x.min() < 0.01 and x.max() > 0.99
 
 
-def test_conditional_generator_depends_on_label():
-    G, D = build_models(_config(conditional=True))
+@pytest.mark.parametrize("arch", ARCHS)
+def test_conditional_generator_depends_on_label(arch):
+    G, D = build_models(_config(conditional=True, arch=arch))
     G.eval()
     z = torch.randn(1, 8).repeat(2, 1)
     with torch.no_grad():
@@ -84,3 +86,19 @@ def test_conditional_generator_depends_on_label():
         D.embed.weight[1].add_(1.0)
         logits = D(x[:1].repeat(2, 1, 1, 1), torch.tensor([0, 1]))
     assert logits[0] != logits[1]
+
+
+def test_pool_discriminator_pools_down_to_4x4_with_3x3_convolutions():
+    _, D = build_models(_config(32, 3, conditional=True, width=8))
+    convs = [m for m in D.body if isinstance(m, torch.nn.Conv2d)]
+    pools = [m for m in D.body if isinstance(m, torch.nn.MaxPool2d)]
+    assert all(c.kernel_size == (3, 3) and c.stride == (1, 1) for c in convs)
+    assert len(pools) == 3  # 32 -> 16 -> 8 -> 4
+    assert convs[-1].out_channels == 8 * 8
+    assert D.body(torch.zeros(1, 3, 32, 32)).shape == (1, 64, 4, 4)
+
+
+def test_checkpoints_without_arch_load_as_the_papers_network():
+    data = _config().to_json()
+    del data["arch"]
+    assert ModelConfig.from_json(data).arch == "dcgan"

@@ -98,6 +98,11 @@ def test_gan_source_through_the_plugin_registry(cond_run: Path) -> None:
     uri = f"gan:{cond_run}?counts=a:3,c:2&seed=5"
     source = open_source(SourceSpec(uri), SourceContext(size_px=32))
     assert source.class_names() == ["a", "c"]
+    # The generator's own size, whatever the build's: gandata can default to it.
+    from gantrain.source import open_gan
+
+    bare = open_gan(uri, SourceSpec(uri), SourceContext(size_px=64))
+    assert bare.image_size_px == 32 and bare.summary()["image_size_px"] == 32
     items = [x for p in source.partitions() for x in source.read(p)]
     assert all(isinstance(x, Sample) for x in items)
     assert Counter(x.label for x in items) == {"a": 3, "c": 2}
