@@ -80,7 +80,11 @@ class Generator(nn.Module):
         # pixel = (t + 1) / 2; normalized = (pixel - offset) / scale.
         self.register_buffer("out_gain", (0.5 / scale).view(1, -1, 1, 1))
         self.register_buffer("out_bias", ((0.5 - offset) / scale).view(1, -1, 1, 1))
-        self._identity_output = bool(torch.allclose(self.out_gain, torch.ones(1)) and torch.allclose(self.out_bias, torch.zeros(1)))
+        # From the config's numbers, not the buffers: the model can then be
+        # built on the meta device (checkpoint shapes are checked that way).
+        gains = [0.5 / s for s in config.scale]
+        biases = [(0.5 - o) / s for o, s in zip(config.offset, config.scale)]
+        self._identity_output = all(abs(g - 1.0) <= 1e-8 + 1e-5 for g in gains) and all(abs(b) <= 1e-8 for b in biases)
         init_weights(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -149,15 +149,72 @@ def load_generator(
     path = find_checkpoint(run, checkpoint)
     device = torch.device(device)
     state = load_checkpoint(path, map_location=device)
-    config = ModelConfig.from_json(state["model"])
+    config = checked_model_config(state, path)
     has_ema = state.get("ema") is not None
     use_ema = has_ema if ema is None else ema
     if use_ema and not has_ema:
         raise RunError(f"--ema: the run in {run} was trained without --ema; sample the raw generator instead")
+    weights = state.get("ema" if use_ema else "generator")
+    _check_weights(config, weights, path)
+    step, dataset = state.get("step"), state.get("dataset", {})
+    if isinstance(step, bool) or not isinstance(step, int) or not isinstance(dataset, dict):
+        raise RunError(f"{path}: not a valid checkpoint (step {step!r}, dataset {type(dataset).__name__})")
     module = Generator(config).to(device)
-    module.load_state_dict(state["ema"] if use_ema else state["generator"])
+    module.load_state_dict(weights)
     module.eval().requires_grad_(False)
-    return LoadedGenerator(module, config, int(state["step"]), use_ema, path, dict(state.get("dataset", {})), device)
+    return LoadedGenerator(module, config, step, use_ema, path, dict(dataset), device)
+
+
+# Widths beyond these are no DCGAN anyone trains: a checkpoint asking for more
+# is refused before a model is allocated from its numbers (ngf 300,000 would
+# take 7.7 GB).
+MAX_WIDTH = 2048
+MAX_NZ = 4096
+MAX_CLASSES = 100_000
+
+
+def checked_model_config(state: dict[str, Any], path: Path) -> ModelConfig:
+    """The model config of a loaded checkpoint, checked for types and sane
+    sizes; RunError naming the file and the field otherwise."""
+    data = state.get("model")
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: not a valid checkpoint (its model config is {type(data).__name__}, not a table)")
+    try:
+        config = ModelConfig.from_json(data)
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"{path}: not a valid checkpoint (model config: {exc})") from None
+    ints = {"image_size": None, "channels": 4, "num_classes": MAX_CLASSES, "nz": MAX_NZ, "ngf": MAX_WIDTH, "ndf": MAX_WIDTH}
+    for name, limit in ints.items():
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "num_classes" else 1) \
+                or (limit is not None and value > limit):
+            raise RunError(f"{path}: not a valid checkpoint (model {name} {value!r}"
+                           f"{f', at most {limit}' if limit is not None else ''})")
+    if not all(isinstance(c, str) for c in config.classes) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in (*config.offset, *config.scale)):
+        raise RunError(f"{path}: not a valid checkpoint (model classes or normalization of the wrong type)")
+    try:
+        config.validate()
+    except ConfigError as exc:
+        raise RunError(f"{path}: not a valid checkpoint ({exc})") from None
+    return config
+
+
+def _check_weights(config: ModelConfig, weights: Any, path: Path) -> None:
+    """The generator weights must be exactly the tensors the config's model
+    has, shape for shape (checked on the meta device: nothing allocated)."""
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise RunError(f"{path}: not a valid checkpoint (the generator weights are not a table of tensors)")
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in Generator(config).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in weights.items()}
+    if got != expected:
+        missing = sorted(set(expected) - set(got))
+        wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+        extra = sorted(set(got) - set(expected))
+        what = (f"missing {missing[0]}" if missing else f"{wrong[0]} has shape {got[wrong[0]]}, not {expected[wrong[0]]}"
+                if wrong else f"unexpected {extra[0]}")
+        raise RunError(f"{path}: not a valid checkpoint (generator weights do not fit its model config: {what})")
 
 
 def grid_layout(num_classes: int, conditional: bool, n: int = 64, per_class: int = 8) -> tuple[torch.Tensor | None, int]:
