@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from gantrain.errors import ConfigError, DataError, EvalError, GantrainError, NonFiniteError, RunError
+from gantrain.errors import (
+    ConfigError,
+    DataError,
+    EvalError,
+    GantrainError,
+    NonFiniteError,
+    RunError,
+)
 
 __all__ = [
     "TrainConfig", "ModelConfig", "resolve", "resume_config", "load_generator", "LoadedGenerator",

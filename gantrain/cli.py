@@ -17,7 +17,16 @@ import click
 from click.core import ParameterSource
 
 from gandata.cli.app import EXIT_FAILED, EXIT_USAGE, ErrorStyleGroup
-from gantrain.config import ARCHS, AUGMENTS, CPU_DEFAULTS, GPU_DEFAULTS, LOSSES, PLACEMENTS, PRECISIONS, TrainConfig
+from gantrain.config import (
+    ARCHS,
+    AUGMENTS,
+    CPU_DEFAULTS,
+    GPU_DEFAULTS,
+    LOSSES,
+    PLACEMENTS,
+    PRECISIONS,
+    TrainConfig,
+)
 from gantrain.errors import EvalError, GantrainError, NonFiniteError
 
 # Shown when PyTorch is missing: the CPU build from PyTorch's own index (a

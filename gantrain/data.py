@@ -288,11 +288,30 @@ def choose_placement(info: DatasetInfo, device: torch.device, requested: str) ->
     return "device" if info.nbytes <= DEVICE_MEMORY_FRACTION * free else "stream"
 
 
+def _labelled(images: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
+    """Only the samples with a class (label >= 0), and how many were left out."""
+    keep = labels >= 0
+    skipped = int((~keep).sum())
+    if not skipped:
+        return images, labels, weights, 0
+    if skipped == len(labels):
+        raise DataError("DATA: no sample has a class; conditional training needs labelled samples")
+    index = torch.nonzero(keep).flatten()
+    kept_weights = None if weights is None else weights.index_select(0, index.to(weights.device))
+    return images.index_select(0, index.to(images.device)), labels.index_select(0, index), kept_weights, skipped
+
+
 def load_batches(
     info: DatasetInfo, device: torch.device, batch_size: int, *, placement: str = "auto",
     flip: bool = False, use_weights: bool = True, seed: int = 0, channels_last: bool = False,
+    labelled_only: bool = False,
 ) -> Batches:
-    """Load the dataset for training and return its batch source."""
+    """Load the dataset for training and return its batch source.
+
+    ``labelled_only`` (conditional training) leaves out samples without a
+    class (label -1, e.g. files in a folder's root); the batch source's
+    ``skipped_unlabeled`` says how many."""
     where = choose_placement(info, device, placement)
     offset = torch.tensor(info.offset, dtype=torch.float32)
     scale = torch.tensor(info.scale, dtype=torch.float32)
@@ -311,18 +330,30 @@ def load_batches(
                 "use --placement stream"
             ) from None
         weights = dd.weights if use_weights else None
-        return DeviceBatches(dd.images, dd.labels, weights, normalizer, batch_size, flip, seed, channels_last)
+        images, labels, skipped = dd.images, dd.labels, 0
+        if labelled_only:
+            images, labels, weights, skipped = _labelled(images, labels, weights)
+        batches: Any = DeviceBatches(images, labels, weights, normalizer, batch_size, flip, seed, channels_last)
+        batches.skipped_unlabeled = skipped
+        return batches
     data = open_dataset(info.path, info.split).load_all()
     images = torch.from_numpy(data.images)
     if device.type == "cuda":
         images = images.pin_memory()
     labels = torch.from_numpy(data.labels).to(torch.int64)
     weights = torch.from_numpy(data.weights) if (use_weights and data.weights is not None) else None
-    return StreamingBatches(images, labels, weights, normalizer, batch_size, flip, seed, channels_last, device)
+    skipped = 0
+    if labelled_only:
+        images, labels, weights, skipped = _labelled(images, labels, weights)
+    streaming: Any = StreamingBatches(images, labels, weights, normalizer, batch_size, flip, seed, channels_last, device)
+    streaming.skipped_unlabeled = skipped
+    return streaming
 
 
-def load_real_uint8(path: str | Path, split: str | None) -> tuple[torch.Tensor, torch.Tensor, DatasetInfo]:
-    """All images of a split as uint8 pixels [N, C, H, W] on the CPU, with labels.
+def load_real_uint8(path: str | Path, split: str | None, labelled_only: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor, DatasetInfo]:
+    """All images of a split as uint8 pixels [N, C, H, W] on the CPU, with labels
+    (with ``labelled_only``, only the samples that have a class).
 
     Float-stored datasets are mapped back to pixels through their
     normalization, so evaluation always compares pixels with pixels.
@@ -335,5 +366,8 @@ def load_real_uint8(path: str | Path, split: str | None) -> tuple[torch.Tensor, 
         scale = torch.tensor(info.scale).view(1, -1, 1, 1)
         pixels = images.float() * scale + offset
         images = (pixels.clamp(0, 1) * 255).round().to(torch.uint8)
-    return images, torch.from_numpy(data.labels).to(torch.int64), info
+    labels = torch.from_numpy(data.labels).to(torch.int64)
+    if labelled_only and info.classes:
+        images, labels, _, _ = _labelled(images, labels, None)
+    return images, labels, info
 

@@ -26,11 +26,23 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from gantrain.classifier import WEAK_ACCURACY, Classifier, ClassifierConfig, ProgressFn, load_or_train_classifier
+from gantrain.classifier import (
+    WEAK_ACCURACY,
+    Classifier,
+    ClassifierConfig,
+    ProgressFn,
+    load_or_train_classifier,
+)
 from gantrain.data import load_real_uint8, open_dataset
 from gantrain.errors import DataError, EvalError
 from gantrain.health import normalized_entropy
-from gantrain.metrics import SetDistances, class_histogram, frechet_distance, kernel_inception_distance, set_distances
+from gantrain.metrics import (
+    SetDistances,
+    class_histogram,
+    frechet_distance,
+    kernel_inception_distance,
+    set_distances,
+)
 
 # generate(n, labels or None) -> uint8 pixels [n, C, H, W]
 GenerateFn = Callable[[int, "torch.Tensor | None"], torch.Tensor]
@@ -146,7 +158,8 @@ class Evaluator:
         config.validate()
         self.config = config
         self.device = device
-        images, labels, info = load_real_uint8(data, config.split)
+        # The classifier and the class-conditional scores need a class per image.
+        images, labels, info = load_real_uint8(data, config.split, labelled_only=True)
         self.info = info
         holdout = _val_split(data) if config.split == "train" else None
         self.classifier: Classifier = load_or_train_classifier(
@@ -220,7 +233,7 @@ def _val_split(data: str | Path) -> tuple[torch.Tensor, torch.Tensor] | None:
     try:
         if len(open_dataset(data, "val")) == 0:
             return None
-        images, labels, _ = load_real_uint8(data, "val")
+        images, labels, _ = load_real_uint8(data, "val", labelled_only=True)
     except DataError:
         return None
     return images, labels
@@ -233,7 +246,9 @@ def inception_metrics(
     """Standard FID/KID with torch-fidelity's Inception (pool3, 2048-d) loaded
     from a local weights file (pt_inception-2015-12-05-6726825d.pth)."""
     try:
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+        from torch_fidelity.feature_extractor_inceptionv3 import (
+            FeatureExtractorInceptionV3,
+        )
     except ImportError:
         raise EvalError(
             "--inception-weights: standard FID needs torch-fidelity (pip install 'gandata[fid]' or torch-fidelity)"

@@ -349,7 +349,12 @@ def _prepare_classifier(uri: str, options: Mapping[str, str], g: Any, names: Seq
     first use, here in the parent so workers only load it), and its path."""
     import torch
 
-    from gantrain.classifier import ClassifierConfig, cache_path, default_cache_dir, load_or_train_classifier
+    from gantrain.classifier import (
+        ClassifierConfig,
+        cache_path,
+        default_cache_dir,
+        load_or_train_classifier,
+    )
     from gantrain.data import load_real_uint8, manifest_sha256
     from gantrain.errors import GantrainError
     from gantrain.evaluate import _val_split
@@ -369,7 +374,7 @@ def _prepare_classifier(uri: str, options: Mapping[str, str], g: Any, names: Seq
                              f"{sha[:12]} != {recorded[:12]}); give data=PATH for the classifier's dataset")
         path = cache_path(cache_dir, sha, config)
         if not path.is_file():
-            images, labels, info = load_real_uint8(data, "train")
+            images, labels, info = load_real_uint8(data, "train", labelled_only=True)
             load_or_train_classifier(images, labels, info.classes, sha, config, torch.device("cpu"), cache_dir, _val_split(data))
         from gantrain.classifier import load_classifier
 

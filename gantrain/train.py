@@ -19,7 +19,13 @@ import torch
 
 from gantrain import distributed
 from gantrain.augment import diff_augment
-from gantrain.checkpoint import BEST, LAST, copy_checkpoint, load_checkpoint, save_checkpoint
+from gantrain.checkpoint import (
+    BEST,
+    LAST,
+    copy_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from gantrain.classifier import ClassifierConfig
 from gantrain.config import ModelConfig, TrainConfig
 from gantrain.data import DatasetInfo, load_batches, read_dataset_info
@@ -28,11 +34,21 @@ from gantrain.ema import EMA
 from gantrain.errors import ConfigError, DataError, NonFiniteError, RunError
 from gantrain.health import CollapseMonitor, all_finite, pairwise_diversity
 from gantrain.images import save_grid, to_uint8
-from gantrain.losses import D_FAKE_TERMS, d_output_summary, get_losses, mode_seeking_loss
+from gantrain.losses import (
+    D_FAKE_TERMS,
+    d_output_summary,
+    get_losses,
+    mode_seeking_loss,
+)
 from gantrain.models import build_models, count_parameters
 from gantrain.rundir import RunDir
 from gantrain.runtime import (
-    Runtime, configure_determinism, global_rng_state, resolve_device, resolve_runtime, seed_everything,
+    Runtime,
+    configure_determinism,
+    global_rng_state,
+    resolve_device,
+    resolve_runtime,
+    seed_everything,
     set_global_rng_state,
 )
 from gantrain.sample import grid_layout
@@ -232,6 +248,7 @@ def _open_batches(run: ResolvedRun, ckpt: dict[str, Any] | None, step: int) -> t
     batches = load_batches(
         run.dataset, device, cfg.batch_size // ctx.world_size, placement=cfg.placement, flip=cfg.flip,
         use_weights=cfg.weights == "sample", seed=stream_seed, channels_last=run.runtime.channels_last,
+        labelled_only=run.model.conditional,
     )
     noise_gen = torch.Generator(device=device).manual_seed(stream_seed + 1)
     if ckpt:
@@ -317,6 +334,9 @@ class _Session:
             f"data on {self.batches.placement}, {self.ctx.world_size} process(es)"
         )
         self.reporter.message(f"config: {describe_config(cfg, rt.device)}")
+        skipped = getattr(self.batches, "skipped_unlabeled", 0)
+        if skipped:
+            self.reporter.message(f"conditional training: {skipped} unlabeled samples (no class) left out")
         if cfg.resolved_eval_every:
             self.reporter.message(
                 f"evaluation every {cfg.resolved_eval_every} steps; its classifier is prepared at the first one"

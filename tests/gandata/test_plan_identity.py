@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gandata.config import BalanceConfig, BuildConfig, CleanConfig, ImageConfig, OutputConfig, SourceSpec
+from gandata.config import (
+    BalanceConfig,
+    BuildConfig,
+    CleanConfig,
+    ImageConfig,
+    OutputConfig,
+    SourceSpec,
+)
 from gandata.pipeline import build
 from tests.common.cleandata import jpeg, near_copy, photo, png, write
 

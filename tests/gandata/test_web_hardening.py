@@ -28,7 +28,12 @@ from gandata.sources.base import SourceContext
 from gandata.sources.web import fetch as web_fetch
 from gandata.sources.web.crawl import extract_page
 from gandata.sources.web.fetch import origin_of
-from gandata.sources.web.guard import MAX_URL_CHARS, UrlRefused, check_url, normalize_url
+from gandata.sources.web.guard import (
+    MAX_URL_CHARS,
+    UrlRefused,
+    check_url,
+    normalize_url,
+)
 from gandata.sources.web.source import open_urls
 from gandata.sources.web.urls import MAX_LINE_BYTES, RESERVED_COLUMNS, read_url_list
 from tests.common.web_server import png_bytes
