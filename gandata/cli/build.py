@@ -45,13 +45,21 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
     # Imported here so that `gandata --help` and the other commands start
     # without loading the pipeline's dependencies.
     from gandata.pipeline import build as run_build
-    from gandata.pipeline import open_inputs
+    from gandata.pipeline import generator_size, open_inputs
 
     def resolve() -> Any:
         data: dict[str, Any] = load_config_file(config_file) if config_file else {}
         if sources:
             data["sources"] = list(sources)
-        return build_config_from_mapping(merge_flags(flags, data, "build"))
+        data = merge_flags(flags, data, "build")
+        config = build_config_from_mapping(data)
+        if "size" not in (data.get("image") or {}):
+            # No size asked for: samples of a generator keep its own size.
+            size = generator_size(config)
+            if size is not None and size != config.image.size_px:
+                data["image"] = {**(data.get("image") or {}), "size": size}
+                config = build_config_from_mapping(data)
+        return config
 
     config = guarded(resolve)
     if dry_run:

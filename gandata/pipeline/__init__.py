@@ -11,6 +11,7 @@ runs ``gandata stats`` on raw sources.
 from gandata.pipeline.inputs import (
     BuildInputs,
     build_fingerprint,
+    generator_size,
     open_inputs,
     open_sources,
     open_synth_probe,
@@ -20,4 +21,4 @@ from gandata.pipeline.run import build
 from gandata.pipeline.summary import BuildSummary
 from gandata.records import ProgressFn
 
-__all__ = ["BuildInputs", "BuildSummary", "open_inputs", "ProgressFn", "build", "build_fingerprint", "ingest_only", "open_sources", "open_synth_probe"]
+__all__ = ["BuildInputs", "BuildSummary", "generator_size", "open_inputs", "ProgressFn", "build", "build_fingerprint", "ingest_only", "open_sources", "open_synth_probe"]

@@ -14,7 +14,7 @@ from gandata.config import BuildConfig, SourceSpec
 from gandata.dataset.manifest import CACHE_DIR, FORMAT_VERSION
 from gandata.errors import ConfigError, SourceError
 from gandata.plan.synthetic_fill import gan_uri
-from gandata.sources import open_source
+from gandata.sources import open_source, scheme_of
 from gandata.sources.base import Source, SourceContext
 
 
@@ -98,3 +98,13 @@ def open_inputs(config: BuildConfig) -> BuildInputs:
     sources = open_sources(config)
     probe = open_synth_probe(config)
     return BuildInputs(tuple(sources), probe, build_fingerprint(config, sources, probe))
+
+
+def generator_size(config: BuildConfig) -> int | None:
+    """The image size of the generators a build samples, when every source is
+    a generating one (``gan:``) and they agree; None otherwise. A build that
+    sets no size uses it, so samples are not resampled to the default size."""
+    if not config.sources or any(scheme_of(spec.uri) != "gan" for spec in config.sources):
+        return None
+    sizes = {int(generator_summary(source).get("image_size_px") or 0) for source in open_sources(config)}
+    return sizes.pop() if len(sizes) == 1 and 0 not in sizes else None

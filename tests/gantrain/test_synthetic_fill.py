@@ -304,3 +304,16 @@ def test_synthesize_build_to_an_object_store_is_up_to_date_when_rerun(real_npz: 
     assert not first.up_to_date and first.num_samples > 0
     again = build(config)
     assert again.up_to_date and again.num_samples == first.num_samples
+
+
+def test_gan_build_without_size_uses_the_generators_size(cond_run: Path, tmp_path: Path) -> None:
+    """A 32-px generator's samples are not silently resampled to the 64-px default."""
+    from click.testing import CliRunner
+
+    from gandata.cli import main as gandata_main
+
+    out = tmp_path / "gan32"
+    result = CliRunner().invoke(gandata_main, ["build", f"gan:{cond_run}?count=6", "-o", str(out), "--workers", "1",
+                                               "--no-clean", "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "manifest.json").read_text())["image_shape"][1:] == [32, 32]
