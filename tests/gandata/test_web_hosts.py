@@ -144,7 +144,9 @@ def test_server_dropping_connections_above_n_loses_nothing_and_converges_near_n(
         assert server.statuses["reset"] >= 1  # the server was pushed past its limit ...
         figures = _figures(out)
     assert figures.downloaded == 120 and figures.failed == 0  # ... and nothing was lost
-    assert figures.cuts >= 1 and figures.retries == server.statuses["reset"]
+    # Every reset is retried; on a loaded machine a connect can also time out
+    # (the short first-connect timeout) and be retried without a reset.
+    assert figures.cuts >= 1 and figures.retries >= server.statuses["reset"]
     # The ceiling was 32; the window settles around what the server takes.
     assert 1 <= figures.window <= 2 * limit + 1
     assert figures.max_window < 32
