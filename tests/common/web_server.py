@@ -49,7 +49,31 @@ DEEP = """<html><body><img src="/img/deep.png"></body></html>"""
 NOAI_PAGE = """<html><head><meta name="robots" content="noindex, noai"></head><body><img src="/img/forbidden.png"></body></html>"""
 
 
-class WebServer:
+class LocalServer:
+    """An HTTP server on 127.0.0.1 served from a thread for the length of a
+    ``with`` block; subclasses make the server and call ``_serve``."""
+
+    httpd: ThreadingHTTPServer
+    port: int
+
+    def _serve(self, httpd: ThreadingHTTPServer, poll_interval: float = 0.5) -> None:
+        self.httpd = httpd
+        self.port = httpd.server_address[1]
+        self.thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True)
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def __enter__(self) -> Any:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class WebServer(LocalServer):
     """Start with ``with WebServer() as server:``; ``server.url(path)``."""
 
     def __init__(self, image_delay_s: float = 0.0, n_images: int = 0, nagle: bool = False) -> None:
@@ -96,21 +120,9 @@ class WebServer:
                         server.in_flight -= 1
 
         ThreadingHTTPServer.request_queue_size = 256
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
-
-    def __enter__(self) -> "WebServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        httpd.daemon_threads = True
+        self._serve(httpd)
 
     def handle(self, h: BaseHTTPRequestHandler, path: str, count: int) -> None:
         host = h.headers.get("Host", "").split(":")[0]
@@ -188,7 +200,7 @@ class _SmallBacklogServer(ThreadingHTTPServer):
         super().__init__(address, handler)
 
 
-class FragileServer:
+class FragileServer(LocalServer):
     """A small server of the kind much of the web runs on: a threaded Python
     ``http.server`` speaking HTTP/1.0 (one connection per request, closed
     after the answer), an accept backlog of ``backlog``, Nagle left on and
@@ -263,23 +275,10 @@ class FragileServer:
                 finally:
                     server._leave(self)
 
-        self.httpd = _SmallBacklogServer(("127.0.0.1", 0), Handler, backlog)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+        self._serve(_SmallBacklogServer(("127.0.0.1", 0), Handler, backlog), poll_interval=0.05)
 
     def image_urls(self, host: str = "127.0.0.1") -> list[str]:
         return [self.url(path, host) for path in self.images]
-
-    def __enter__(self) -> "FragileServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def _send(self, h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str,
               headers: dict[str, str] | None = None) -> None:

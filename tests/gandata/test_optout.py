@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +19,7 @@ from gandata.sources.web.optout import (
     parse_tdmrep,
     tdmrep_rule,
 )
-from tests.common.web_server import png_bytes
+from tests.common.web_server import LocalServer, png_bytes
 
 TDMREP = [
     {"location": "/reserved/*", "tdm-reservation": 1, "tdm-policy": "https://rights.example/policy.json"},
@@ -31,7 +30,7 @@ AI_TXT = "# Spawning ai.txt\nUser-Agent: *\nDisallow: /no-ai/\nDisallow: *.gif\n
 IMAGES = ["/img/ok.png", "/reserved/a.png", "/reserved/open.png", "/no-ai/b.png", "/no-ai/allowed.png", "/hdr/c.png"]
 
 
-class OptOutServer:
+class OptOutServer(LocalServer):
     """Serves the images above; /hdr/ answers with ``tdm-reservation: 1``."""
 
     def __init__(self, tdmrep: Any = TDMREP, ai_txt: str | None = AI_TXT) -> None:
@@ -61,19 +60,7 @@ class OptOutServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def __enter__(self) -> "OptOutServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
 
 
 @pytest.fixture()

@@ -11,7 +11,6 @@ import csv
 import gzip
 import json
 import random
-import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,7 +35,7 @@ from gandata.sources.web.guard import (
 )
 from gandata.sources.web.source import open_urls
 from gandata.sources.web.urls import MAX_LINE_BYTES, RESERVED_COLUMNS, read_url_list
-from tests.common.web_server import png_bytes
+from tests.common.web_server import LocalServer, png_bytes
 
 IMAGE = ImageConfig(size_px=16, min_size_px=8)
 PNG = png_bytes((200, 30, 90))
@@ -73,7 +72,7 @@ class _QuietServer(ThreadingHTTPServer):
         pass  # a client hanging up mid-answer (the robots.txt cap does) is expected here
 
 
-class RouteServer:
+class RouteServer(LocalServer):
     """A tiny HTTP server on 127.0.0.1: ``routes`` maps a path to (status,
     headers, body); unknown paths answer 404. Counts requests and body bytes
     sent per path."""
@@ -106,20 +105,7 @@ class RouteServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def __enter__(self) -> "RouteServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(_QuietServer(("127.0.0.1", 0), Handler))
 
 
 def _image(body: bytes = PNG) -> tuple[int, dict[str, str], bytes]:
