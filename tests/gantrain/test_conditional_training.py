@@ -1,6 +1,6 @@
 """Hardware defaults, the EMA BatchNorm fix, the evaluation classifier's
 augmentation, sample file formats and a short conditional run that learns
-its classes (issue 20)."""
+its classes."""
 
 from __future__ import annotations
 
