@@ -49,6 +49,13 @@ DEEP = """<html><body><img src="/img/deep.png"></body></html>"""
 NOAI_PAGE = """<html><head><meta name="robots" content="noindex, noai"></head><body><img src="/img/forbidden.png"></body></html>"""
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing (test output stays readable)."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 class LocalServer:
     """An HTTP server on 127.0.0.1 served from a thread for the length of a
     ``with`` block; subclasses make the server and call ``_serve``."""
@@ -92,15 +99,12 @@ class WebServer(LocalServer):
             self.images[f"/bench/{i}.png"] = png_bytes(((i * 7) % 256, (i * 13) % 256, (i * 29) % 256), 64)
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
             # Headers and body go out in separate writes: without this, Nagle
             # plus delayed ACKs stall every keep-alive response by ~40 ms
             # (unless the client ACKs at once; ``nagle=True`` shows it).
             disable_nagle_algorithm = not nagle
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
@@ -236,11 +240,8 @@ class FragileServer(LocalServer):
                        for i in range(n_images)}
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.0"
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]

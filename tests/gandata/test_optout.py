@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,7 +19,7 @@ from gandata.sources.web.optout import (
     parse_tdmrep,
     tdmrep_rule,
 )
-from tests.common.web_server import LocalServer, png_bytes
+from tests.common.web_server import LocalServer, QuietHandler, png_bytes
 
 TDMREP = [
     {"location": "/reserved/*", "tdm-reservation": 1, "tdm-policy": "https://rights.example/policy.json"},
@@ -42,11 +42,8 @@ class OptOutServer(LocalServer):
             files["/ai.txt"] = (ai_txt.encode(), "text/plain")
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
             def do_GET(self) -> None:
                 server.counts[self.path] += 1

@@ -12,7 +12,7 @@ import gzip
 import json
 import random
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from gandata.sources.web.guard import (
 )
 from gandata.sources.web.source import open_urls
 from gandata.sources.web.urls import MAX_LINE_BYTES, RESERVED_COLUMNS, read_url_list
-from tests.common.web_server import LocalServer, png_bytes
+from tests.common.web_server import LocalServer, QuietHandler, png_bytes
 
 IMAGE = ImageConfig(size_px=16, min_size_px=8)
 PNG = png_bytes((200, 30, 90))
@@ -83,11 +83,8 @@ class RouteServer(LocalServer):
         self.sent: Counter[str] = Counter()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
