@@ -73,6 +73,9 @@ class Sample:
     array: np.ndarray | None = None
     # Extra provenance columns for samples.parquet (origin, license, url, ...).
     provenance: dict[str, Any] = field(default_factory=dict)
+    # The split the source puts the sample in ("train", "val", "test"), or
+    # None to let the build's --val-fraction decide (docs/SOURCES.md, "Splits").
+    split: str | None = None
 
 
 @dataclass

@@ -241,7 +241,8 @@ OPTIONS: tuple[Option, ...] = (
        group="balance"),
     _o("balance.undersample_by_cluster", "Undersampling keeps one member per duplicate cluster before any second.", type=bool,
        group="balance"),
-    _o("balance.val_fraction", "Stratified validation split, duplicates kept on one side (split 'val').", flag="--val-fraction",
+    _o("balance.val_fraction", "Stratified validation split, duplicates kept on one side (split 'val'); cut only from samples "
+       "without a split of their own (a folder's train/ val/ test/ folders keep theirs).", flag="--val-fraction",
        type=float, group="balance"),
     _o("balance.synth_from", "--balance synthesize: the gantrain run (trained with --conditional) whose generator fills each class "
        "up to its --sampling-strategy target; needs gantrain installed.", flag="--synth-from", metavar="RUN_DIR", group="balance"),

@@ -109,6 +109,7 @@ def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, Stage
         upscale=float(prepared.upscale),
         content_hash=content_hash(pixels),
         provenance={k: printable_name(v) if isinstance(v, str) else v for k, v in sample.provenance.items()},
+        split=sample.split,
     )
     return pixels, row
 

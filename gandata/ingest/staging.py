@@ -6,7 +6,8 @@ Each ingest partition becomes one directory ``part-SSS-PPPPPP`` holding
   and write passes never hold more than one shard's pixels;
 - ``meta.parquet``: one row per staged image (key, locator, label, original
   size, exact-content hash, per-channel pixel sums, provenance as JSON,
-  quality scores ``score_<name>``, a 64-bit ``phash`` and a ``thumb``);
+  quality scores ``score_<name>``, a 64-bit ``phash`` and a ``thumb``, and
+  ``split`` where the source assigned one);
 - ``rejected.jsonl``: the inputs of this partition that were refused.
 
 A partition directory is written under a temporary name and renamed when
@@ -67,6 +68,9 @@ class StagedRow:
     # grayscale thumbnail (gandata.clean.scores.thumbnail) for near duplicates.
     phash: int | None = None
     thumb: bytes | None = None
+    # The split the source assigned (None: the plan decides); a column only
+    # in partitions where some row has one, so other staging is unchanged.
+    split: str | None = None
 
 
 def write_partition(part_dir: Path, images: np.ndarray, rows: list[StagedRow], rejections: Iterable[Rejection]) -> None:
@@ -95,6 +99,8 @@ def write_partition(part_dir: Path, images: np.ndarray, rows: list[StagedRow], r
     if any(r.phash is not None for r in rows):
         columns["phash"] = numeric_column([r.phash for r in rows], "int64")
         columns["thumb"] = binary_column([r.thumb for r in rows])
+    if any(r.split is not None for r in rows):
+        columns["split"] = string_column([r.split for r in rows])
     pq.write_table(pa.Table.from_arrays(list(columns.values()), names=list(columns)), tmp / META_FILE)
     with open(tmp / REJECTED_FILE, "w", encoding="utf-8") as fh:
         for rej in rejections:

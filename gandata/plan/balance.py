@@ -11,7 +11,9 @@ gandata.image.augment) and ``weights`` attaches a per-sample weight. The targets
 use imbalanced-learn's ``sampling_strategy`` vocabulary. The validation split
 is cut first, from the originals, so validation keeps the natural class
 proportions and never holds a copy (or the original of a copy), nor a
-synthetic sample.
+synthetic sample. Splits a source assigned (``val``, ``test``) are kept as
+they are: only the train split is resampled or weighted for balance, and no
+sample moves between splits.
 
 ``synthesize`` needs pixels from a generator, so the pipeline runs it
 (gandata/synthesize.py computes the fill); here it only keeps the synthetic
@@ -27,9 +29,18 @@ import numpy as np
 
 from gandata.config import BuildConfig, parse_sampling_strategy
 from gandata.config.model import MAX_OVERSAMPLE_FACTOR
+from gandata.dataset.splits import SPLIT_ORDER
 from gandata.errors import ConfigError
 from gandata.image.augment import check_spec
-from gandata.plan.split import dense_group_ids, stratified_split
+from gandata.plan.split import (
+    NO_SPLIT,
+    TRAIN,
+    VAL,
+    dense_group_ids,
+    follow_groups,
+    preassigned_splits,
+    stratified_split,
+)
 from gandata.plan.table import (
     Plan,
     StagedTable,
@@ -160,10 +171,10 @@ def apply_balance(plan: Plan, staged: StagedTable, config: BuildConfig) -> Plan:
         raise ConfigError(f"--balance {bc.mode}: the sources yield no class labels, so there is nothing to balance")
     rejections = list(plan.rejections)
     rows, labels = _drop_small_classes(plan, staged, bc, rejections)
-    is_val, groups = _validation_mask(plan, staged, config, rows, labels)
+    split, groups = _split_codes(plan, staged, config, rows, labels)
     rng = np.random.default_rng([config.seed, 0xBA1])
-    keep, copies = _resample(plan.classes, staged, bc, rows, labels, groups, is_val, rng, rejections)
-    entries = _Entries.originals(rows, labels, keep, is_val)
+    keep, copies = _resample(plan.classes, staged, bc, rows, labels, groups, split, rng, rejections)
+    entries = _Entries.originals(rows, labels, keep, split)
     spec = entries.add_copies(copies, bc, rng)
     return _assemble(plan, staged, config, entries, spec, rng, rejections)
 
@@ -190,31 +201,40 @@ def _drop_small_classes(plan: Any, staged: Any, bc: Any, rejections: list[Reject
     return rows[~dropped], labels[~dropped]
 
 
-def _validation_mask(plan: Any, staged: Any, config: BuildConfig, rows: np.ndarray,
-                     labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The stratified validation cut (duplicate groups on one side) and the
-    group id of every entry."""
+def _split_codes(plan: Any, staged: Any, config: BuildConfig, rows: np.ndarray,
+                 labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The split code of every entry (gandata.plan.split: the source's split
+    where it gave one, else the stratified validation cut, duplicate groups
+    on one side) and the group id of every entry."""
 
     cluster_ids = plan.cluster_ids
     groups = dense_group_ids(staged.content_groups()[rows], None if cluster_ids is None else np.asarray(cluster_ids)[rows])
     # Validation stays real: synthetic samples (gan: sources, --balance
     # synthesize) are split off before the cut and always train.
     synthetic = synthetic_mask(staged)[rows] if len(rows) else np.zeros(0, dtype=bool)
-    is_val = np.zeros(len(rows), dtype=bool)
-    real = np.flatnonzero(~synthetic)
-    is_val[real] = stratified_split(labels[real], groups[real], config.balance.val_fraction, config.seed)
-    return is_val, groups
+    split = np.full(len(rows), TRAIN, dtype=np.int8)
+    free = ~synthetic
+    assigned = preassigned_splits(staged)
+    if assigned is not None and len(rows):
+        codes = np.where(free, assigned[rows], NO_SPLIT).astype(np.int8)
+        codes = np.where(codes >= 0, codes, follow_groups(groups, codes, free & (codes < 0)))
+        split = np.where(codes >= 0, codes, split).astype(np.int8)
+        free &= codes < 0
+    real = np.flatnonzero(free)
+    is_val = stratified_split(labels[real], groups[real], config.balance.val_fraction, config.seed)
+    split[real[is_val]] = VAL
+    return split, groups
 
 
 def _resample(classes: Sequence[str], staged: Any, bc: Any, rows: np.ndarray, labels: np.ndarray, groups: np.ndarray,
-              is_val: np.ndarray, rng: np.random.Generator, rejections: list[Rejection]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+              split: np.ndarray, rng: np.random.Generator, rejections: list[Rejection]) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Under- or oversample the training entries per class: the kept mask
     and the copies to add as (entry index of the original, copy number)."""
     keep = np.ones(len(rows), dtype=bool)
     copies: list[tuple[int, int]] = []
     if bc.mode not in ("undersample", "oversample"):
         return keep, copies
-    train = np.flatnonzero(~is_val)
+    train = np.flatnonzero(split == TRAIN)
     counts = _class_counts(labels[train], classes)
     targets = resolve_targets(counts, bc.mode, bc.sampling_strategy)
     check_target_bound(counts, targets, bc.allow_huge_oversample)
@@ -246,14 +266,14 @@ class _Entries:
     augmentation: list[str | None]
     seeds: np.ndarray
     keep: np.ndarray
-    is_val: np.ndarray
+    split: np.ndarray  # split code per entry (an index into SPLIT_ORDER)
     has_copies: bool = False
 
     @classmethod
-    def originals(cls, rows: np.ndarray, labels: np.ndarray, keep: np.ndarray, is_val: np.ndarray) -> "_Entries":
+    def originals(cls, rows: np.ndarray, labels: np.ndarray, keep: np.ndarray, split: np.ndarray) -> "_Entries":
         n = len(rows)
         return cls(rows, labels, np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64), [None] * n,
-                   np.zeros(n, dtype=np.int64), keep, is_val)
+                   np.zeros(n, dtype=np.int64), keep, split)
 
     def add_copies(self, copies: list[tuple[int, int]], bc: Any, rng: np.random.Generator) -> str | None:
         """Append the copies (training only, each with its augmentation
@@ -271,7 +291,7 @@ class _Entries:
         self.augmentation = self.augmentation + [None if spec is None else f"{spec}@seed={int(s)}" for s in copy_seeds]
         self.seeds = np.concatenate([self.seeds, copy_seeds])
         self.keep = np.concatenate([self.keep, np.ones(len(copies), dtype=bool)])
-        self.is_val = np.concatenate([self.is_val, np.zeros(len(copies), dtype=bool)])
+        self.split = np.concatenate([self.split, np.full(len(copies), TRAIN, dtype=np.int8)])
         self.has_copies = True
         return spec
 
@@ -279,17 +299,24 @@ class _Entries:
 def _assemble(plan: Any, staged: Any, config: BuildConfig, entries: _Entries, spec: str | None,
               rng: np.random.Generator, rejections: list[Rejection]) -> Any:
     """Output order (the training entries shuffled, copies among originals,
-    then validation, each with the build seed), weights, statistics, shards."""
+    then validation, then test, each with the build seed), weights,
+    statistics, shards."""
 
-    tr = np.flatnonzero(entries.keep & ~entries.is_val)
-    va = np.flatnonzero(entries.keep & entries.is_val)
-    order = np.concatenate([tr[rng.permutation(len(tr))], va[rng.permutation(len(va))]]).astype(np.int64)
-    splits = np.array(["train"] * len(tr) + ["val"] * len(va), dtype=object)
+    parts, names = [], []
+    for code, name in enumerate(SPLIT_ORDER):
+        idx = np.flatnonzero(entries.keep & (entries.split == code))
+        # train and val always draw their permutation (the order builds
+        # without a test split have always had); test only when present.
+        if code in (TRAIN, VAL) or len(idx):
+            parts.append(idx[rng.permutation(len(idx))])
+            names.extend([name] * len(idx))
+    order = np.concatenate(parts).astype(np.int64)
+    splits = np.array(names, dtype=object)
     out_rows, out_labels = entries.rows[order], entries.labels[order]
     weights = None
     if config.balance.mode == "weights":
         weights = np.ones(len(order), dtype=np.float64)
-        for split in ("train", "val"):
+        for split in SPLIT_ORDER:
             m = splits == split
             weights[m] = class_weights(out_labels[m])
     mean, std = channel_stats(staged, out_rows, config.image.size_px)

@@ -11,11 +11,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from gandata.config import BuildConfig
+from gandata.dataset.splits import SPLIT_ORDER
 from gandata.plan.balance import apply_balance
 from gandata.plan.cleaning import apply_cleaning
 from gandata.plan.dedup import find_exact_duplicates
 from gandata.plan.licenses import apply_license_policy
 from gandata.plan.merge import merge_sources, source_weights
+from gandata.plan.split import preassigned_splits
 from gandata.plan.table import (
     Plan,
     StagedTable,
@@ -60,6 +62,11 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     rows = kept_rows[rng.permutation(len(kept_rows))] if len(kept_rows) else kept_rows
     labels = all_labels[rows]
     splits = np.full(len(rows), "train", dtype=object)
+    assigned = preassigned_splits(staged)
+    if assigned is not None:
+        # Splits a source assigned (a folder in the split layout) are kept;
+        # the balance step also cuts --val-fraction from the rest.
+        splits = _with_assigned(splits, assigned[rows], synthetic[rows])
     mean, std = channel_stats(staged, rows, config.image.size_px)
     plan = Plan(
         classes=classes,
@@ -82,3 +89,13 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     if weights is not None:
         plan.weights = weights if plan.weights is None else plan.weights * weights
     return plan
+
+
+def _with_assigned(splits: np.ndarray, codes: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
+    """``splits`` with each entry's assigned split (code >= 0) in place;
+    synthetic samples stay in train, as in every split the plan cuts."""
+    out = splits.copy()
+    names = np.array(SPLIT_ORDER, dtype=object)
+    given = (codes >= 0) & ~synthetic
+    out[given] = names[codes[given]]
+    return out

@@ -1,16 +1,69 @@
-"""The stratified validation split, with duplicate groups kept on one side.
+"""The stratified validation split, with duplicate groups kept on one side,
+and the splits sources assign themselves.
 
 Works on per-sample labels and group ids only. A group is a near-duplicate
 cluster when the cleaning step provides one (``Plan.cluster_ids``),
 otherwise the exact content hash: two members of one group on different
 sides would leak training images into validation.
+
+A source may put a sample in a split (the folder source's split layout,
+``Sample.split``; staged as the ``split`` column). Such a split is kept as
+given; ``--val-fraction`` cuts validation only from the samples without one,
+and a sample without one whose duplicate group has a member with one follows
+that member (the first in plan order), so the cut adds no leak of its own.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
+import pyarrow.compute as pc
+
+from gandata.dataset.splits import SPLIT_ORDER
+from gandata.errors import BuildError
+from gandata.util.arrow import to_numpy
+
+# Split codes of the plan step: an index into SPLIT_ORDER, NO_SPLIT for none.
+TRAIN, VAL = SPLIT_ORDER.index("train"), SPLIT_ORDER.index("val")
+NO_SPLIT = -1
+
+
+def preassigned_splits(staged: Any) -> np.ndarray | None:
+    """int8 code per staged row of the split its source assigned (an index
+    into SPLIT_ORDER, NO_SPLIT for none), or None when no source assigned
+    any (the staged table has no ``split`` column, or only nulls).
+
+    BuildError naming the names for a split outside SPLIT_ORDER (a plugin
+    source's bug: the manifest only knows these)."""
+    if "split" not in staged.table.column_names or staged.num_rows == 0:
+        return None
+    column = staged.table.column("split")
+    if column.null_count == len(column):
+        return None
+    encoded = pc.dictionary_encode(column, null_encoding="encode").combine_chunks()
+    names = encoded.dictionary.to_pylist()
+    unknown = sorted(n for n in names if n is not None and n not in SPLIT_ORDER)
+    if unknown:
+        raise BuildError(f"a source assigned the split(s) {', '.join(map(repr, unknown))}; splits are {', '.join(SPLIT_ORDER)}")
+    table = np.array([SPLIT_ORDER.index(n) if n is not None else NO_SPLIT for n in names], np.int8)
+    return table[to_numpy(encoded.indices).astype(np.int64)]
+
+
+def follow_groups(groups: np.ndarray, codes: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Split code per entry for the ``free`` entries whose group holds an
+    entry with a code (``codes >= 0``; the first such entry's code), NO_SPLIT
+    elsewhere: a duplicate of a pre-assigned sample goes where it went."""
+    out = np.full(len(codes), NO_SPLIT, np.int8)
+    fixed = np.flatnonzero(codes >= 0)
+    if len(fixed) == 0 or len(groups) == 0:
+        return out
+    first_groups, first = np.unique(groups[fixed], return_index=True)
+    group_code = np.full(int(groups.max()) + 1, NO_SPLIT, np.int8)
+    group_code[first_groups] = codes[fixed[first]]
+    follow = free & (group_code[groups] >= 0)
+    out[follow] = group_code[groups[follow]]
+    return out
 
 
 def group_ids(content_hashes: Sequence[bytes], cluster_ids: np.ndarray | None = None) -> np.ndarray:

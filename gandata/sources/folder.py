@@ -11,6 +11,24 @@ the folder names mean nothing: labels come from ``path,label`` rows (header
 optional; paths relative to the folder root with ``/`` separators) and files
 not listed are unlabeled.
 
+Splits (option ``layout``: ``?layout=auto|classes|splits`` on the URI or
+``params.layout``; default ``auto``). In the split layout the first-level
+folder is the split and the second-level folder the class, which is what
+``gandata export --to folder`` writes for a dataset with several splits::
+
+    root/train/cats/a.png    -> split "train", label "cats"
+    root/validation/cats/b.png -> split "val" (``validation`` is val's HF name)
+    root/test/c.png          -> split "test", unlabeled
+    root/d.png               -> no split (the build's --val-fraction decides), unlabeled
+
+``auto`` takes the split layout when the root holds at least one folder and
+every non-hidden folder at its top level is named ``train``, ``val``,
+``validation`` or ``test`` (any case; files there do not count), and no labels
+CSV is given; otherwise the classes layout above. A folder whose classes
+really are named so is read with ``layout=classes``; ``layout=splits`` refuses
+a top-level folder that is not a split name. Deciding takes one listing of
+the root, never a walk of the tree.
+
 What ``read`` refuses, one record per listed entry:
 
 - hidden files and folders (name starts with ``.``): ``hidden``; a hidden
@@ -45,8 +63,10 @@ import posixpath
 import stat
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator, Sequence
+from urllib.parse import parse_qsl
 
 from gandata.config import SourceSpec
+from gandata.dataset.splits import SPLIT_FOLDERS, split_of_folder
 from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
 from gandata.sources.base import Partition, SourceContext
@@ -128,6 +148,59 @@ def label_from_layout(key: str) -> str | None:
     """ImageFolder label of a relative POSIX path: its first-level folder."""
     head, sep, _ = key.partition("/")
     return head if sep else None
+
+
+LAYOUTS = ("auto", "classes", "splits")
+
+
+def split_from_layout(key: str) -> tuple[str | None, str]:
+    """(split, the rest of the path) of a relative POSIX path in the split
+    layout: ``train/cats/a.png`` -> ("train", "cats/a.png"); a file at the
+    root has no split."""
+    head, sep, rest = key.partition("/")
+    return (split_of_folder(head), rest) if sep else (None, key)
+
+
+def resolve_layout(root: str, layout: str, uri: str, has_labels_csv: bool) -> str:
+    """``classes`` or ``splits`` for the folder at ``root`` (see the module
+    docstring); SourceError for an unknown layout or a ``splits`` root with a
+    folder that is not a split name."""
+    if layout not in LAYOUTS:
+        raise SourceError(f"source {uri}: layout={layout!r} must be one of {', '.join(LAYOUTS)}")
+    if layout == "classes" or (layout == "auto" and has_labels_csv):
+        return "classes"
+    try:
+        with os.scandir(root) as it:
+            folders = [e.name for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+    except OSError as exc:
+        raise SourceError(f"source {root}: cannot list the folder ({exc.strerror or exc})") from None
+    others = sorted(name for name in folders if split_of_folder(name) is None)
+    if layout == "splits":
+        names = ", ".join(SPLIT_FOLDERS)
+        if others:
+            shown = ", ".join(repr(n) for n in others[:5]) + (" ..." if len(others) > 5 else "")
+            raise SourceError(f"source {uri}: layout=splits, but the top-level folder(s) {shown} are not split names ({names})")
+        if not folders:
+            raise SourceError(f"source {uri}: layout=splits, but it has no split folder ({names}) at its top level")
+        return "splits"
+    return "splits" if folders and not others else "classes"
+
+
+def folder_options(uri: str, path: str, spec: SourceSpec) -> tuple[str, dict[str, str]]:
+    """The folder path of a URI and its options: ``spec.params`` overridden
+    by a ``?key=value`` query. A ``?`` is a query only when the whole path is
+    not itself a folder (folder names may hold ``?``)."""
+    options = dict(spec.params)
+    if "?" in path and not os.path.isdir(path):
+        path, _, query = path.rpartition("?")
+        try:
+            options.update(parse_qsl(query, keep_blank_values=True, strict_parsing=True))
+        except ValueError:
+            raise SourceError(f"source {uri}: cannot parse the query {query!r} (expected layout=auto|classes|splits)") from None
+    unknown = sorted(set(options) - {"layout"})
+    if unknown:
+        raise SourceError(f"source {uri}: unknown option(s) {', '.join(unknown)} (known: layout)")
+    return path, options
 
 
 def partition_chunks(items: Sequence, size: int, describe, min_partitions: int = 1) -> list[Partition]:
@@ -329,6 +402,8 @@ class FolderSource:
     labels_csv: str | None = None
     max_bytes: int = MAX_FILE_BYTES
     partition_size: int = PARTITION_SIZE
+    # "classes" or "splits", resolved by open_folder (never "auto" here).
+    layout: str = "classes"
 
     def _check_root(self) -> None:
         if not os.path.isdir(self.root):
@@ -470,8 +545,9 @@ class FolderSource:
             return self._reject(rel, "corrupt", f"cannot read it ({exc.strerror or exc})")
         if len(data) > self.max_bytes:
             return self._reject(rel, "too_large", f"grew past the {self.max_bytes}-byte limit while being read")
-        label = (labels.labels.get(rel) if labels is not None else label_from_layout(rel))
-        return Sample(key=rel, locator=full, label=label, data=data, provenance={"origin": rel})
+        split, inner = split_from_layout(rel) if self.layout == "splits" else (None, rel)
+        label = (labels.labels.get(rel) if labels is not None else label_from_layout(inner))
+        return Sample(key=rel, locator=full, label=label, data=data, provenance={"origin": rel}, split=split)
 
     def class_names(self) -> list[str] | None:
         """None: the pipeline sorts the class names it finds."""
@@ -484,6 +560,8 @@ class FolderSource:
         h = hashlib.sha256()
         h.update(f"gandata.folder/1\0max_bytes={self.max_bytes}\0".encode())
         h.update(f"labels={labels.digest if labels is not None else '-'}\0".encode())
+        if self.layout != "classes":  # the classes layout hashes as it did before layouts existed
+            h.update(f"layout={self.layout}\0".encode())
         for rel in self._listing(labels):
             full = os.path.join(self.root, rel)
             try:
@@ -500,13 +578,16 @@ class FolderSource:
 
 
 def open_folder(uri: str, spec: SourceSpec, ctx: SourceContext) -> FolderSource:
-    """The folder source for ``PATH``, ``folder:PATH`` or ``file:PATH``.
+    """The folder source for ``PATH``, ``folder:PATH`` or ``file:PATH``
+    (``?layout=auto|classes|splits``: see the module docstring).
 
-    Raises SourceError when the path is not a folder or the labels CSV is
-    unusable, so that a bad source fails before any work starts.
+    Raises SourceError when the path is not a folder, the labels CSV is
+    unusable or the layout option is, so that a bad source fails before any
+    work starts.
     """
-    root = strip_scheme(uri, ("folder", "file"))
+    root, options = folder_options(uri, strip_scheme(uri, ("folder", "file")), spec)
     source = FolderSource(uri=uri, root=root, labels_csv=labels_path(spec, ctx))
     source._check_root()
     source._labels()
+    source.layout = resolve_layout(root, options.get("layout", "auto"), uri, source.labels_csv is not None)
     return source

@@ -14,6 +14,8 @@ from gandata import __version__
 from gandata.config import BuildConfig
 from gandata.dataset.manifest import FORMAT_NAME, FORMAT_VERSION, SHARDS_DIR
 from gandata.dataset.normalize import Normalization
+from gandata.dataset.splits import SPLIT_ORDER
+from gandata.plan.split import preassigned_splits
 from gandata.plan.table import Plan, StagedTable
 from gandata.sources.base import Source
 from gandata.write.provenance_summary import manifest_provenance
@@ -53,6 +55,7 @@ def assemble_manifest(
         "class_counts": {name: int((plan.labels == i).sum()) for i, name in enumerate(classes)},
         "num_unlabeled": int((plan.labels < 0).sum()),
         "splits": {name: int(splits[name]) for name in sorted(splits)},
+        **_preassigned(staged, plan),
         "shards": shards,
         "seed": config.seed,
         "mean": plan.mean,
@@ -68,3 +71,17 @@ def assemble_manifest(
         "build_fingerprint": fingerprint,
         "config": config.to_json(),
     }
+
+
+def _preassigned(staged: StagedTable, plan: Plan) -> dict[str, Any]:
+    """``{"preassigned_splits": {split: n}}``: the samples whose split their
+    source gave (copies not counted), so a reader can tell a source's split
+    from a --val-fraction cut; empty (no key) when no source gave one."""
+    assigned = preassigned_splits(staged)
+    if assigned is None or not len(plan.rows):
+        return {}
+    codes = assigned[plan.rows]
+    original = plan.derived_from < 0 if plan.derived_from is not None else np.ones(len(codes), dtype=bool)
+    counts = {name: int(((codes == code) & original & (plan.splits == name)).sum()) for code, name in enumerate(SPLIT_ORDER)}
+    counts = {name: n for name, n in counts.items() if n}
+    return {"preassigned_splits": counts} if counts else {}

@@ -1,0 +1,28 @@
+"""Split names: the ones a dataset holds, and the folder names that mean them.
+
+A built dataset's splits are ``train``, ``val`` (``--val-fraction``, or a
+source's validation split) and ``test`` (a source's test split). The folder
+export writes one tree per split under these names, and the folder source
+reads such a tree back with its splits (docs/SOURCES.md, "Splits"); both sides
+use this one table so the round trip cannot drift.
+"""
+
+from __future__ import annotations
+
+# The order splits are written in (shards, exports); other names sort after.
+SPLIT_ORDER = ("train", "val", "test")
+
+# Folder name (lower case) -> split. ``validation`` is the HuggingFace name of val.
+SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+
+
+def split_of_folder(name: str) -> str | None:
+    """The split a folder name means (case-insensitive), or None."""
+    return SPLIT_FOLDERS.get(name.lower())
+
+
+def ordered_splits(names: set[str] | list[str]) -> list[str]:
+    """Split names in SPLIT_ORDER, then any others sorted."""
+    present = set(names)
+    known = [s for s in SPLIT_ORDER if s in present]
+    return known + sorted(present - set(known))
