@@ -67,7 +67,8 @@ def preview(path: str, output: str, per_class: int, split: str | None, seed: int
 @click.option("--to", "target", nargs=2, required=True,
               type=(click.Choice(["hf", "folder", "stylegan", "cyclegan"]), click.Path()), metavar="FORMAT DEST",
               help="hf DIR: a datasets dataset (save_to_disk; Image + ClassLabel features) with the dataset card; "
-                   "folder DIR: an ImageFolder tree of PNGs; stylegan OUT.zip|DIR: PNGs + dataset.json as "
+                   "folder DIR: an ImageFolder tree of PNGs (DIR/SPLIT/CLASS/ with several splits; "
+                   "`gandata build DIR` reads them back as splits); stylegan OUT.zip|DIR: PNGs + dataset.json as "
                    "StyleGAN2-ADA / StyleGAN3 / EDM read them; cyclegan DIR: trainA/ trainB/ testA/ testB/.")
 @click.option("--split", help="stylegan: the split to export. [default: train]")
 @click.option("--domains", metavar="A_CLASS,B_CLASS",
@@ -84,7 +85,9 @@ def export(path: str, target: tuple[str, str], split: str | None, domains: str |
     EDM (`train.py --data OUT.zip [--cond 1]`); `--to cyclegan DIR` trains
     CycleGAN / pix2pix (`--dataroot DIR`); `--to hf DIR` reloads with
     datasets.load_from_disk, publishes with push_to_hub, or builds again from
-    hf-disk:DIR; `--to folder DIR` is an ImageFolder tree of PNGs."""
+    hf-disk:DIR; `--to folder DIR` is an ImageFolder tree of PNGs, one per
+    split (DIR/train/CLASS/, DIR/val/CLASS/), that `gandata build DIR` builds
+    back as one dataset with the same classes and splits."""
     from gandata.dataset.export import export as run_export
     from gandata.errors import ConfigError
 
@@ -113,8 +116,8 @@ def export(path: str, target: tuple[str, str], split: str | None, domains: str |
         splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
         click.echo(f"exported {path} to {summary.path} ({fmt}): {summary.num_samples} samples ({splits})")
         if fmt == "folder" and len(summary.splits) > 1:
-            # `gandata build DIR` would read the split folders as classes.
-            trees = " and ".join(f"{summary.path}/{name}" for name in summary.splits)
-            click.echo(f"  one ImageFolder tree per split: build each on its own ({trees}), not {summary.path} itself")
+            names = ", ".join(summary.splits)
+            click.echo(f"  one ImageFolder tree per split ({names}): gandata build {summary.path} builds it back "
+                       "as one dataset with these splits")
         elif fmt == "hf" and len(summary.splits) > 1:
             click.echo(f"  build it again with hf-disk:{summary.path} (train) and hf-disk:{summary.path}@validation")

@@ -10,8 +10,12 @@
   The dataset card (``README.md``) of the build goes with it.
 - ``to_folder``: an ImageFolder tree of PNGs, ``DIR/<class>/<index>.png``
   (unlabeled samples directly in ``DIR``; with several splits, one complete
-  tree per split, ``DIR/train/<class>/`` and ``DIR/val/<class>/``). Build
-  from it again with ``folder:DIR``, or one split's tree ``DIR/train``.
+  tree per split, ``DIR/train/<class>/`` and ``DIR/val/<class>/``, the
+  folder source's split layout). ``gandata build DIR`` builds it back as one
+  dataset with the same classes and splits; one split's tree ``DIR/train``
+  builds on its own too. A one-split dataset whose class names are all split
+  names (``train``, ``test`` ...) is written in the split layout as well, so
+  that its classes are not read back as splits.
 - ``to_stylegan``: what StyleGAN2-ADA / StyleGAN3 / EDM's ``dataset_tool.py``
   writes and their ``ImageFolderDataset`` reads: a ZIP (stored, not
   deflated) or a folder of PNGs named ``00000/img00000000.png`` (the first
@@ -47,6 +51,7 @@ from PIL import Image
 
 from gandata.dataset.manifest import CARD_FILE, read_manifest
 from gandata.dataset.reader import Dataset
+from gandata.dataset.splits import ordered_splits, split_of_folder
 from gandata.errors import ConfigError
 
 EXPORT_FORMATS = ("hf", "folder", "stylegan", "cyclegan")
@@ -69,9 +74,7 @@ class ExportSummary:
 
 def _splits(root: str | os.PathLike[str]) -> list[str]:
     manifest = read_manifest(root)
-    names = {s.get("split", "train") for s in manifest["shards"]}
-    ordered = [s for s in ("train", "val", "test") if s in names]
-    return ordered + sorted(names - set(ordered))
+    return ordered_splits({s.get("split", "train") for s in manifest["shards"]})
 
 
 def iter_images(ds: Dataset) -> Iterator[tuple[np.ndarray, int]]:
@@ -197,10 +200,14 @@ def to_folder(root: str | os.PathLike[str], dest: str | os.PathLike[str], overwr
     counts: dict[str, int] = {}
     counter = _Counter(root, progress)
     splits = _splits(root)
+    # One tree per split when there are several; also for one split when every
+    # class name is a split name, which the folder source would read as splits.
+    classes = Dataset(root, split=splits[0]).classes if splits else []
+    nested = len(splits) > 1 or (bool(classes) and all(split_of_folder(name) for name in classes))
     try:
         for split in splits:
             ds = Dataset(root, split=split)
-            base = tmp / split if len(splits) > 1 else tmp
+            base = tmp / split if nested else tmp
             base.mkdir(parents=True, exist_ok=True)
             for name in ds.classes:
                 if name.startswith(".") or "/" in name or "\\" in name or name in ("", ".", ".."):

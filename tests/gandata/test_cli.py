@@ -191,11 +191,28 @@ def test_build_warns_about_a_class_left_empty(tmp_path: Path) -> None:
     assert "warning: class 'star' has no samples" in result.output
 
 
-def test_folder_export_of_two_splits_round_trips_per_split(dataset: Path, tmp_path: Path) -> None:
+def _split_class_counts(out: Path) -> dict[str, dict[str, int]]:
+    """Samples per split and class of a built dataset (from samples.parquet)."""
+    import pyarrow.parquet as pq
+
+    counts: dict[str, dict[str, int]] = {}
+    for row in pq.read_table(out / "samples.parquet", columns=["split", "class_name"]).to_pylist():
+        per = counts.setdefault(row["split"], {})
+        per[row["class_name"]] = per.get(row["class_name"], 0) + 1
+    return counts
+
+
+def test_folder_export_of_two_splits_builds_back_as_one_dataset_with_its_splits(dataset: Path, tmp_path: Path) -> None:
     out = _run(["export", str(dataset), "--to", "folder", str(tmp_path / "tree")]).output
-    assert "one ImageFolder tree per split" in out
-    _run(["build", str(tmp_path / "tree" / "train"), "-o", str(tmp_path / "again"), *TINY])
+    assert f"gandata build {tmp_path / 'tree'}" in out and "build each on its own" not in out
+    _run(["build", str(tmp_path / "tree"), "-o", str(tmp_path / "again"), *TINY])
     before = json.loads((dataset / "manifest.json").read_text())
     after = json.loads((tmp_path / "again" / "manifest.json").read_text())
-    # A folder names its classes in sorted order; the names are the same.
+    # A folder names its classes in sorted order; the names are the same,
+    # and no split became a class.
     assert sorted(after["classes"]) == sorted(before["classes"])
+    assert after["splits"] == before["splits"] and set(after["splits"]) == {"train", "val"}
+    assert _split_class_counts(tmp_path / "again") == _split_class_counts(dataset)
+    assert after["preassigned_splits"] == before["splits"]
+
+

@@ -17,6 +17,7 @@ import pytest
 
 from gandata import open_dataset
 from gandata.config import BalanceConfig, SourceSpec
+from gandata.dataset.export import to_folder
 from gandata.errors import BuildError, SourceError
 from gandata.pipeline import build
 from gandata.plan.split import NO_SPLIT, follow_groups, preassigned_splits
@@ -195,3 +196,14 @@ def test_a_free_duplicate_follows_its_group_into_the_given_split() -> None:
     codes = np.array([1, NO_SPLIT, NO_SPLIT, NO_SPLIT, 2], np.int8)
     assert follow_groups(groups, codes, codes < 0).tolist() == [NO_SPLIT, 1, NO_SPLIT, 2, NO_SPLIT]
 
+
+def test_a_one_split_export_whose_classes_are_split_names_round_trips(tmp_path: Path) -> None:
+    src = make_folder(tmp_path / "src", {"train": 2, "test": 1})  # classes named like splits
+    out = tmp_path / "out"
+    build(folder_config(Path(f"{src}?layout=classes"), out))
+    to_folder(out, tmp_path / "tree")
+    assert sorted(p.name for p in (tmp_path / "tree").iterdir()) == ["train"]
+    again = tmp_path / "again"
+    build(folder_config(tmp_path / "tree", again))
+    manifest = json.loads((again / "manifest.json").read_text())
+    assert manifest["classes"] == ["test", "train"] and manifest["splits"] == {"train": 3}
