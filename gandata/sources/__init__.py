@@ -35,7 +35,7 @@ SourceFactory = Callable[[str, SourceSpec, SourceContext], Source]
 # scheme -> ("module:function", one-line help shown by `gandata build --help`)
 SCHEMES: dict[str, tuple[str, str]] = {
     "synth": ("gandata.sources.shapes:open_shapes", "synth:shapes[?count=N&size=PX&seed=S&imbalance=R&classes=a,b] procedural shapes (the default)"),
-    "folder": ("gandata.sources.folder:open_folder", "folder:PATH or just PATH: ImageFolder tree (class = first-level subfolder), or --labels CSV"),
+    "folder": ("gandata.sources.folder:open_folder", "folder:PATH or just PATH: ImageFolder tree (class = first-level subfolder), or --labels CSV; PATH/train|val|test/CLASS/ keeps its splits (?layout=auto|classes|splits)"),
     "file": ("gandata.sources.folder:open_folder", "file:PATH: same as folder:PATH"),
     "zip": ("gandata.sources.archive:open_archive", "zip:FILE or FILE.zip: a zip archive, same label convention, read without extracting"),
     "tar": ("gandata.sources.archive:open_archive", "tar:FILE or FILE.tar[.gz|.bz2|.xz]/.tgz: a tar archive, same label convention"),
