@@ -34,10 +34,13 @@ def find_exact_duplicates(staged: StagedTable) -> tuple[np.ndarray, list[Rejecti
         return keep, []
     groups = staged.content_groups()
     order = source_key_order(staged)
-    # The first row of each group in (source, key) order is its keeper.
-    _, first = np.unique(groups[order], return_index=True)
-    keeper = np.empty(int(groups.max()) + 1, dtype=np.int64)
-    keeper[groups[order[first]]] = order[first]
+    # The first row of each group in (source, key) order is its keeper: the
+    # smallest rank in that order per group (linear; np.unique would sort).
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n, dtype=np.int64)
+    first_rank = np.full(int(groups.max()) + 1, n, dtype=np.int64)
+    np.minimum.at(first_rank, groups, rank)
+    keeper = order[np.minimum(first_rank, n - 1)]
     dups = order[keeper[groups[order]] != order]
     keep[dups] = False
     kept = keeper[groups[dups]]

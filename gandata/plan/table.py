@@ -76,11 +76,19 @@ class StagedTable:
         if self._groups is None:
             n = self.num_rows
             words = _hash_words(self.table.column("content_hash")) if n else np.zeros((0, 2), np.uint64)
-            order = np.lexsort((words[:, 1], words[:, 0]))
+            # Sorting by the first word alone is twice as fast as by both; it
+            # groups exactly unless two different hashes share a first word
+            # (about one build in 10**5 at 10M rows), then both words decide.
+            order = np.argsort(words[:, 0])
             ordered = words[order]
             new = np.ones(n, dtype=bool)
             if n > 1:
-                new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+                same_first = ordered[1:, 0] == ordered[:-1, 0]
+                if (same_first & (ordered[1:, 1] != ordered[:-1, 1])).any():
+                    order = np.lexsort((words[:, 1], words[:, 0]))
+                    ordered = words[order]
+                    same_first = ordered[1:, 0] == ordered[:-1, 0]
+                new[1:] = ~(same_first & (ordered[1:, 1] == ordered[:-1, 1]))
             groups = np.empty(n, dtype=np.int64)
             groups[order] = np.cumsum(new) - 1
             self._groups = groups
