@@ -23,10 +23,13 @@ Options (URI query, or the source's table in a build config)::
     data=PATH             dataset the classifier is trained on (default: the run's)
     max_rounds=R          generation rounds per partition with the filter (default 5)
     batch_size=B          generator batch (default 256)
+    upscale=1             allow a build size above the generator's own (resampled up)
 
 Image size: samples come out at the generator's own size (``image_size_px``,
-also in the manifest's source summary); a build that sets no --size should use
-it rather than resample them.
+also in the manifest's source summary); a build that sets no --size uses it
+rather than resample them. A --size above it is refused without ``upscale=1``:
+upscaling adds no detail, it only makes the samples look like larger images
+(a smaller --size is an ordinary downscale).
 
 Determinism: a partition is a fixed range of one class's samples; its noise
 seed derives from (seed, class id, start, round) only, so the output does not
@@ -64,7 +67,7 @@ __all__ = ["GanSource", "open_gan", "OPTIONS", "PARTITION_SIZE"]
 
 OPTIONS = (
     "count", "classes", "counts", "truncation", "ema", "checkpoint", "seed", "filter", "classifier_steps",
-    "classifier_width", "cache_dir", "data", "max_rounds", "batch_size",
+    "classifier_width", "cache_dir", "data", "max_rounds", "batch_size", "upscale",
 )
 # Samples per partition: small enough to spread a fill over the workers,
 # large enough that a worker loads its generator for real work.
@@ -390,7 +393,7 @@ def _prepare_classifier(uri: str, options: Mapping[str, str], g: Any, names: Seq
 
 
 def open_gan(uri: str, spec: SourceSpec, ctx: SourceContext) -> GanSource:
-    """gan:RUN_DIR[?count=N&classes=a,b|counts=a:N,b:M&truncation=T&ema=1|0&seed=S&filter=CONF]: samples of a trained gantrain generator (needs PyTorch)"""
+    """gan:RUN_DIR[?count=N&classes=a,b|counts=a:N,b:M&truncation=T&ema=1|0&seed=S&filter=CONF&upscale=1]: samples of a trained gantrain generator (needs PyTorch)"""
     from gantrain.errors import GantrainError
 
     try:
@@ -415,6 +418,12 @@ def open_gan(uri: str, spec: SourceSpec, ctx: SourceContext) -> GanSource:
         g = load_generator(run, checkpoint=which, ema=ema, device="cpu")
     except GantrainError as exc:
         raise _fail(uri, str(exc)) from None
+    upscale = _bool(uri, "upscale", options["upscale"]) if "upscale" in options else False
+    # size_px 0: the build asks for the generator's size before choosing one.
+    if ctx.size_px > g.config.image_size and not upscale:
+        raise _fail(uri, f"the generator makes {g.config.image_size}-px images and the build asks for {ctx.size_px} px; "
+                         f"upscaling adds no detail: build with --size {g.config.image_size} (or no --size), "
+                         "or add upscale=1 to the source to resample anyway")
     counts = _requested_counts(uri, options, g.classes, g.conditional)
     truncation = _float(uri, "truncation", options["truncation"], 0.0, 1e6) if "truncation" in options else None
     threshold = _float(uri, "filter", options["filter"], 0.0, 1.0, lo_open=False) if "filter" in options else None

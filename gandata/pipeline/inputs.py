@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -106,5 +106,8 @@ def generator_size(config: BuildConfig) -> int | None:
     sets no size uses it, so samples are not resampled to the default size."""
     if not config.sources or any(scheme_of(spec.uri) != "gan" for spec in config.sources):
         return None
-    sizes = {int(generator_summary(source).get("image_size_px") or 0) for source in open_sources(config)}
+    # Size 0 in the context: no size is chosen yet, so a generator smaller
+    # than the default does not refuse to be upscaled to it.
+    ctx = replace(source_context(config), size_px=0)
+    sizes = {int(generator_summary(open_source(spec, ctx)).get("image_size_px") or 0) for spec in config.sources}
     return sizes.pop() if len(sizes) == 1 and 0 not in sizes else None

@@ -20,6 +20,8 @@ from gandata.records import Rejection, Sample
 class SourceContext:
     """What a source may need to know about the build it feeds."""
 
+    # The build's image size; 0 while a build without --size asks a
+    # generating source for its own size (``gandata.pipeline.generator_size``).
     size_px: int = 64
     channels: int = 3
     seed: int = 0

@@ -101,7 +101,7 @@ def test_gan_source_through_the_plugin_registry(cond_run: Path) -> None:
     # The generator's own size, whatever the build's: gandata can default to it.
     from gantrain.source import open_gan
 
-    bare = open_gan(uri, SourceSpec(uri), SourceContext(size_px=64))
+    bare = open_gan(uri, SourceSpec(uri), SourceContext(size_px=0))
     assert bare.image_size_px == 32 and bare.summary()["image_size_px"] == 32
     items = [x for p in source.partitions() for x in source.read(p)]
     assert all(isinstance(x, Sample) for x in items)
@@ -317,3 +317,23 @@ def test_gan_build_without_size_uses_the_generators_size(cond_run: Path, tmp_pat
                                                "--no-clean", "-q"])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "manifest.json").read_text())["image_shape"][1:] == [32, 32]
+
+
+def test_gan_build_refuses_a_size_above_the_generators_without_upscale(cond_run: Path, tmp_path: Path) -> None:
+    """Issue 17 item 13: an explicit --size that upscales a 32-px generator is
+    refused in one line naming both sizes; upscale=1 resamples on purpose,
+    and a smaller size is an ordinary downscale."""
+    from click.testing import CliRunner
+
+    from gandata.cli import main as gandata_main
+
+    common = ["--workers", "1", "--no-clean", "-q"]
+    refused = CliRunner().invoke(gandata_main, ["build", f"gan:{cond_run}?count=6", "-o", str(tmp_path / "up"), "--size", "64", *common])
+    assert refused.exit_code == 2, refused.output
+    assert "32-px" in refused.output and "64 px" in refused.output and "upscale=1" in refused.output
+    assert "Traceback" not in refused.output and not (tmp_path / "up" / "manifest.json").exists()
+    allowed = CliRunner().invoke(gandata_main, ["build", f"gan:{cond_run}?count=6&upscale=1", "-o", str(tmp_path / "up"), "--size", "64", *common])
+    assert allowed.exit_code == 0, allowed.output
+    assert json.loads((tmp_path / "up" / "manifest.json").read_text())["image_shape"][1:] == [64, 64]
+    down = CliRunner().invoke(gandata_main, ["build", f"gan:{cond_run}?count=6", "-o", str(tmp_path / "down"), "--size", "16", *common])
+    assert down.exit_code == 0, down.output
