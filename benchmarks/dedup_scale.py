@@ -23,7 +23,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from gandata.clean.neardup import block_layout, cluster_labels, pairs_within  # noqa: E402
+from gandata.clean.neardup import cluster_labels, pairs_within, search_keys  # noqa: E402
 
 
 def make_hashes(n: int, planted: int, radius: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -60,11 +60,12 @@ def main() -> None:
     times = {}
     for n in sizes:
         planted = max(1, args.planted * n // args.n)
-        blocks = [w for _, w in block_layout(n + planted, args.radius)]
         seconds, recall, pairs = run(n, planted, args.radius, args.seed)
+        groups = search_keys(np.unique(make_hashes(n, planted, args.radius, args.seed)[0]), args.radius)
+        keys = sum(len(masks) for _, masks in groups)
         times[n] = seconds
         print(
-            f"n={n:>9,} random + {planted:,} planted, radius {args.radius}, blocks {blocks}: "
+            f"n={n:>9,} random + {planted:,} planted, radius {args.radius}, {keys} keys in {len(groups)} lead blocks: "
             f"{seconds:.2f} s, {pairs:,} pairs, recall {100 * recall:.2f}%"
         )
     if len(sizes) == 2:

@@ -38,7 +38,13 @@ def main() -> None:
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
 
-    from gandata.config import BuildConfig, CleanConfig, ImageConfig, OutputConfig, SourceSpec
+    from gandata.config import (
+        BuildConfig,
+        CleanConfig,
+        ImageConfig,
+        OutputConfig,
+        SourceSpec,
+    )
     from gandata.dataset.export import to_hf
     from gandata.pipeline import build
     from gandata.torch import TorchDataset

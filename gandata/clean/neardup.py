@@ -12,9 +12,6 @@ the blocks mix high- and low-entropy bits so that no key crowds into few
 values. Everything is vectorized numpy, in batches of bounded size; each key
 is one task for an executor (Ray).
 
-``block_layout`` is the earlier cost model of contiguous blocks searched with
-bit flips, kept for callers that size a search by it.
-
 Identical hashes are collapsed first, so a heap of equal hashes (for example
 many blank images) costs one entry, not a quadratic number of pairs."""
 
@@ -22,12 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from math import comb
 from typing import Any
 
 import numpy as np
 
-__all__ = ["UnionFind", "block_layout", "candidate_pairs", "cluster_labels", "hamming", "pairs_within"]
+__all__ = ["UnionFind", "candidate_pairs", "cluster_labels", "hamming", "pairs_within", "search_keys"]
 
 _MAX_CANDIDATES = 1 << 22  # candidates verified per batch (bounds memory)
 # Run partners compared offset by offset (sequential reads) before the rest
@@ -40,35 +36,11 @@ _PART_ROWS = 1 << 16
 _KEY_COST = 1.0
 _PAIR_COST = 0.5
 _COST_SAMPLE = 1 << 16  # hashes sampled to choose the keys
-# Blocks up to this width are looked up in a direct-address table of bucket
-# starts (2**width entries) instead of by binary search.
-_TABLE_BITS = 24
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Elementwise Hamming distance of two uint64 arrays."""
     return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64)
-
-
-def block_layout(num_hashes: int, radius: int) -> list[tuple[int, int]]:
-    """(shift, width) of each block, choosing the number of blocks whose
-    estimated cost (lookups plus expected candidates to verify) is smallest."""
-    best: tuple[float, int] | None = None
-    for m in range(1, radius + 2):
-        widest = -(-64 // m)
-        flips = sum(comb(widest, k) for k in range(radius // m + 1))
-        lookup = 1.0 if widest <= _TABLE_BITS else np.log2(max(num_hashes, 2))
-        # A verified candidate costs a few times a table lookup.
-        cost = m * flips * (lookup + 4.0 * num_hashes / 2.0 ** (64 // m))
-        if best is None or cost < best[0]:
-            best = (cost, m)
-    m = best[1] if best else 1
-    widths = [64 // m + (1 if i < 64 % m else 0) for i in range(m)]
-    layout, shift = [], 64
-    for w in widths:
-        shift -= w
-        layout.append((shift, w))
-    return layout
 
 
 def pairs_within(hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +137,7 @@ def _bit_blocks(order: list[int], m: int) -> list[int]:
     return masks
 
 
-def _key_tables(values: np.ndarray, radius: int) -> list[tuple[int, list[int]]]:
+def search_keys(values: np.ndarray, radius: int) -> list[tuple[int, list[int]]]:
     """The exact-match keys to join on, as bit masks, grouped by a lead block
     that every key of the group contains: the bits are cut into ``b`` blocks
     (``_bit_blocks``) and every choice of ``b - radius`` of them is one key.
@@ -202,7 +174,7 @@ def _key_tables(values: np.ndarray, radius: int) -> list[tuple[int, list[int]]]:
 
 def _unique_pairs(values: np.ndarray, radius: int, executor: Any = None) -> tuple[np.ndarray, np.ndarray]:
     n = len(values)
-    tasks = [KeyJoin(values, lead, masks, radius) for lead, masks in _key_tables(values, radius)]
+    tasks = [KeyJoin(values, lead, masks, radius) for lead, masks in search_keys(values, radius)]
     if executor is None:
         results = [join_on_key(task) for task in tasks]
     else:

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image, ImageFilter
 
 from gandata.clean.neardup import (
-    block_layout,
     candidate_pairs,
     cluster_labels,
     hamming,
     pairs_within,
+    search_keys,
 )
 from gandata.clean.scores import image_scores
 from gandata.config import (
@@ -61,11 +61,47 @@ def test_multi_index_search_finds_exactly_the_pairs_of_brute_force(radius: int, 
     assert set(zip(ci.tolist(), cj.tolist())) == truth
 
 
-def test_block_layout_covers_64_bits_and_widens_blocks_for_large_inputs() -> None:
-    for n, r in ((100, 4), (10**6, 4), (10**6, 8), (10, 0)):
-        layout = block_layout(n, r)
-        assert sum(w for _, w in layout) == 64 and len(layout) <= r + 1
-    assert len(block_layout(10**6, 4)) < len(block_layout(1000, 4))
+def test_search_keys_cover_every_choice_of_blocks_and_share_a_lead_block() -> None:
+    from math import comb
+
+    values = np.random.default_rng(0).integers(0, 2**63, 5000, dtype=np.int64).view(np.uint64)
+    for radius in (1, 4, 6):
+        groups = search_keys(values, radius)
+        keys = [k for _, masks in groups for k in masks]
+        blocks = len(keys) and next(b for b in range(radius + 1, 65) if comb(b, b - radius) == len(keys))
+        assert blocks > radius and len(set(keys)) == len(keys)
+        for lead, masks in groups:
+            assert all(mask & lead == lead for mask in masks)
+        # Any ``radius`` flipped bits leave some key untouched (pigeonhole).
+        rng = np.random.default_rng(radius)
+        for _ in range(200):
+            flipped = sum(1 << int(b) for b in rng.choice(64, radius, replace=False))
+            assert any(mask & flipped == 0 for mask in keys)
+
+
+def test_partitioned_key_join_finds_the_same_pairs_as_one_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above _PART_ROWS hashes the join cuts them into parts by a lead block;
+    planted near pairs, a crowded run past the offset-by-offset limit and
+    chance pairs come out the same as with one part."""
+    from gandata.clean import neardup
+
+    rng = np.random.default_rng(7)
+    values = rng.integers(0, 2**63, 150_000, dtype=np.int64).view(np.uint64)
+    planted = rng.choice(100_000, 300, replace=False)
+    copies = values[planted] ^ (np.uint64(1) << rng.integers(0, 64, 300).astype(np.uint64))
+    values[100_000:100_300] = copies
+    values[120_000:120_100] = values[0] ^ (np.uint64(3) << rng.integers(0, 62, 100).astype(np.uint64))  # crowded
+    originals = values[planted]
+    values = np.unique(values)
+    i, j = neardup._unique_pairs(values, 4)
+    assert (hamming(values[i], values[j]) <= 4).all()
+    found = set(zip(i.tolist(), j.tolist()))
+    at = {int(v): k for k, v in enumerate(values.tolist())}
+    for a, b in zip(originals.tolist(), copies.tolist()):
+        assert (min(at[a], at[b]), max(at[a], at[b])) in found
+    monkeypatch.setattr(neardup, "_PART_ROWS", 1 << 30)
+    ri, rj = neardup._unique_pairs(values, 4)
+    assert i.tolist() == ri.tolist() and j.tolist() == rj.tolist()
 
 
 def test_union_find_clusters_are_named_by_smallest_member() -> None:
