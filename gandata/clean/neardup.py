@@ -78,10 +78,15 @@ def candidate_pairs(hashes: np.ndarray, radius: int, max_group: int = 256, execu
     n = len(values)
     if n < 2 or radius < 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    uniq, inverse = np.unique(values, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    sizes = np.bincount(inverse, minlength=len(uniq))
-    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    # One stable sort gives the distinct hashes and their members in index
+    # order (np.unique plus an argsort of its inverse would sort twice).
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    uniq = ordered[starts]
+    del ordered
+    bounds = np.concatenate([starts, [n]])
+    sizes = np.diff(bounds)
     out_i: list[np.ndarray] = []
     out_j: list[np.ndarray] = []
     for g in np.flatnonzero(sizes > 1).tolist():  # groups of identical hashes

@@ -255,14 +255,15 @@ def _regroup_exact(state: _Cleaning, rejections: list[Rejection]) -> tuple[np.nd
     uri_index = {u: i for i, u in enumerate(staged.source_uris)}
     wanted = [k for k, rej in enumerate(rejections) if rej.reason == "duplicate" and rej.source in uri_index]
     row_of = _rows_of(staged, state.report.sources, [(uri_index[rejections[k].source], rejections[k].key) for k in wanted])
-    # The holder of a content group: its first row still kept.
+    # The holder of a content group: its first row still kept (n: none).
+    n = len(keep)
     kept_rows = np.flatnonzero(keep)
-    present, first = np.unique(state.groups[kept_rows], return_index=True)
-    holder = dict(zip(present.tolist(), kept_rows[first].tolist()))
+    holder = np.full(int(state.groups.max()) + 1 if n else 0, n, dtype=np.int64)
+    np.minimum.at(holder, state.groups[kept_rows], kept_rows)
     exact_i, exact_j, regrouped = [], [], set()
     for k, a in zip(wanted, row_of):
-        b = holder.get(int(state.groups[a])) if a >= 0 else None
-        if b is not None:
+        b = int(holder[state.groups[a]]) if a >= 0 else n
+        if b < n:
             exact_i.append(b)
             exact_j.append(a)
             regrouped.add(k)
