@@ -13,6 +13,11 @@ scale of the fitted uint8 image; luma uses the Rec. 601 weights.
 | ``sharpness`` | variance of the Laplacian of luma | near-duplicate keep rule |
 | ``blur`` | fine-scale over coarse-scale Laplacian energy (see below) | ``blurry`` |
 | ``color`` | mean over pixels of max minus min channel (RGB only) | ``grayscale`` |
+| ``detail`` | fine-detail share at the native resolution (``detail_share``); NaN when not decoded at full scale | near-duplicate keep rule |
+| ``jpeg_quality`` | IJG quality of a JPEG's tables (``gandata.image.jpeg_quality``); NaN for other inputs | near-duplicate keep rule |
+
+``detail`` and ``jpeg_quality`` are measured on the decoded image before
+fitting (ingest adds them per image); the others on the fitted pixels.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from PIL import Image
 
 from gandata.clean.phash import box_thumbnails, phash, phash_batch
 
-__all__ = ["BLUR_MIN_STRUCTURE", "THUMB_PX", "blur_score", "image_scores", "luma", "thumbnail"]
+__all__ = ["BLUR_MIN_STRUCTURE", "THUMB_PX", "blur_score", "detail_share", "image_scores", "luma", "thumbnail"]
 
 # Side of the grayscale thumbnail stored per image (THUMB_PX**2 bytes): the
 # near-duplicate step verifies hash candidates by correlating thumbnails,
@@ -85,6 +90,50 @@ def blur_score(gray: np.ndarray, upscale: float = 1.0) -> float:
     if coarse_energy < BLUR_MIN_STRUCTURE:
         return float("inf")
     return float(fine_energy / coarse_energy)
+
+
+# Frequency bands of detail_share, in cycles per pixel (Nyquist is 0.5).
+_DETAIL_FINE = (0.3, 0.47)
+_DETAIL_REFERENCE = (0.1, 0.2)
+# Below this side a tile has too few frequency bins to judge.
+_DETAIL_MIN_PX = 16
+
+
+def detail_share(gray: np.ndarray) -> float:
+    """Power of the finest octave over that of a coarser band, averaged over
+    the two axes, of a luma tile taken at the image's native resolution.
+
+    An image upscaled by ``s`` has no content above ``0.5 / s`` cycles per
+    pixel, and a heavily compressed JPEG has quantized it away: both have
+    lost fine detail the original still holds, and score lower than it. For a
+    natural image's power-law spectrum the ratio does not depend on the
+    resolution, so copies of one picture at different sizes are comparable;
+    absolute values depend on the content and are only compared within a
+    near-duplicate group. Bins at multiples of 1/16 cycle per pixel are left
+    out: the 8 and 16 px block edges of a compressed JPEG put power there
+    that is not detail of the picture. NaN for a tile too small or flat to judge.
+    """
+    if min(gray.shape) < _DETAIL_MIN_PX:
+        return float("nan")
+    g = gray.astype(np.float32)
+    g -= g.mean()
+    ratios = []
+    for axis in (0, 1):
+        n = g.shape[axis]
+        window = np.hanning(n).astype(np.float32)
+        shaped = window[:, None] if axis == 0 else window[None, :]
+        power = (np.abs(np.fft.rfft(g * shaped, axis=axis)) ** 2).mean(axis=1 - axis)
+        freq = np.fft.rfftfreq(n)
+        clean = np.abs(freq * 16 - np.round(freq * 16)) >= 0.25
+        fine = clean & (freq >= _DETAIL_FINE[0]) & (freq < _DETAIL_FINE[1])
+        reference = clean & (freq >= _DETAIL_REFERENCE[0]) & (freq < _DETAIL_REFERENCE[1])
+        if not fine.any() or not reference.any():
+            return float("nan")
+        ref_power = float(power[reference].mean())
+        if ref_power < 1e-3 * n:  # no structure to compare with (uniform, a smooth ramp)
+            return float("nan")
+        ratios.append(float(power[fine].mean()) / ref_power)
+    return float(np.mean(ratios))
 
 
 def thumbnail(gray8: np.ndarray) -> bytes:

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gandata.clean.scores import batch_image_scores
+from gandata.clean.scores import batch_image_scores, detail_share
 from gandata.config import ImageConfig
 from gandata.errors import BuildError, GandataError
 from gandata.image.decode import ImageRejected
 from gandata.image.fit import prepare_image
+from gandata.image.jpeg_quality import jpeg_quality
 from gandata.ingest.staging import StagedRow, is_complete, write_partition
 from gandata.records import Rejection, Sample
 from gandata.sources.base import Partition, Source
@@ -109,8 +110,21 @@ def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, Stage
         upscale=float(prepared.upscale),
         content_hash=content_hash(pixels),
         provenance={k: printable_name(v) if isinstance(v, str) else v for k, v in sample.provenance.items()},
+        scores=_native_scores(sample, prepared.native_luma),
     )
     return pixels, row
+
+
+def _native_scores(sample: Sample, native_luma: np.ndarray | None) -> dict[str, float | None]:
+    """The scores the near-duplicate keep rule takes from the image as
+    decoded, before fitting: fine detail at the native resolution, and the
+    JPEG quality read from the file's tables. None (a null in staging, so
+    staged tables compare equal) when not measured."""
+    detail = detail_share(native_luma) if native_luma is not None else float("nan")
+    return {
+        "detail": detail if np.isfinite(detail) else None,
+        "jpeg_quality": jpeg_quality(sample.data) if sample.data is not None else None,
+    }
 
 
 # Pixels converted to float64 at a time by _pixel_sums (bytes of float64).
@@ -154,6 +168,6 @@ def _add_partition_stats(images: np.ndarray, rows: list[StagedRow]) -> None:
     scores, hashes, thumbs = batch_image_scores(images, np.array([r.upscale for r in rows], np.float64))
     names = list(scores)
     for i, row in enumerate(rows):
-        row.scores = {name: float(scores[name][i]) for name in names}
+        row.scores = {**(row.scores or {}), **{name: float(scores[name][i]) for name in names}}
         row.phash = int(hashes[i])
         row.thumb = thumbs[i]
