@@ -38,7 +38,7 @@ _REDUCING_GAP = 3.0
 _UPSCALE_EPSILON = 1e-9
 # Side of the native-resolution luma tile kept per image: enough frequency
 # bins for a stable spectrum, small enough to cost well under a millisecond.
-NATIVE_TILE_PX = 128
+NATIVE_TILE_PX = 64
 
 
 @dataclass(frozen=True)

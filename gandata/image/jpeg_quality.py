@@ -43,10 +43,14 @@ def jpeg_quality(data: bytes) -> float | None:
     # IJG: entry = clamp((std * S + 50) // 100, 1, 255). Summed over the
     # entries the clamp left alone, the +50 and the floor cancel on average,
     # so the sums give S (clamped entries would pull low qualities up).
-    free = [k for k, t in enumerate(table) if 1 < t < 255]
-    if not free:
+    total = standard = 0
+    for entry, std in zip(table, _STD_LUMA):
+        if 1 < entry < 255:
+            total += entry
+            standard += std
+    if not standard:
         return 1.0 if min(table) >= 255 else 100.0
-    scale = 100.0 * sum(table[k] for k in free) / sum(_STD_LUMA[k] for k in free)
+    scale = 100.0 * total / standard
     quality = 5000.0 / scale if scale > 100.0 else (200.0 - scale) / 2.0
     return float(min(100.0, max(1.0, round(quality, 1))))
 
@@ -92,7 +96,7 @@ def _read_dqt(segment: bytes, tables: dict[int, tuple[int, ...]]) -> bool:
         body = segment[pos + 1 : pos + 1 + 64 * width]
         if precision > 1 or table_id > 3 or len(body) != 64 * width:
             return False
-        values = tuple(int.from_bytes(body[k : k + width], "big") for k in range(0, len(body), width))
+        values = tuple(body) if width == 1 else tuple(int.from_bytes(body[k : k + 2], "big") for k in range(0, len(body), 2))
         if min(values) < 1:
             return False  # a zero divisor: not a table a decoder could use
         tables.setdefault(table_id, values)
