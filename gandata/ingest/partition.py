@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gandata.clean.scores import batch_image_scores
+from gandata.clean.scores import batch_image_scores, detail_shares
 from gandata.config import ImageConfig
 from gandata.errors import BuildError, GandataError
 from gandata.image.decode import ImageRejected
 from gandata.image.fit import prepare_image
+from gandata.image.jpeg_quality import jpeg_quality
 from gandata.ingest.staging import StagedRow, is_complete, write_partition
 from gandata.records import Rejection, Sample
 from gandata.sources.base import Partition, Source
@@ -62,6 +63,7 @@ def ingest_partition(task: IngestTask) -> IngestResult:
     size, channels = task.image.size_px, task.image.channels
     images: list[np.ndarray] = []
     rows: list[StagedRow] = []
+    tiles: list[np.ndarray | None] = []
     rejections: list[Rejection] = []
     try:
         for item in task.source.read(task.partition):
@@ -76,9 +78,10 @@ def ingest_partition(task: IngestTask) -> IngestResult:
                 staged.source = task.source.uri
                 rejections.append(staged)
                 continue
-            pixels, row = staged
+            pixels, row, tile = staged
             images.append(pixels)
             rows.append(row)
+            tiles.append(tile)
     except GandataError:
         raise
     except Exception as exc:  # a bug or an unusable source: name the partition
@@ -87,12 +90,14 @@ def ingest_partition(task: IngestTask) -> IngestResult:
             f"({task.partition.description or 'no description'}) failed: {exc!r}\n{traceback.format_exc()}"
         ) from None
     stacked = np.stack(images) if images else np.zeros((0, size, size, channels), np.uint8)
-    _add_partition_stats(stacked, rows)
+    _add_partition_stats(stacked, rows, tiles)
     write_partition(part_dir, stacked, rows, rejections)
     return IngestResult(task.part_dir, len(rows), len(rejections), reused=False)
 
 
-def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, StagedRow] | Rejection:
+def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, StagedRow, np.ndarray | None] | Rejection:
+    """Decode and fit one sample: its pixels, its staged row and its native
+    luma tile (for ``score_detail``, computed per partition), or why not."""
     try:
         prepared = prepare_image(sample.data, sample.array, image)
     except ImageRejected as exc:
@@ -110,8 +115,11 @@ def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, Stage
         content_hash=content_hash(pixels),
         provenance={k: printable_name(v) if isinstance(v, str) else v for k, v in sample.provenance.items()},
         split=sample.split,
+        # The JPEG quality read from the file's tables, for the
+        # near-duplicate keep rule; None (a null in staging) for other inputs.
+        scores={"jpeg_quality": jpeg_quality(sample.data) if sample.data is not None else None},
     )
-    return pixels, row
+    return pixels, row, prepared.native_luma
 
 
 # Pixels converted to float64 at a time by _pixel_sums (bytes of float64).
@@ -143,18 +151,22 @@ def _pixel_sums(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sums, squares
 
 
-def _add_partition_stats(images: np.ndarray, rows: list[StagedRow]) -> None:
+def _add_partition_stats(images: np.ndarray, rows: list[StagedRow], tiles: list[np.ndarray | None] | None = None) -> None:
     """Pixel sums, cleaning scores, pHash and thumbnail of every staged image,
     computed for the whole partition at once (per-image numpy calls cost more
     in overhead than in arithmetic at training sizes). Scores are always
     computed (on the small fitted images), so cleaning thresholds can change
-    without re-staging: the staged key depends on the image options only."""
+    without re-staging: the staged key depends on the image options only.
+    ``score_detail`` is measured on the native-resolution ``tiles`` (None:
+    decoded at reduced scale, not measured; a null in staging)."""
     sums, squares = _pixel_sums(images)
     for row, s, sq in zip(rows, (sums / 255.0).tolist(), (squares / 65025.0).tolist()):
         row.channel_sum, row.channel_sumsq = s, sq
     scores, hashes, thumbs = batch_image_scores(images, np.array([r.upscale for r in rows], np.float64))
     names = list(scores)
+    details = detail_shares(tiles if tiles is not None else [None] * len(rows))
     for i, row in enumerate(rows):
-        row.scores = {name: float(scores[name][i]) for name in names}
+        row.scores = {**(row.scores or {}), **{name: float(scores[name][i]) for name in names}}
+        row.scores["detail"] = float(details[i]) if np.isfinite(details[i]) else None
         row.phash = int(hashes[i])
         row.thumb = thumbs[i]

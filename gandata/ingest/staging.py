@@ -62,8 +62,8 @@ class StagedRow:
     # statistics), filled in for a whole partition at once.
     channel_sum: list[float] | None = None
     channel_sumsq: list[float] | None = None
-    # Scores computed at ingest by cleaning checks; name -> value.
-    scores: dict[str, float] | None = None
+    # Scores computed at ingest by cleaning checks; name -> value (None: not measured).
+    scores: dict[str, float | None] | None = None
     # 64-bit perceptual hash (gandata.clean.phash) as int64, and a small
     # grayscale thumbnail (gandata.clean.scores.thumbnail) for near duplicates.
     phash: int | None = None

@@ -9,8 +9,14 @@ metadata only (scores, pHash, thumbnail, original size, label):
 2. near duplicates: pHash candidates within ``near_dup_radius`` bits
    (``neardup.candidate_pairs``), confirmed by the correlation of the 16x16
    thumbnails and a mean-colour match, grouped with union-find together with the exact-duplicate
-   groups; one member per cluster is kept (largest original resolution, then
-   sharpest, then first by source and key);
+   groups; one member per cluster is kept: the one with the most native
+   information. Its native area is the original area scaled down by its
+   fine detail relative to the group's most detailed member (an upscaled or
+   heavily compressed copy has more pixels, not more detail); members within
+   ``SAME_RESOLUTION_AREA`` of the largest native area tie on resolution and
+   the least compressed of them is kept (highest JPEG quality read from the
+   file's tables; lossless inputs first), then the larger native area, the
+   sharpest, and the first by source and key;
 3. label conflicts: a cluster (exact or near) spanning several labels is
    dropped whole (``label_conflicts = "drop"``) or keeps only its strict
    majority label (``"majority"``; a tie drops the cluster).
@@ -36,12 +42,20 @@ from gandata.plan.table import map_thumbnails, read_thumbnails
 from gandata.records import Rejection
 from gandata.util.arrow import numpy_column, string_column, to_numpy
 
-__all__ = ["CleanError", "CleanOutcome", "MIN_CLASS_FOR_GUARD", "apply_cleaning", "quality_flags"]
+__all__ = [
+    "CleanError", "CleanOutcome", "MIN_CLASS_FOR_GUARD", "SAME_RESOLUTION_AREA", "apply_cleaning", "native_areas",
+    "quality_flags",
+]
 
 MIN_CLASS_FOR_GUARD = 10
 # Largest per-channel difference of mean colour (0-1 scale) between near
 # duplicates; re-encoding and rescaling move it by well under 0.01.
 NEAR_DUP_MAX_COLOR_SHIFT = 0.05
+# Near-duplicate members whose native areas (see native_areas) are within
+# this factor count as the same resolution for the keep rule (about 22% per
+# side): a copy resized by a few percent must not win on its pixel count,
+# while a copy half the size never ties with its original.
+SAME_RESOLUTION_AREA = 1.5
 # Candidate pairs confirmed per batch: bounds the float32 copies and keeps
 # them in cache (16,384 x 256 floats = 16 MB; 4x larger ran slower).
 _CONFIRM_CHUNK = 1 << 14
@@ -190,19 +204,59 @@ class _Cleaning:
     out: list[Rejection] = field(default_factory=list)
     flagged: dict[str, np.ndarray] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
-    # Original pixel area and sharpness per row, for choosing a keeper.
+    # Per row, for choosing a keeper: original pixel area, sharpness, fine
+    # detail at the native resolution and JPEG quality (NaN: not measured);
+    # the last two are None for staging older than them.
     area: np.ndarray | None = None
     sharp: np.ndarray | None = None
+    detail: np.ndarray | None = None
+    quality: np.ndarray | None = None
+
+    def _load_keep_columns(self) -> None:
+        table, n = self.staged.table, self.staged.num_rows
+        self.area = to_numpy(table.column("original_width")).astype(np.int64) * to_numpy(table.column("original_height")).astype(np.int64)
+        self.sharp = _column(table, "score_sharpness", n, 0.0)
+        if "score_detail" in table.column_names or "score_jpeg_quality" in table.column_names:
+            self.detail = _column(table, "score_detail", n, np.nan)
+            # Not a JPEG (PNG, an array, ...): nothing known to be quantized away.
+            self.quality = _column(table, "score_jpeg_quality", n, 100.0)
 
     def best(self, rows: list[int]) -> int:
-        """The member a cluster keeps: largest original resolution, then
-        sharpest, then first by (source, key)."""
-        if self.area is None or self.sharp is None:
-            table, n = self.staged.table, self.staged.num_rows
-            self.area = to_numpy(table.column("original_width")).astype(np.int64) * to_numpy(table.column("original_height")).astype(np.int64)
-            self.sharp = _column(table, "score_sharpness", n, 0.0)
+        """The member a cluster keeps: the most native information (see
+        ``native_areas``). Members whose native area is within
+        ``SAME_RESOLUTION_AREA`` of the largest count as the same resolution;
+        among them the least compressed (highest JPEG quality, lossless
+        first) is kept, then the larger native area, then the sharpest, then
+        the first by (source, key). Staging without the detail and quality
+        scores keeps the largest original area, then the sharpest."""
+        if self.area is None:
+            self._load_keep_columns()
         area, sharp, sources = self.area, self.sharp, self.report.sources
-        return min(rows, key=lambda r: (-int(area[r]), -float(sharp[r]), int(sources[r]), self.report.key(r)))
+        if self.quality is None or self.detail is None:
+            return min(rows, key=lambda r: (-int(area[r]), -float(sharp[r]), int(sources[r]), self.report.key(r)))
+        native = dict(zip(rows, native_areas(area[rows], self.detail[rows]).tolist()))
+        top = max(native.values())
+        same = [r for r in rows if native[r] * SAME_RESOLUTION_AREA >= top]
+        quality = self.quality
+        return min(same, key=lambda r: (-round(float(quality[r]), 1), -native[r], -float(sharp[r]), int(sources[r]),
+                                        self.report.key(r)))
+
+
+def native_areas(area: np.ndarray, detail: np.ndarray) -> np.ndarray:
+    """The native pixel area of each member of one near-duplicate group:
+    its original area, scaled down by its fine detail relative to the member
+    with the most (``score_detail``, measured at full decode scale). An
+    upscaled copy has more pixels but no detail above its source's
+    resolution, and a heavily compressed one has lost it: neither counts as
+    more native pixels than the original. A member whose detail was not
+    measured (a JPEG decoded at reduced DCT scale, where that band is
+    averaged away for every copy alike) keeps its original area."""
+    native = np.asarray(area, np.float64).copy()
+    detail = np.asarray(detail, np.float64)
+    measured = np.isfinite(detail) & (detail > 0)
+    if measured.any():
+        native[measured] *= np.minimum(1.0, detail[measured] / detail[measured].max())
+    return native
 
 
 def apply_cleaning(
@@ -404,9 +458,9 @@ def _row_moments(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _resolve_clusters(state: _Cleaning, cluster: np.ndarray, in_group: np.ndarray, keep_exact: bool) -> np.ndarray:
-    """Keep one member per cluster (largest original resolution, then
-    sharpest, then first by source and key), settle label conflicts, and
-    reject the rest; returns the rows removed as near duplicates."""
+    """Keep one member per cluster (the most native information:
+    ``_Cleaning.best``), settle label conflicts, and reject the rest;
+    returns the rows removed as near duplicates."""
     staged, keep, report = state.staged, state.keep, state.report
     members: dict[int, list[int]] = defaultdict(list)
     grouped = np.flatnonzero(in_group & keep)

@@ -5,7 +5,11 @@ objects) before the plan became columnar (issue 16). Every later plan
 (columnar, spilled to disk under a tiny memory budget, run on Ray) must write
 the same shards, samples.parquet, rejected.jsonl and manifest (minus
 ``created_by``) for the same inputs, so these digests must never change
-unless the output format itself changes on purpose.
+unless the output itself changes on purpose. Re-recorded once, for the
+near-duplicate keep rule of issue 17: in the clusters of a PNG original and
+its JPEG copy (``-q.jpg``, quality 70; ``-near.jpg``, resized up to 8% and
+quality 55-80) the PNG is now kept where the old rule kept the JPEG (larger
+by a pixel or two, or sharper by its compression artefacts).
 """
 
 from __future__ import annotations
