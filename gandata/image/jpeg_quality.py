@@ -17,9 +17,10 @@ truncated or malformed segment) gives ``None``: a missing value, never an error.
 
 from __future__ import annotations
 
+from gandata.image.jpeg_segments import jpeg_segments
+
 __all__ = ["jpeg_quality"]
 
-_SOI = b"\xff\xd8"
 # Annex K luminance table in zigzag order, the order DQT stores it in.
 _STD_LUMA = (
     16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40,
@@ -27,9 +28,6 @@ _STD_LUMA = (
     56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56, 80, 109, 81, 87,
     95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103, 99,
 )
-# Markers read before giving up: real files have a few dozen segments before
-# the first scan; a file made of thousands of tiny segments is not walked.
-_MAX_SEGMENTS = 512
 
 
 def jpeg_quality(data: bytes) -> float | None:
@@ -57,30 +55,12 @@ def jpeg_quality(data: bytes) -> float | None:
 
 def _luma_table(data: bytes) -> tuple[int, ...] | None:
     """The quantization table with id 0 (luminance by convention; else the
-    first table defined), from the DQT segments before the first scan."""
-    if not data.startswith(_SOI):
-        return None
+    first table defined), from the DQT segments before the first scan (a
+    malformed header: the tables read before it)."""
     tables: dict[int, tuple[int, ...]] = {}
-    pos, end = 2, len(data)
-    for _ in range(_MAX_SEGMENTS):
-        if pos + 4 > end or data[pos] != 0xFF:
-            break
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            pos += 1
-            continue
-        if marker in (0xDA, 0xD9):  # start of scan / end of image: no tables follow
-            break
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
-            pos += 2
-            continue
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if length < 2 or pos + 2 + length > end:
-            break
-        if marker == 0xDB:
-            if not _read_dqt(data[pos + 4 : pos + 2 + length], tables):
-                return None
-        pos += 2 + length
+    for marker, start, stop in jpeg_segments(data)[0]:
+        if marker == 0xDB and not _read_dqt(data[start:stop], tables):
+            return None
     if not tables:
         return None
     return tables.get(0, next(iter(tables.values())))

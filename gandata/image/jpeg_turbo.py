@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gandata.image.jpeg_segments import jpeg_segments
+
 try:
     import simplejpeg
 except ImportError:  # a platform without a simplejpeg wheel: Pillow decodes every JPEG
@@ -78,35 +80,21 @@ def exif_orientation(data: bytes) -> int | None:
     (Pillow then takes the orientation from XMP), several EXIF blocks (Pillow
     joins them) or anything malformed.
     """
+    segments, complete = jpeg_segments(data)
+    if not complete:
+        return None  # malformed, or ran off the end before the image data
     exif: bytes | None = None
     has_xmp = False
-    pos, end = 2, len(data)
-    while pos + 4 <= end:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            pos += 1
+    for marker, start, stop in segments:
+        if marker != 0xE1:
             continue
-        if marker in (0xDA, 0xD9):  # start of scan / end of image: no metadata follows
-            break
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
-            pos += 2
-            continue
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if length < 2 or pos + 2 + length > end:
-            return None
-        if marker == 0xE1:
-            payload = data[pos + 4 : pos + 2 + length]
-            if payload.startswith(_EXIF):
-                if exif is not None:
-                    return None
-                exif = payload[len(_EXIF):]
-            elif payload.startswith(_XMP):
-                has_xmp = True
-        pos += 2 + length
-    else:
-        return None  # ran off the end before the image data
+        payload = data[start:stop]
+        if payload.startswith(_EXIF):
+            if exif is not None:
+                return None
+            exif = payload[len(_EXIF):]
+        elif payload.startswith(_XMP):
+            has_xmp = True
     orientation = _tiff_orientation(exif) if exif is not None else 0
     if orientation == 0:  # no EXIF orientation tag
         return None if has_xmp else 1
