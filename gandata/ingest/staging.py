@@ -37,6 +37,10 @@ from gandata.util.arrow import (
     string_column,
 )
 
+# Part of every ingest key: raised when staged partitions gain or change
+# columns, so a build never mixes partitions staged by older code with new
+# ones (2: score_detail, score_jpeg_quality and split).
+STAGING_VERSION = 2
 IMAGES_FILE = "images.npy"
 META_FILE = "meta.parquet"
 REJECTED_FILE = "rejected.jsonl"

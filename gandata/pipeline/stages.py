@@ -13,7 +13,7 @@ from gandata.config import BuildConfig
 from gandata.dataset.manifest import SHARDS_DIR
 from gandata.dataset.normalize import Normalization
 from gandata.ingest.partition import IngestTask, ingest_partition
-from gandata.ingest.staging import partition_dir_name
+from gandata.ingest.staging import STAGING_VERSION, partition_dir_name
 from gandata.pipeline.executors import Executor
 from gandata.pipeline.inputs import digest
 from gandata.plan.merge import PLAN_ONLY_OPTIONS
@@ -34,6 +34,7 @@ def run_ingest(
         # so changing e.g. normalization or shard size reuses them.
         spec_json = {k: v for k, v in spec.to_json().items() if k not in PLAN_ONLY_OPTIONS}
         ingest_key = digest({"source": spec_json, "content": source.fingerprint(), "image": config.to_json()["image"],
+                              "staging": STAGING_VERSION,
                               # --retry-failed: re-stage, so failed downloads are tried again.
                               **({"retry": True} if config.retry_failed else {})})
         source_dir = staging / f"ingest-{ingest_key}"
