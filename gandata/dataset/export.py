@@ -51,7 +51,7 @@ from PIL import Image
 
 from gandata.dataset.manifest import CARD_FILE, read_manifest
 from gandata.dataset.reader import Dataset
-from gandata.dataset.splits import ordered_splits, split_of_folder
+from gandata.dataset.splits import CLASSES_FILE, ordered_splits, split_of_folder
 from gandata.errors import ConfigError
 
 EXPORT_FORMATS = ("hf", "folder", "stylegan", "cyclegan")
@@ -210,7 +210,7 @@ def to_folder(root: str | os.PathLike[str], dest: str | os.PathLike[str], overwr
             base = tmp / split if nested else tmp
             base.mkdir(parents=True, exist_ok=True)
             for name in ds.classes:
-                if name.startswith(".") or "/" in name or "\\" in name or name in ("", ".", ".."):
+                if name.startswith(".") or any(c in name for c in "/\\\n\r") or name in ("", ".", ".."):
                     raise ConfigError(f"--to folder: class name {name!r} cannot be a folder name")
                 (base / name).mkdir(exist_ok=True)
             n = 0
@@ -220,6 +220,9 @@ def to_folder(root: str | os.PathLike[str], dest: str | os.PathLike[str], overwr
                 n += 1
                 counter.add()
             counts[split] = n
+        if classes:
+            # The label ids, for a build of this tree (sorted names would renumber them).
+            (tmp / CLASSES_FILE).write_text("".join(f"{name}\n" for name in classes), encoding="utf-8")
         _publish(tmp, dest_path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""Split names: the ones a dataset holds, and the folder names that mean them.
+"""Split names: the ones a dataset holds, and the folder names that mean them;
+and the file naming a folder tree's class order.
 
 A built dataset's splits are ``train``, ``val`` (``--val-fraction``, or a
 source's validation split) and ``test`` (a source's test split). The folder
@@ -26,3 +27,11 @@ def ordered_splits(names: set[str] | list[str]) -> list[str]:
     present = set(names)
     known = [s for s in SPLIT_ORDER if s in present]
     return known + sorted(present - set(known))
+
+
+# A file at the root of a folder tree listing its class names, one per line, in
+# label-id order: the folder export writes it and the folder source reads it,
+# so a round trip keeps the label ids (without it, classes sort by name).
+CLASSES_FILE = "classes.txt"
+# Largest classes file read (a few thousand class names fit many times over).
+MAX_CLASSES_FILE_BYTES = 1 << 20

@@ -29,6 +29,11 @@ really are named so is read with ``layout=classes``; ``layout=splits`` refuses
 a top-level folder that is not a split name. Deciding takes one listing of
 the root, never a walk of the tree.
 
+Class order: a ``classes.txt`` at the root (one class name per line, UTF-8,
+exactly as its folder is named; blank lines skipped) gives the label ids in its order; classes found but not listed follow,
+sorted. ``gandata export --to folder`` writes it, so a round trip keeps the
+label ids. Without it the classes are sorted by name (ImageFolder's order).
+
 What ``read`` refuses, one record per listed entry:
 
 - hidden files and folders (name starts with ``.``): ``hidden``; a hidden
@@ -66,7 +71,7 @@ from typing import BinaryIO, Iterator, Sequence
 from urllib.parse import parse_qsl
 
 from gandata.config import SourceSpec
-from gandata.dataset.splits import SPLIT_FOLDERS, split_of_folder
+from gandata.dataset.splits import CLASSES_FILE, MAX_CLASSES_FILE_BYTES, SPLIT_FOLDERS, split_of_folder
 from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
 from gandata.sources.base import Partition, SourceContext
@@ -449,6 +454,8 @@ class FolderSource:
                     stack.append(rel)
                 elif entry.name == skip_name and os.path.realpath(entry.path) == skip_real:
                     continue
+                elif not rel_dir and entry.name == CLASSES_FILE and entry.is_file(follow_symlinks=False):
+                    continue  # the class order (class_names), not an input
                 else:
                     found.append(rel)
         if labels is not None:
@@ -550,8 +557,40 @@ class FolderSource:
         return Sample(key=rel, locator=full, label=label, data=data, provenance={"origin": rel}, split=split)
 
     def class_names(self) -> list[str] | None:
-        """None: the pipeline sorts the class names it finds."""
-        return None
+        """The class order of ``classes.txt`` at the root, else None (the
+        pipeline sorts the class names it finds)."""
+        text = self._classes_text()
+        if text is None:
+            return None
+        names: list[str] = []
+        for number, line in enumerate(text.split("\n"), start=1):
+            name = line.rstrip("\r")  # names as the folders spell them: no other stripping
+            if not name:
+                continue
+            if name in names:
+                raise SourceError(f"source {self.root}: {CLASSES_FILE} line {number}: class {name!r} is listed twice")
+            names.append(name)
+        return names
+
+    def _classes_text(self) -> str | None:
+        """The text of the root's ``classes.txt`` (a regular file, not a
+        link), or None when there is none."""
+        path = os.path.join(self.root, CLASSES_FILE)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if st.st_size > MAX_CLASSES_FILE_BYTES:
+            raise SourceError(f"source {self.root}: {CLASSES_FILE} is {st.st_size} bytes; at most {MAX_CLASSES_FILE_BYTES} are read")
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(MAX_CLASSES_FILE_BYTES + 1).decode("utf-8")
+        except UnicodeDecodeError:
+            raise SourceError(f"source {self.root}: {CLASSES_FILE} is not UTF-8 text") from None
+        except OSError as exc:
+            raise SourceError(f"source {self.root}: cannot read {CLASSES_FILE} ({exc.strerror or exc})") from None
 
     def fingerprint(self) -> str:
         """sha256 over (relative path, size, mtime_ns) of every listed entry,
@@ -562,6 +601,9 @@ class FolderSource:
         h.update(f"labels={labels.digest if labels is not None else '-'}\0".encode())
         if self.layout != "classes":  # the classes layout hashes as it did before layouts existed
             h.update(f"layout={self.layout}\0".encode())
+        classes = self._classes_text()
+        if classes is not None:  # likewise: only folders with a class order hash one
+            h.update(f"classes={hashlib.sha256(classes.encode()).hexdigest()}\0".encode())
         for rel in self._listing(labels):
             full = os.path.join(self.root, rel)
             try:
@@ -589,5 +631,6 @@ def open_folder(uri: str, spec: SourceSpec, ctx: SourceContext) -> FolderSource:
     source = FolderSource(uri=uri, root=root, labels_csv=labels_path(spec, ctx))
     source._check_root()
     source._labels()
+    source.class_names()  # a bad classes.txt fails before any work
     source.layout = resolve_layout(root, options.get("layout", "auto"), uri, source.labels_csv is not None)
     return source

@@ -208,9 +208,9 @@ def test_folder_export_of_two_splits_builds_back_as_one_dataset_with_its_splits(
     _run(["build", str(tmp_path / "tree"), "-o", str(tmp_path / "again"), *TINY])
     before = json.loads((dataset / "manifest.json").read_text())
     after = json.loads((tmp_path / "again" / "manifest.json").read_text())
-    # A folder names its classes in sorted order; the names are the same,
+    # The same classes in the same label-id order (the export's classes.txt),
     # and no split became a class.
-    assert sorted(after["classes"]) == sorted(before["classes"])
+    assert after["classes"] == before["classes"] and after["classes"] != sorted(after["classes"])
     assert after["splits"] == before["splits"] and set(after["splits"]) == {"train", "val"}
     assert _split_class_counts(tmp_path / "again") == _split_class_counts(dataset)
     assert after["preassigned_splits"] == before["splits"]

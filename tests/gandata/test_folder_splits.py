@@ -202,8 +202,64 @@ def test_a_one_split_export_whose_classes_are_split_names_round_trips(tmp_path: 
     out = tmp_path / "out"
     build(folder_config(Path(f"{src}?layout=classes"), out))
     to_folder(out, tmp_path / "tree")
-    assert sorted(p.name for p in (tmp_path / "tree").iterdir()) == ["train"]
+    assert sorted(p.name for p in (tmp_path / "tree").iterdir()) == ["classes.txt", "train"]
     again = tmp_path / "again"
     build(folder_config(tmp_path / "tree", again))
     manifest = json.loads((again / "manifest.json").read_text())
     assert manifest["classes"] == ["test", "train"] and manifest["splits"] == {"train": 3}
+
+
+# --- class order: classes.txt --------------------------------------------------------------------
+
+
+def _class_tree(root: Path, classes: list[str]) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(len(classes))
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(root / name / "a.png")
+    return root
+
+
+def test_classes_txt_gives_the_label_order_and_is_not_an_input(tmp_path: Path) -> None:
+    root = _class_tree(tmp_path / "tree", ["zebra", "ant", "moth"])
+    (root / "classes.txt").write_text("zebra\nant\n\n")
+    source = _open(str(root))
+    assert source.class_names() == ["zebra", "ant"]
+    assert all(getattr(x, "key", None) != "classes.txt" for x in _samples(source))
+    out = tmp_path / "out"
+    build(folder_config(str(root), out))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["classes"] == ["zebra", "ant", "moth"]  # listed first, the rest sorted after
+    assert not any(row.get("locator", "").endswith("classes.txt") for row in
+                   (json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()))
+
+
+def test_classes_txt_changes_the_fingerprint_only_where_present(tmp_path: Path) -> None:
+    root = _class_tree(tmp_path / "tree", ["b", "a"])
+    plain = _open(str(root)).fingerprint()
+    (root / "classes.txt").write_text("b\na\n")
+    ordered = _open(str(root)).fingerprint()
+    (root / "classes.txt").write_text("a\nb\n")
+    assert len({plain, ordered, _open(str(root)).fingerprint()}) == 3
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"a\nb\na\n", "listed twice"),
+    (b"\xff\xfe\x00a", "not UTF-8"),
+    (b"a\n" * 600_000, "at most"),
+])
+def test_a_bad_classes_txt_is_a_one_line_source_error(tmp_path: Path, content: bytes, message: str) -> None:
+    root = _class_tree(tmp_path / "tree", ["a", "b"])
+    (root / "classes.txt").write_bytes(content)
+    with pytest.raises(SourceError, match=message) as info:
+        _open(str(root))
+    assert "classes.txt" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_linked_classes_txt_is_not_read(tmp_path: Path) -> None:
+    root = _class_tree(tmp_path / "tree", ["b", "a"])
+    (tmp_path / "outside.txt").write_text("b\na\n")
+    (root / "classes.txt").symlink_to(tmp_path / "outside.txt")
+    assert _open(str(root)).class_names() is None
