@@ -71,7 +71,12 @@ from typing import BinaryIO, Iterator, Sequence
 from urllib.parse import parse_qsl
 
 from gandata.config import SourceSpec
-from gandata.dataset.splits import CLASSES_FILE, MAX_CLASSES_FILE_BYTES, SPLIT_FOLDERS, split_of_folder
+from gandata.dataset.splits import (
+    CLASSES_FILE,
+    MAX_CLASSES_FILE_BYTES,
+    SPLIT_FOLDERS,
+    split_of_folder,
+)
 from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
 from gandata.sources.base import Partition, SourceContext
