@@ -34,7 +34,14 @@ from gandata.util.arrow import numeric_column, string_column
 
 __all__ = ["AuditSummary", "write_report"]
 
-SCORE_COLUMNS = ("std", "entropy", "p01", "p99", "sharpness", "blur", "color")
+# issues.parquet column -> staged score: every score gandata computes at ingest
+# (gandata/clean/scores.py). ``detail`` is the rejection's text there, so the
+# fine-detail score is ``native_detail``.
+SCORE_COLUMNS = {
+    "std": "score_std", "entropy": "score_entropy", "p01": "score_p01", "p99": "score_p99",
+    "sharpness": "score_sharpness", "blur": "score_blur", "color": "score_color",
+    "native_detail": "score_detail", "jpeg_quality": "score_jpeg_quality",
+}
 GRID_EXAMPLES = 24
 _PAIRED = ("duplicate", "near_duplicate", "label_conflict")
 _TILE = 64
@@ -102,9 +109,9 @@ def write_report(config: BuildConfig, staged: StagedTable, part_dirs: Sequence[s
     }
     for name in ("original_width", "original_height"):
         columns[name] = numeric_column((staged.column(name).tolist() if n else []) + [None] * len(early), "int32")
-    for name in SCORE_COLUMNS:
-        col = f"score_{name}"
+    for name, col in SCORE_COLUMNS.items():
         values = staged.column(col).astype(np.float64).tolist() if n and col in staged.table.column_names else [None] * n
+        values = [None if v is not None and v != v else v for v in values]  # NaN: not measured, an empty cell
         columns[name] = numeric_column(values + [None] * len(early), "float64")
     if n and "phash" in staged.table.column_names:
         hashes = staged.column("phash").astype(np.int64).view(np.uint64)
