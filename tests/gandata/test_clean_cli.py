@@ -47,9 +47,10 @@ def test_clean_report_writes_counts_grids_and_issues(tmp_path: Path) -> None:
     # Same size and sharpness: the first key is kept.
     assert by_key["one/o0.png"]["kept_key"] == "one/copy-o0.png" and by_key["one/o0.png"]["status"] == "duplicate"
     assert all(r["phash"] and len(r["phash"]) == 16 for r in issues)
-    # The keep rule's signals too: PNGs are not JPEGs (no quality), decoded at full scale (detail measured).
+    # The keep rule's signals too: the quality of the JPEGs (saved at 90), none for PNGs; detail measured.
     staged = [r for r in issues if r["std"] is not None]
-    assert all(r["jpeg_quality"] is None for r in staged)
+    assert all(abs(r["jpeg_quality"] - 90) <= 1 for r in staged if r["key"].startswith("sky/s"))
+    assert all(r["jpeg_quality"] is None for r in staged if r["key"].endswith(".png"))
     assert any(r["native_detail"] is not None for r in staged) and isinstance(by_key["one/o0.png"]["detail"], str)
     assert "native_detail" in summary["score_percentiles"] and "jpeg_quality" not in summary["score_percentiles"]
     assert "| `near_duplicate` | 2 |" in (rep / "report.md").read_text()
