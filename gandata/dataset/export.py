@@ -51,7 +51,12 @@ from PIL import Image
 
 from gandata.dataset.manifest import CARD_FILE, read_manifest
 from gandata.dataset.reader import Dataset
-from gandata.dataset.splits import CLASSES_FILE, ordered_splits, split_of_folder
+from gandata.dataset.splits import (
+    CLASSES_FILE,
+    is_folder_name,
+    ordered_splits,
+    split_of_folder,
+)
 from gandata.errors import ConfigError
 
 EXPORT_FORMATS = ("hf", "folder", "stylegan", "cyclegan")
@@ -210,7 +215,7 @@ def to_folder(root: str | os.PathLike[str], dest: str | os.PathLike[str], overwr
             base = tmp / split if nested else tmp
             base.mkdir(parents=True, exist_ok=True)
             for name in ds.classes:
-                if name.startswith(".") or any(c in name for c in "/\\\n\r") or name in ("", ".", ".."):
+                if not is_folder_name(name):
                     raise ConfigError(f"--to folder: class name {name!r} cannot be a folder name")
                 (base / name).mkdir(exist_ok=True)
             n = 0

@@ -35,3 +35,11 @@ def ordered_splits(names: set[str] | list[str]) -> list[str]:
 CLASSES_FILE = "classes.txt"
 # Largest classes file read (a few thousand class names fit many times over).
 MAX_CLASSES_FILE_BYTES = 1 << 20
+
+
+def is_folder_name(name: str) -> bool:
+    """Whether a class name can be one folder's name in a tree (the folder
+    export, ``classes.txt``): not empty, not hidden, no path separator and no
+    control character (a NUL cannot even be passed to the OS)."""
+    return (bool(name) and not name.startswith(".") and "/" not in name and "\\" not in name
+            and not any(ord(c) < 32 or ord(c) == 127 for c in name))

@@ -75,6 +75,7 @@ from gandata.dataset.splits import (
     CLASSES_FILE,
     MAX_CLASSES_FILE_BYTES,
     SPLIT_FOLDERS,
+    is_folder_name,
     split_of_folder,
 )
 from gandata.errors import SourceError
@@ -572,6 +573,8 @@ class FolderSource:
             name = line.rstrip("\r")  # names as the folders spell them: no other stripping
             if not name:
                 continue
+            if not is_folder_name(name):
+                raise SourceError(f"source {self.root}: {CLASSES_FILE} line {number}: {name!r} cannot be a folder's name")
             if name in names:
                 raise SourceError(f"source {self.root}: {CLASSES_FILE} line {number}: class {name!r} is listed twice")
             names.append(name)

@@ -247,6 +247,8 @@ def test_classes_txt_changes_the_fingerprint_only_where_present(tmp_path: Path) 
 
 @pytest.mark.parametrize("content, message", [
     (b"a\nb\na\n", "listed twice"),
+    (b"a\ncat\x00evil\n", "folder's name"),
+    (b"../../x\n", "folder's name"),
     (b"\xff\xfe\x00a", "not UTF-8"),
     (b"a\n" * 600_000, "at most"),
 ])
@@ -263,3 +265,18 @@ def test_a_linked_classes_txt_is_not_read(tmp_path: Path) -> None:
     (tmp_path / "outside.txt").write_text("b\na\n")
     (root / "classes.txt").symlink_to(tmp_path / "outside.txt")
     assert _open(str(root)).class_names() is None
+
+
+def test_folder_export_refuses_a_class_name_no_folder_can_have(tmp_path: Path) -> None:
+    """A class name with a control character (an hf dataset may have one) is
+    a one-line ConfigError, not an OS error from mkdir."""
+    from gandata.errors import ConfigError
+
+    out = tmp_path / "ds"
+    src = tmp_path / "arr.npz"
+    np.savez(src, images=np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8),
+             labels=np.array([0, 1, 0, 1]), classes=np.array(["ok", "bad\x00name"]))
+    build(dataclasses.replace(folder_config(str(src), out), sources=(SourceSpec(f"npz:{src}"),)))
+    with pytest.raises(ConfigError, match="cannot be a folder name"):
+        to_folder(out, tmp_path / "tree")
+    assert not (tmp_path / "tree").exists()
