@@ -92,6 +92,12 @@ def build(sources: tuple[str, ...], config_file: str | None, dry_run: bool, quie
         if summary.class_counts.get(name, 0) == 0:
             click.echo(f"warning: class {name!r} has no samples: every input of it was rejected or none was given "
                        "(reasons in rejected.jsonl; `gandata stats` shows the table)", err=True)
+    fraction = config.balance.val_fraction
+    if fraction > 0 and summary.preassigned_splits and summary.splits.get("val", 0) == summary.preassigned_splits.get("val", 0):
+        # The sources brought their own splits (a folder's train/ and val/):
+        # a fraction that moved nothing would otherwise pass unnoticed.
+        click.echo(f"warning: --val-fraction {fraction:g} cut no sample: the validation split is the one the source "
+                   "brought (splits per source: docs/SOURCES.md, \"Splits a source brings\")", err=True)
     for line in summary.web_hosts:
         click.echo(f"  {line}")
     if summary.synthetic:

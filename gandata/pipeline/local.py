@@ -104,6 +104,7 @@ def build_local(config: BuildConfig, inputs: BuildInputs, progress: ProgressFn |
         reused_partitions=reused_parts, reused_shards=reused_shards, seconds=timings,
         synthetic=manifest.get("synthetic"),
         web_hosts=_web_host_lines(sources),
+        splits=manifest.get("splits", {}), preassigned_splits=manifest.get("preassigned_splits", {}),
     )
 
 

@@ -26,3 +26,7 @@ class BuildSummary:
     # concurrency, median latency; ``HostFigures.describe()``), summed over
     # every worker process.
     web_hosts: list[str] = field(default_factory=list)
+    # Samples per split, and how many of them a source assigned (the folder
+    # split layout); the manifest's ``splits`` and ``preassigned_splits``.
+    splits: dict[str, int] = field(default_factory=dict)
+    preassigned_splits: dict[str, int] = field(default_factory=dict)

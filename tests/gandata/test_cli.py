@@ -202,6 +202,15 @@ def _split_class_counts(out: Path) -> dict[str, dict[str, int]]:
     return counts
 
 
+def test_a_val_fraction_that_cuts_nothing_next_to_a_sources_splits_is_warned(dataset: Path, tmp_path: Path) -> None:
+    _run(["export", str(dataset), "--to", "folder", str(tmp_path / "tree"), "-q"])
+    loud = [a for a in TINY if a != "-q"]
+    warned = _run(["build", str(tmp_path / "tree"), "-o", str(tmp_path / "a"), "--val-fraction", "0.3", *loud])
+    assert "warning: --val-fraction 0.3 cut no sample" in warned.output
+    quiet = _run(["build", str(tmp_path / "tree"), "-o", str(tmp_path / "b"), *loud])
+    assert "--val-fraction" not in quiet.output
+
+
 def test_folder_export_of_two_splits_builds_back_as_one_dataset_with_its_splits(dataset: Path, tmp_path: Path) -> None:
     out = _run(["export", str(dataset), "--to", "folder", str(tmp_path / "tree")]).output
     assert f"gandata build {tmp_path / 'tree'}" in out and "build each on its own" not in out
