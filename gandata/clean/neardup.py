@@ -39,8 +39,9 @@ _COST_SAMPLE = 1 << 16  # hashes sampled to choose the keys
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Elementwise Hamming distance of two uint64 arrays."""
-    return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64)
+    """Elementwise Hamming distance of two uint64 arrays (uint8: at most 64,
+    and no widening copy on the search's hot path)."""
+    return np.bitwise_count(np.bitwise_xor(a, b))
 
 
 def pairs_within(hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -284,7 +285,7 @@ def _join_part(values: np.ndarray, mask: int, radius: int) -> tuple[np.ndarray, 
     found_j: list[np.ndarray] = []
 
     def keep(pos: np.ndarray, other: np.ndarray) -> None:
-        close = np.bitwise_count(sorted_values[pos] ^ sorted_values[other]) <= radius
+        close = hamming(sorted_values[pos], sorted_values[other]) <= radius
         if close.any():
             found_i.append(order[pos[close]])
             found_j.append(order[other[close]])
