@@ -105,9 +105,7 @@ def candidate_pairs(hashes: np.ndarray, radius: int, max_group: int = 256, execu
         # Other close groups: every (capped) member of one with every member
         # of the other, pair by pair in the order a nested loop would give.
         na, nb = np.minimum(sizes[ui], max_group), np.minimum(sizes[uj], max_group)
-        per = na * nb
-        pair = np.repeat(np.arange(len(ui)), per)
-        k = np.arange(int(per.sum()), dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
+        pair, k = _expand(np.arange(len(ui)), np.zeros(len(ui), np.int64), na * nb)
         out_i.append(order[bounds[ui[pair]] + k // nb[pair]])
         out_j.append(order[bounds[uj[pair]] + k % nb[pair]])
     if not out_i:
@@ -123,18 +121,12 @@ def _pairs_inside(order: np.ndarray, starts: np.ndarray, sizes: np.ndarray, max_
     each later member with the first. Vectorized over the groups: a build
     with 10M images has tens of thousands of such groups."""
     head = np.minimum(sizes, max_group)
-    # One row per (group, a) for a in 0..head-2; row (g, a) pairs a with a+1..head-1.
-    row_group = np.repeat(np.arange(len(sizes)), head - 1)
-    a = np.arange(len(row_group), dtype=np.int64) - np.repeat(np.cumsum(head - 1) - (head - 1), head - 1)
-    per_row = head[row_group] - 1 - a
-    first = np.repeat(starts[row_group] + a, per_row)
-    rank = np.arange(int(per_row.sum()), dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-    second = first + 1 + rank
-    rest = sizes - head
-    rest_group = np.repeat(np.arange(len(sizes)), rest)
-    late = np.arange(int(rest.sum()), dtype=np.int64) - np.repeat(np.cumsum(rest) - rest, rest)
-    return (np.concatenate([order[first], order[starts[rest_group]]]),
-            np.concatenate([order[second], order[starts[rest_group] + head[rest_group] + late]]))
+    # One row (group, a) for a in 0..head-2, pairing member a with a+1..head-1.
+    row_group, a = _expand(np.arange(len(sizes)), np.zeros(len(sizes), np.int64), head - 1)
+    member = starts[row_group] + a
+    first, second = _expand(member, member + 1, starts[row_group] + head[row_group])
+    lead, late = _expand(starts, starts + head, starts + sizes)
+    return np.concatenate([order[first], order[lead]]), np.concatenate([order[second], order[late]])
 
 
 def _entropy_order(values: np.ndarray) -> list[int]:
