@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 from gandata.clean.neardup import candidate_pairs, cluster_labels
 from gandata.config import CleanConfig
 from gandata.errors import ConfigError
+from gandata.plan.split import min_per_group
 from gandata.plan.table import map_thumbnails, read_thumbnails
 from gandata.records import Rejection
 from gandata.util.arrow import numpy_column, string_column, to_numpy
@@ -312,8 +313,7 @@ def _regroup_exact(state: _Cleaning, rejections: list[Rejection]) -> tuple[np.nd
     # The holder of a content group: its first row still kept (n: none).
     n = len(keep)
     kept_rows = np.flatnonzero(keep)
-    holder = np.full(int(state.groups.max()) + 1 if n else 0, n, dtype=np.int64)
-    np.minimum.at(holder, state.groups[kept_rows], kept_rows)
+    holder = min_per_group(state.groups[kept_rows], kept_rows, int(state.groups.max()) + 1 if n else 0, n)
     exact_i, exact_j, regrouped = [], [], set()
     for k, a in zip(wanted, row_of):
         b = int(holder[state.groups[a]]) if a >= 0 else n

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gandata.plan.split import min_per_group
 from gandata.plan.table import StagedTable
 from gandata.records import Rejection
 from gandata.util.arrow import numpy_column, to_numpy
@@ -35,12 +36,10 @@ def find_exact_duplicates(staged: StagedTable) -> tuple[np.ndarray, list[Rejecti
     groups = staged.content_groups()
     order = source_key_order(staged)
     # The first row of each group in (source, key) order is its keeper: the
-    # smallest rank in that order per group (linear; np.unique would sort).
+    # smallest rank in that order per group.
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n, dtype=np.int64)
-    first_rank = np.full(int(groups.max()) + 1, n, dtype=np.int64)
-    np.minimum.at(first_rank, groups, rank)
-    keeper = order[np.minimum(first_rank, n - 1)]
+    keeper = order[np.minimum(min_per_group(groups, rank, int(groups.max()) + 1, n), n - 1)]
     dups = order[keeper[groups[order]] != order]
     keep[dups] = False
     kept = keeper[groups[dups]]

@@ -90,6 +90,15 @@ def dense_group_ids(content_groups: np.ndarray, cluster_ids: np.ndarray | None =
     return _first_appearance_ids(raw)
 
 
+def min_per_group(groups: np.ndarray, values: np.ndarray, num_groups: int, fill: int) -> np.ndarray:
+    """The smallest of ``values`` in each group (``groups``: a dense id per
+    value, below ``num_groups``), ``fill`` for a group with none. A linear
+    pass: finding first members with np.unique would sort."""
+    out = np.full(num_groups, fill, dtype=np.int64)
+    np.minimum.at(out, groups, values)
+    return out
+
+
 def _first_appearance_ids(values: np.ndarray) -> np.ndarray:
     """Dense ids 0.. of ``values``, numbered in order of first appearance."""
     if len(values) == 0:
@@ -118,8 +127,7 @@ def stratified_split(labels: np.ndarray, groups: np.ndarray, fraction: float, se
     # Groups numbered by first appearance; sizes and first members as arrays.
     ids = _first_appearance_ids(np.asarray(groups))
     sizes = np.bincount(ids)
-    first = np.full(len(sizes), n, dtype=np.int64)
-    np.minimum.at(first, ids, np.arange(n, dtype=np.int64))
+    first = min_per_group(ids, np.arange(n, dtype=np.int64), len(sizes), n)
     rank = rng.permutation(len(sizes))
     order = np.lexsort((rank, -sizes))
     classes, counts = np.unique(labels, return_counts=True)
