@@ -172,7 +172,7 @@ OPTIONS: tuple[Option, ...] = (
     # -- output format
     _o("format.normalize", "Normalization recorded (uint8) or applied (float dtypes).", flag="--normalize", choices=NORMALIZATIONS),
     _o("format.dtype", "Stored dtype; uint8 stores raw pixels.", flag="--dtype", choices=DTYPES),
-    _o("format.shard_size", "Samples per shard.", flag="--shard-size", type=int),
+    _o("format.shard_size", "Most samples per shard; a split is spread evenly over the fewest shards that hold it.", flag="--shard-size", type=int),
     # -- output and run
     _o("output", "Output directory, or an object-store URL (s3://bucket/prefix, gs://..., any fsspec URL).",
        flag="--output", short="-o"),

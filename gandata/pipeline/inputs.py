@@ -14,6 +14,7 @@ from gandata.config import BuildConfig, SourceSpec
 from gandata.dataset.manifest import CACHE_DIR, FORMAT_VERSION
 from gandata.errors import ConfigError, SourceError
 from gandata.plan.synthetic_fill import gan_uri
+from gandata.plan.table import SHARD_LAYOUT
 from gandata.sources import open_source, scheme_of
 from gandata.sources.base import Source, SourceContext
 
@@ -80,7 +81,8 @@ def build_fingerprint(config: BuildConfig, sources: Sequence[Source], synth: Sou
         data.pop(key, None)
     data.get("balance", {}).pop("allow_huge_oversample", None)
     extra = {"synth": synth.fingerprint()} if synth is not None else {}
-    return digest({"config": data, "sources": [s.fingerprint() for s in sources], "version": FORMAT_VERSION, **extra})
+    return digest({"config": data, "sources": [s.fingerprint() for s in sources], "version": FORMAT_VERSION,
+                   "shard_layout": SHARD_LAYOUT, **extra})
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,10 @@ unless the output itself changes on purpose. Re-recorded once, for the
 near-duplicate keep rule of issue 17: in the clusters of a PNG original and
 its JPEG copy (``-q.jpg``, quality 70; ``-near.jpg``, resized up to 8% and
 quality 55-80) the PNG is now kept where the old rule kept the JPEG (larger
-by a pixel or two, or sharper by its compression artefacts).
+by a pixel or two, or sharper by its compression artefacts). Re-recorded
+again when shards became even-sized (``SHARD_LAYOUT`` 2, issue 16): the same
+samples in the same order, cut into shards of equal size; rejected.jsonl did
+not change.
 """
 
 from __future__ import annotations

@@ -89,6 +89,17 @@ def test_assign_shards_cuts_each_split_in_output_order() -> None:
         ("train", [0, 1]), ("train", [2, 3]), ("train", [4]), ("val", [5, 6]), ("val", [7])]
 
 
+def test_assign_shards_spreads_a_split_evenly_over_the_fewest_shards() -> None:
+    # 6,000 samples at --shard-size 4096: two shards of 3,000, not 4,096 + 1,904
+    # (the write stage's parallel workers then finish together).
+    shards = assign_shards(np.array(["train"] * 6000, dtype=object), 4096)
+    assert [len(s.entries) for s in shards] == [3000, 3000]
+    sizes = [len(s.entries) for s in assign_shards(np.array(["train"] * 10, dtype=object), 4)]
+    assert sizes == [4, 3, 3] and max(sizes) <= 4
+    order = np.concatenate([s.entries for s in assign_shards(np.array(["train"] * 10, dtype=object), 4)])
+    assert order.tolist() == list(range(10))
+
+
 def test_map_name_applies_a_source_label_map() -> None:
     spec = SourceSpec("x", label_map={"Cat": "cat"})
     assert map_name(spec, "Cat") == "cat" and map_name(spec, "dog") == "dog" and map_name(spec, None) is None
