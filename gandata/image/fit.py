@@ -24,6 +24,7 @@ from gandata.image.decode import (
     Box,
     ImageRejected,
     convert_to_target,
+    decode_upright_jpeg,
     decode_with_box,
     image_from_array,
     luma,
@@ -70,6 +71,12 @@ def prepare_image(data: bytes | None, array: np.ndarray | None, config: ImageCon
     if (data is None) == (array is None):
         raise ValueError("prepare_image needs exactly one of data and array")
     if data is not None:
+        upright = decode_upright_jpeg(data, config)
+        if upright is not None:
+            pixels, original, box = upright
+            # The decoded pixels are never decoded again: wrapped as a Pillow
+            # image (what decode_with_box returns for them) when they need fitting.
+            return _fit_exact(pixels, original, box, config) or _fit(image_from_array(pixels), original, config, box)
         image, original, box = decode_with_box(data, config)
         return _fit(image, original, config, box)
     image = image_from_array(array)  # type: ignore[arg-type]
@@ -118,6 +125,26 @@ def _fit(image: Image.Image, original_size: tuple[int, int], config: ImageConfig
         upscale=upscale if upscale > 1.0 else 1.0,
         native_luma=native,
     )
+
+
+def _fit_exact(pixels: np.ndarray, original_size: tuple[int, int], box: Box | None, config: ImageConfig) -> PreparedImage | None:
+    """``_fit`` for decoded pixels that already have the output size (every
+    resize mode then passes them through untouched) and come from a
+    reduced-scale decode (no native tile to keep); None for any other image.
+    The size rules still run, on the original size."""
+    height, width = pixels.shape[:2]
+    size = config.size_px
+    if (width, height) != (size, size) or tuple(original_size) == (width, height):
+        return None
+    if box is not None and box != (0.0, 0.0, float(width), float(height)):
+        return None
+    orig_w, orig_h = int(original_size[0]), int(original_size[1])
+    _check_size(orig_w, orig_h, config)
+    upscale = _upscale_factor(orig_w, orig_h, config)
+    if upscale > config.max_upscale + _UPSCALE_EPSILON:
+        return None  # _fit names the rejection
+    return PreparedImage(pixels=np.ascontiguousarray(pixels), original_width=orig_w, original_height=orig_h,
+                         upscale=upscale if upscale > 1.0 else 1.0, native_luma=None)
 
 
 def _native_tile(image: Image.Image) -> np.ndarray:

@@ -13,8 +13,10 @@ from PIL import Image
 
 from gandata.config import ImageConfig
 from gandata.image import decode as decode_module
+from gandata.image import fit as fit_module
 from gandata.image import jpeg_turbo
 from gandata.image.decode import ImageRejected, decode_with_box
+from gandata.image.fit import prepare_image
 from tests.common import imagefactory as factory
 
 pytestmark = pytest.mark.skipif(not jpeg_turbo.AVAILABLE, reason="simplejpeg is not installed")
@@ -63,6 +65,43 @@ KINDS = {
 ], ids=["crop", "gray", "pad", "stretch-gap2", "no-draft"])
 def test_same_pixels_as_pillow(kind: str, config: ImageConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     _assert_same_as_pillow(KINDS[kind](), config, monkeypatch)
+
+
+def _prepared(data: bytes, config: ImageConfig) -> tuple:
+    p = prepare_image(data, None, config)
+    native = None if p.native_luma is None else p.native_luma.tobytes()
+    return p.pixels.shape, p.pixels.tobytes(), p.original_width, p.original_height, p.upscale, native
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("config", [
+    ImageConfig(size_px=64),
+    ImageConfig(size_px=64, channels=1),
+    ImageConfig(size_px=64, resize="pad"),
+    ImageConfig(size_px=40, resize="stretch"),
+    ImageConfig(size_px=64, draft=False),
+], ids=["crop", "gray", "pad", "stretch-40", "no-draft"])
+def test_prepared_images_same_as_through_pillow(kind: str, config: ImageConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    # prepare_image skips Pillow for pixels decoded upright at the output
+    # size (exact-eighth at 64 px, small at 40 px native): same result as
+    # through Pillow's decoder, native tile and sizes included.
+    data = KINDS[kind]()
+    fast = _prepared(data, config)
+    with monkeypatch.context() as m:
+        m.setattr(jpeg_turbo, "simplejpeg", None)
+        assert fast == _prepared(data, config)
+
+
+def test_an_upright_jpeg_at_the_output_size_is_fitted_without_pillow(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = KINDS["exact-eighth"]()
+    assert decode_module.decode_upright_jpeg(data, ImageConfig(size_px=64)) is not None
+
+    def no_pillow(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Pillow was asked to wrap pixels that needed no fitting")
+
+    monkeypatch.setattr(fit_module, "image_from_array", no_pillow)
+    monkeypatch.setattr(fit_module, "decode_with_box", no_pillow)
+    assert prepare_image(data, None, ImageConfig(size_px=64)).pixels.shape == (64, 64, 3)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
