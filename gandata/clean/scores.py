@@ -29,7 +29,10 @@ from PIL import Image
 
 from gandata.clean.phash import box_thumbnails, phash, phash_batch
 
-__all__ = ["BLUR_MIN_STRUCTURE", "THUMB_PX", "blur_score", "detail_share", "detail_shares", "image_scores", "luma", "thumbnail"]
+__all__ = [
+    "BLUR_MIN_STRUCTURE", "THUMB_PX", "blur_score", "channel_moments", "detail_share", "detail_shares", "image_scores", "luma",
+    "thumbnail",
+]
 
 # Side of the grayscale thumbnail stored per image (THUMB_PX**2 bytes): the
 # near-duplicate step verifies hash candidates by correlating thumbnails,
@@ -179,7 +182,7 @@ def image_scores(pixels: np.ndarray, upscale: float = 1.0) -> tuple[dict[str, fl
     hist = np.bincount(np.clip(gray + 0.5, 0, 255).astype(np.int64).ravel(), minlength=256)
     prob = hist[hist > 0] / gray.size
     scores = {
-        "std": max(float(gray.std()), _channel_std(pixels[None])[0]),
+        "std": max(float(gray.std()), float(_channel_std(channel_moments(pixels[None]), flat.size)[0])),
         "entropy": float(-(prob * np.log2(prob)).sum()),
         "p01": float(p01),
         "p99": float(p99),
@@ -194,19 +197,106 @@ def image_scores(pixels: np.ndarray, upscale: float = 1.0) -> tuple[dict[str, fl
     return scores, phash(gray8), thumbnail(gray8)
 
 
-def _channel_std(pixels: np.ndarray) -> np.ndarray:
-    """Largest per-channel standard deviation of each image of an
-    [N, H, W, C] uint8 stack (0 for one channel: luma covers it).
+# Pixels per float32 block of channel_moments: 256 squares of 255 sum to
+# 16,646,400 < 2**24, so every partial sum BLAS forms inside a block is an
+# integer that float32 holds exactly, whatever order it adds in.
+_EXACT_BLOCK_PX = 256
+# Pixels converted to float32 at a time by channel_moments (bytes of float32).
+_MOMENTS_CHUNK_BYTES = 16 << 20
+
+
+def channel_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image, per-channel sums of pixel values and of their squares
+    ([N, C] float64 each, exact) of an [N, H, W, C] uint8 stack.
+
+    Blocks of 256 pixels are summed by BLAS in float32 (exact, see
+    ``_EXACT_BLOCK_PX``) and the block sums added in float64 (integers below
+    2**53 at any size we accept): about 4x faster than summing in float64,
+    and 15x faster than numpy's integer reductions.
+    """
+    n, height, width, channels = images.shape
+    pixels = height * width
+    flat = images.reshape(n, pixels, channels)
+    sums = np.zeros((n, channels), np.float64)
+    squares = np.zeros((n, channels), np.float64)
+    # Chunks of whole images, or of one image's pixels for very large sizes
+    # (a whole number of blocks, so only the image's last chunk has a remainder).
+    step_px = max(_EXACT_BLOCK_PX, min(pixels, _MOMENTS_CHUNK_BYTES // (channels * 4)) // _EXACT_BLOCK_PX * _EXACT_BLOCK_PX)
+    step_n = max(1, _MOMENTS_CHUNK_BYTES // (step_px * channels * 4))
+    ones = np.ones((1, _EXACT_BLOCK_PX), np.float32)
+    for start in range(0, n, step_n):
+        stop = min(n, start + step_n)
+        for first in range(0, pixels, step_px):
+            chunk = flat[start:stop, first : first + step_px].astype(np.float32)
+            sums[start:stop] += _block_sums(chunk, ones)
+            squares[start:stop] += _block_sums(np.square(chunk, out=chunk), ones)
+    return sums, squares
+
+
+def _block_sums(values: np.ndarray, ones: np.ndarray) -> np.ndarray:
+    """Sums over axis 1 of [m, L, C] float32 integers: exact per
+    ``_EXACT_BLOCK_PX``-pixel block, the blocks added in float64."""
+    m, length, channels = values.shape
+    whole = length // _EXACT_BLOCK_PX * _EXACT_BLOCK_PX
+    blocks = values[:, :whole].reshape(m, whole // _EXACT_BLOCK_PX, _EXACT_BLOCK_PX, channels)
+    total = (ones @ blocks)[:, :, 0].astype(np.float64).sum(axis=1)
+    if whole < length:
+        total += (ones[:, : length - whole] @ values[:, whole:])[:, 0]
+    return total
+
+
+def _channel_std(moments: tuple[np.ndarray, np.ndarray], pixels: int) -> np.ndarray:
+    """Largest per-channel standard deviation of each image, from its exact
+    ``channel_moments`` over ``pixels`` pixels (0 for one channel: luma
+    covers it).
 
     Information is judged on colour too: a red/green checkerboard of equal
     brightness has a luma spread near 0 but is anything but blank."""
-    n, channels = len(pixels), pixels.shape[-1]
-    if channels < 3:
-        return np.zeros(n, np.float64)
-    flat = pixels.reshape(n, -1, channels)
-    # One channel at a time, in float32: a partition's stack in float64 would
-    # be eight times its size.
-    return np.max([flat[:, :, c].astype(np.float32).std(axis=1) for c in range(3)], axis=0).astype(np.float64)
+    sums, squares = moments
+    if sums.shape[1] < 3:
+        return np.zeros(len(sums), np.float64)
+    # (P * sum of squares - sum**2) / P**2: integers, exact in float64 at
+    # training sizes, and never the small difference of two rounded means.
+    var = (pixels * squares[:, :3] - sums[:, :3] ** 2) / float(pixels) ** 2
+    return np.sqrt(np.maximum(var, 0.0)).max(axis=1)
+
+
+# Above this many values in the histogram bin of a wanted rank (a flat
+# image), np.partition of the image's row is cheaper than sorting the bin.
+_MAX_BIN_SORT = 1024
+
+
+def _kth_smallest(flat: np.ndarray, flat8: np.ndarray, hist: np.ndarray, ks: tuple[int, ...]) -> list[np.ndarray]:
+    """For each k, the k-th smallest value (0-based) of every row of ``flat``
+    ([N, P] float32 luma): exactly what ``np.partition`` picks.
+
+    Rounding to the 8-bit luma of ``flat8`` (its ``hist``: [N, 256] counts)
+    keeps the order, so the k-th smallest lies in the bin where the running
+    count passes k, and only that bin's few values need sorting; a full
+    partition of every row cost a fifth of a partition's scores."""
+    n = len(flat)
+    rows = np.arange(n)
+    running = np.cumsum(hist, axis=1)
+    found = []
+    for k in ks:
+        bins = (running <= k).sum(axis=1)  # the first bin whose running count passes k
+        rank = k - np.where(bins > 0, running[rows, np.maximum(bins - 1, 0)], 0)
+        counts = hist[rows, bins]
+        crowded = counts > _MAX_BIN_SORT
+        member = flat8 == bins[:, None].astype(flat8.dtype)
+        member[crowded] = False
+        where_row, where_col = np.nonzero(member)  # row-major: grouped by row
+        # Row r's values sorted within its group: keys r * 512 + value are
+        # exact in float64 (value < 256, a float32) and order by row first.
+        keys = np.sort(where_row * 512.0 + flat[where_row, where_col])
+        starts = np.cumsum(np.where(crowded, 0, counts)) - np.where(crowded, 0, counts)
+        value = np.empty(n, np.float32)
+        calm = np.flatnonzero(~crowded)
+        value[calm] = keys[starts[calm] + rank[calm]] - calm * 512.0
+        if crowded.any():
+            value[crowded] = np.partition(flat[crowded], k, axis=1)[:, k]
+        found.append(value)
+    return found
 
 
 def _laplacian_var_batch(gray: np.ndarray) -> np.ndarray:
@@ -219,9 +309,12 @@ def _laplacian_var_batch(gray: np.ndarray) -> np.ndarray:
     return lap.reshape(len(gray), -1).var(axis=1).astype(np.float64)
 
 
-def batch_image_scores(pixels: np.ndarray, upscales: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, list[bytes]]:
+def batch_image_scores(
+    pixels: np.ndarray, upscales: np.ndarray, moments: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray, list[bytes]]:
     """``image_scores`` for a whole partition at once: [N, H, W, C] uint8 ->
     (score name -> [N] float64, [N] int64 pHashes, N thumbnails).
+    ``moments`` are the stack's ``channel_moments`` when the caller has them.
 
     Per-image numpy calls cost more in Python overhead than in arithmetic at
     training sizes; one call per score over the stack is several times faster.
@@ -235,10 +328,11 @@ def batch_image_scores(pixels: np.ndarray, upscales: np.ndarray) -> tuple[dict[s
     flat = gray.reshape(n, -1)
     size = flat.shape[1]
     k01, k99 = int(0.01 * (size - 1)), int(round(0.99 * (size - 1)))
-    part = np.partition(flat, (k01, k99), axis=1)
     gray8 = np.clip(gray + 0.5, 0, 255).astype(np.uint8)
     hist = np.bincount((gray8.reshape(n, -1).astype(np.int64) + 256 * np.arange(n)[:, None]).ravel(), minlength=256 * n)
-    prob = hist.reshape(n, 256) / size
+    hist = hist.reshape(n, 256)
+    p01, p99 = _kth_smallest(flat, gray8.reshape(n, -1), hist, (k01, k99))
+    prob = hist / size
     with np.errstate(divide="ignore", invalid="ignore"):
         entropy = -np.where(prob > 0, prob * np.log2(prob), 0.0).sum(axis=1)
     coarse = _pool2(gray)
@@ -249,10 +343,10 @@ def batch_image_scores(pixels: np.ndarray, upscales: np.ndarray) -> tuple[dict[s
     for i in np.flatnonzero(upscales > 1.0 + 1e-6):
         blur[i] = blur_score(gray[i], float(upscales[i]))
     scores = {
-        "std": np.maximum(flat.std(axis=1).astype(np.float64), _channel_std(pixels)),
+        "std": np.maximum(flat.std(axis=1).astype(np.float64), _channel_std(moments or channel_moments(pixels), size)),
         "entropy": entropy.astype(np.float64),
-        "p01": part[:, k01].astype(np.float64),
-        "p99": part[:, k99].astype(np.float64),
+        "p01": p01.astype(np.float64),
+        "p99": p99.astype(np.float64),
         "sharpness": fine_energy,
         "blur": blur.astype(np.float64),
     }

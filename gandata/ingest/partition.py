@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gandata.clean.scores import batch_image_scores, detail_shares
+from gandata.clean.scores import batch_image_scores, channel_moments, detail_shares
 from gandata.config import ImageConfig
 from gandata.errors import BuildError, GandataError
 from gandata.image.decode import ImageRejected
@@ -122,35 +122,6 @@ def _stage_sample(sample: Sample, image: ImageConfig) -> tuple[np.ndarray, Stage
     return pixels, row, prepared.native_luma
 
 
-# Pixels converted to float64 at a time by _pixel_sums (bytes of float64).
-_SUMS_CHUNK_BYTES = 32 << 20
-
-
-def _pixel_sums(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image, per-channel sums of pixel values and of their squares
-    ([N, C] float64 each) of an [N, H, W, C] uint8 stack.
-
-    In float64 every partial sum is an integer below 2**53 at any size we
-    accept, so the sums are exact whatever order BLAS adds in; that is about
-    3x faster than numpy's casting integer reductions.
-    """
-    n, height, width, channels = images.shape
-    pixels = height * width
-    flat = images.reshape(n, pixels, channels)
-    sums = np.zeros((n, channels), np.float64)
-    squares = np.zeros((n, channels), np.float64)
-    # Chunks of whole images, or of one image's pixels for very large sizes.
-    step_px = max(1, min(pixels, _SUMS_CHUNK_BYTES // (channels * 8)))
-    step_n = max(1, _SUMS_CHUNK_BYTES // (step_px * channels * 8))
-    ones = np.ones(step_px, np.float64)
-    for start in range(0, n, step_n):
-        for first in range(0, pixels, step_px):
-            chunk = flat[start : start + step_n, first : first + step_px].astype(np.float64)
-            sums[start : start + step_n] += ones[: chunk.shape[1]] @ chunk
-            squares[start : start + step_n] += np.einsum("npc,npc->nc", chunk, chunk)
-    return sums, squares
-
-
 def _add_partition_stats(images: np.ndarray, rows: list[StagedRow], tiles: list[np.ndarray | None] | None = None) -> None:
     """Pixel sums, cleaning scores, pHash and thumbnail of every staged image,
     computed for the whole partition at once (per-image numpy calls cost more
@@ -159,10 +130,10 @@ def _add_partition_stats(images: np.ndarray, rows: list[StagedRow], tiles: list[
     without re-staging: the staged key depends on the image options only.
     ``score_detail`` is measured on the native-resolution ``tiles`` (None:
     decoded at reduced scale, not measured; a null in staging)."""
-    sums, squares = _pixel_sums(images)
+    sums, squares = channel_moments(images)
     for row, s, sq in zip(rows, (sums / 255.0).tolist(), (squares / 65025.0).tolist()):
         row.channel_sum, row.channel_sumsq = s, sq
-    scores, hashes, thumbs = batch_image_scores(images, np.array([r.upscale for r in rows], np.float64))
+    scores, hashes, thumbs = batch_image_scores(images, np.array([r.upscale for r in rows], np.float64), (sums, squares))
     names = list(scores)
     details = detail_shares(tiles if tiles is not None else [None] * len(rows))
     for i, row in enumerate(rows):
