@@ -17,6 +17,8 @@ truncated or malformed segment) gives ``None``: a missing value, never an error.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from gandata.image.jpeg_segments import jpeg_segments
 
 __all__ = ["jpeg_quality"]
@@ -33,7 +35,23 @@ _STD_LUMA = (
 def jpeg_quality(data: bytes) -> float | None:
     """The IJG quality (1-100) of a JPEG's luminance quantization table, or
     None when ``data`` is not a JPEG or its tables cannot be read."""
-    table = _luma_table(data)
+    dqt_segments = tuple(data[start:stop] for marker, start, stop in jpeg_segments(data)[0] if marker == 0xDB)
+    if sum(len(segment) for segment in dqt_segments) > _CACHED_TABLES_BYTES:
+        return _quality_of_tables.__wrapped__(dqt_segments)  # an odd header is not kept in the cache
+    return _quality_of_tables(dqt_segments)
+
+
+# The files of one dataset mostly share a few encoders' tables: each set of
+# DQT segments is parsed and scored once. Four 8-bit tables are 260 bytes, so
+# the cache holds at most 256 x 1 KiB.
+_CACHED_TABLES_BYTES = 1024
+
+
+@lru_cache(maxsize=256)
+def _quality_of_tables(dqt_segments: tuple[bytes, ...]) -> float | None:
+    """``jpeg_quality`` of the JPEG whose DQT segments (payloads, in file
+    order) these are."""
+    table = _luma_table(dqt_segments)
     if table is None:
         return None
     if max(table) <= 1:
@@ -53,13 +71,13 @@ def jpeg_quality(data: bytes) -> float | None:
     return float(min(100.0, max(1.0, round(quality, 1))))
 
 
-def _luma_table(data: bytes) -> tuple[int, ...] | None:
+def _luma_table(dqt_segments: tuple[bytes, ...]) -> tuple[int, ...] | None:
     """The quantization table with id 0 (luminance by convention; else the
     first table defined), from the DQT segments before the first scan (a
     malformed header: the tables read before it)."""
     tables: dict[int, tuple[int, ...]] = {}
-    for marker, start, stop in jpeg_segments(data)[0]:
-        if marker == 0xDB and not _read_dqt(data[start:stop], tables):
+    for segment in dqt_segments:
+        if not _read_dqt(segment, tables):
             return None
     if not tables:
         return None

@@ -69,3 +69,20 @@ def test_sixteen_bit_tables_and_many_segments() -> None:
     # gives up (bounded) instead of reading them all.
     padding = b"\xff\xe0\x00\x02" * 100_000
     assert jpeg_quality(b"\xff\xd8" + padding + _jpeg(photo(np.random.default_rng(4), 16), 70)[2:]) is None
+
+
+def test_the_table_cache_keeps_only_small_headers() -> None:
+    # Quality is cached per set of DQT segments (files of one encoder share
+    # them); a header with huge DQT segments is scored but never cached.
+    from gandata.image import jpeg_quality as module
+
+    table = bytes([0]) + bytes(range(1, 65))
+    small = b"\xff\xd8" + b"\xff\xdb" + (len(table) + 2).to_bytes(2, "big") + table + b"\xff\xda\x00\x02"
+    big_segment = table * 900  # 900 tables of id 0 in one segment: 58 kB
+    big = b"\xff\xd8" + b"\xff\xdb" + (len(big_segment) + 2).to_bytes(2, "big") + big_segment + b"\xff\xda\x00\x02"
+    module._quality_of_tables.cache_clear()
+    first = jpeg_quality(small)
+    assert first is not None and jpeg_quality(small) == first
+    assert module._quality_of_tables.cache_info().hits == 1
+    assert jpeg_quality(big) == first  # the first table with id 0 wins
+    assert module._quality_of_tables.cache_info().currsize == 1
