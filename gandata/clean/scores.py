@@ -353,7 +353,8 @@ def batch_image_scores(
     if pixels.shape[-1] >= 3:
         r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
         spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
-        scores["color"] = spread.reshape(n, -1).mean(axis=1).astype(np.float64)
+        # An exact integer sum over one division: mean()'s value, in half the time.
+        scores["color"] = spread.reshape(n, -1).sum(axis=1, dtype=np.uint32) / float(size)
     hashes = phash_batch(gray8)
     small = box_thumbnails(gray8, THUMB_PX)
     thumbs = [thumbnail(g) for g in gray8] if small is None else [t.tobytes() for t in small]
