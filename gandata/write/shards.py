@@ -7,18 +7,16 @@ under a temporary name, then renamed: a shard file that exists is complete.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import save as safetensors_save
 
 from gandata.dataset.normalize import Normalization
 from gandata.ingest.staging import open_images
 from gandata.util.hashing import file_sha256
+from gandata.write.safetensors_file import write_safetensors
 
 
 @dataclass(frozen=True)
@@ -104,19 +102,7 @@ def write_shard(task: ShardTask) -> ShardResult:
         tensors["weights"] = np.ascontiguousarray(task.weights, dtype=np.float32)
     # One metadata key only: safetensors serializes metadata from a hash map,
     # so several keys come out in varying order and shards would differ by run.
-    payload = safetensors_save(tensors, metadata={"format": "gandata"})
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    digest: list[str] = []
-    # Hashing and fsync both release the GIL: hash while the disk syncs
-    # (fsync stays on this thread, so its errors surface here).
-    hashing = threading.Thread(target=lambda: digest.append(hashlib.sha256(payload).hexdigest()))
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        hashing.start()
-        try:
-            os.fsync(fh.fileno())
-        finally:
-            hashing.join()
+    sha256 = write_safetensors(tmp, tensors, {"format": "gandata"})
     os.replace(tmp, path)
-    return ShardResult(task.index, task.path, len(task.rows), digest[0], reused=False)
+    return ShardResult(task.index, task.path, len(task.rows), sha256, reused=False)
