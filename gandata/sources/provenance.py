@@ -14,7 +14,7 @@ summarise:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 from gandata.records import Rejection, Sample
@@ -38,6 +38,11 @@ class ProvenanceSource:
 
     inner: Source
     license_override: str | None = None
+    # The fingerprint, once asked for: a build needs it for the dataset's
+    # fingerprint and again for each ingest key, and a folder's stats every
+    # file (twice the listing of 10M files otherwise). One opened source is
+    # one build's view of its input, so the two also always agree.
+    _fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def uri(self) -> str:
@@ -66,4 +71,6 @@ class ProvenanceSource:
         return self.inner.class_names()
 
     def fingerprint(self) -> str:
-        return f"{self.inner.fingerprint()}|license={self.license()}"
+        if self._fingerprint is None:
+            self._fingerprint = f"{self.inner.fingerprint()}|license={self.license()}"
+        return self._fingerprint

@@ -8,6 +8,7 @@ import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -365,3 +366,22 @@ def test_a_file_swapped_for_a_fifo_after_listing_does_not_block(tmp_path: Path) 
     os.mkfifo(root / "c" / "x.png")
     items = [item for p in parts for item in src.read(p)]
     assert len(items) == 1 and isinstance(items[0], Rejection) and items[0].reason == "unsupported"
+
+
+def test_a_build_stats_the_folder_once_for_its_fingerprint(tmp_path, monkeypatch):
+    # The fingerprint (a stat of every file) is asked for by the dataset's
+    # fingerprint and again by the ingest key: one walk per build, not two.
+    from gandata.config import BuildConfig, ImageConfig
+    from gandata.pipeline import build
+    from gandata.sources.folder import FolderSource
+
+    for i in range(6):
+        (tmp_path / "src" / "a").mkdir(parents=True, exist_ok=True)
+        pixels = np.random.default_rng(i).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "src" / "a" / f"{i}.png")
+    calls = []
+    original = FolderSource.fingerprint
+    monkeypatch.setattr(FolderSource, "fingerprint", lambda self: calls.append(1) or original(self))
+    build(BuildConfig(sources=(SourceSpec(str(tmp_path / "src")),), output=str(tmp_path / "out"),
+                      image=ImageConfig(size_px=16), workers=1, executor="serial"))
+    assert len(calls) == 1
