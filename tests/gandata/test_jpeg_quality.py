@@ -86,3 +86,18 @@ def test_the_table_cache_keeps_only_small_headers() -> None:
     assert module._quality_of_tables.cache_info().hits == 1
     assert jpeg_quality(big) == first  # the first table with id 0 wins
     assert module._quality_of_tables.cache_info().currsize == 1
+
+
+def test_a_files_segments_are_walked_once_for_orientation_and_quality(monkeypatch) -> None:
+    from gandata.image import jpeg_segments as segments_module
+    from gandata.image.jpeg_turbo import exif_orientation
+
+    walks = []
+    original = segments_module._walk
+    monkeypatch.setattr(segments_module, "_walk", lambda data, limit: walks.append(1) or original(data, limit))
+    image = photo(np.random.default_rng(1), 48)
+    first, second = _jpeg(image, 90), _jpeg(image, 40)
+    assert exif_orientation(first) == 1 and jpeg_quality(first) == 90.0
+    assert len(walks) == 1
+    assert jpeg_quality(second) == 40.0 and jpeg_quality(first) == 90.0  # another file is walked anew
+    assert len(walks) == 3
