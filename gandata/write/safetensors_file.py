@@ -33,6 +33,10 @@ _DTYPES: dict[np.dtype, tuple[str, int]] = {
 }
 
 
+# Bytes per write() call (see write_safetensors).
+_WRITE_SLICE = 1 << 20
+
+
 def _layout(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> tuple[bytes, list[np.ndarray]] | None:
     """The file's header (length prefix included) and its tensors in file
     order, as safetensors lays them out; None for a dtype not in _DTYPES."""
@@ -70,9 +74,12 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict
     hashing = threading.Thread(target=hash_all)
     hashing.start()
     try:
-        with open(path, "wb") as fh:
+        with open(path, "wb") as fh:  # buffered: a short write() is retried
             for chunk in chunks:
-                fh.write(chunk)
+                # In slices: on some VMs one write() of tens of MB runs at a
+                # tenth of the speed of the same bytes in 1 MiB writes.
+                for start in range(0, len(chunk), _WRITE_SLICE):
+                    fh.write(chunk[start : start + _WRITE_SLICE])
             fh.flush()
             os.fsync(fh.fileno())
     finally:
