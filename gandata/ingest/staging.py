@@ -39,8 +39,9 @@ from gandata.util.arrow import (
 
 # Part of every ingest key: raised when staged partitions gain or change
 # columns, so a build never mixes partitions staged by older code with new
-# ones (2: score_detail, score_jpeg_quality and split).
-STAGING_VERSION = 2
+# ones (2: score_detail, score_jpeg_quality and split; 3: score_std from
+# exact channel moments, where a float32 std could differ in its low bits).
+STAGING_VERSION = 3
 IMAGES_FILE = "images.npy"
 META_FILE = "meta.parquet"
 REJECTED_FILE = "rejected.jsonl"
