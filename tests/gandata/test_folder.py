@@ -385,3 +385,23 @@ def test_a_build_stats_the_folder_once_for_its_fingerprint(tmp_path, monkeypatch
     build(BuildConfig(sources=(SourceSpec(str(tmp_path / "src")),), output=str(tmp_path / "out"),
                       image=ImageConfig(size_px=16), workers=1, executor="serial"))
     assert len(calls) == 1
+
+
+def test_a_partition_opens_each_folder_once_beneath_the_root(tmp_path: Path, monkeypatch) -> None:
+    # Files are opened one component at a time beneath the root (links
+    # swapped in are refused), but a folder's descriptor is kept for the
+    # files after it in the partition instead of re-walking it per file.
+    root = tmp_path / "root"
+    for folder in ("a", "b/c"):
+        (root / folder).mkdir(parents=True)
+        for i in range(3):
+            (root / folder / f"{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes([i]))
+    src = open_src(root)
+    from gandata.sources import folder as folder_module
+
+    walked: list[str] = []
+    real_walk = folder_module._Beneath._open_folder
+    monkeypatch.setattr(folder_module._Beneath, "_open_folder", lambda self, rel: walked.append(rel) or real_walk(self, rel))
+    items = [item for p in src.partitions() for item in src.read(p)]
+    assert len(items) == 6 and not any(isinstance(item, Rejection) for item in items)
+    assert sorted(walked) == ["a", "b/c"]
