@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 from safetensors.numpy import load_file
 
 from gandata import open_dataset
@@ -199,3 +200,27 @@ def test_gather_pixels_in_order_and_shuffled(tmp_path: Path, channels_first: boo
         got = gather_pixels(tuple(part_dirs), parts[order], rows[order], channels_first=channels_first)
         want = everything[order]
         assert np.array_equal(got, want.transpose(0, 3, 1, 2) if channels_first else want)
+
+
+def test_the_samples_index_is_the_same_written_in_many_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # samples.parquet is written in row groups of CHUNK_ROWS samples (parsed
+    # provenance for millions of samples would not fit in memory); its
+    # columns, types and rows must not depend on that. Two sources give rows
+    # with different provenance keys, oversampling gives derived rows.
+    from gandata.config import BalanceConfig
+    from gandata.write import samples_index
+
+    folder = tmp_path / "src"
+    rng = np.random.default_rng(3)
+    for i in range(12):
+        (folder / "dot").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / "dot" / f"{i}.png")
+    sources = [str(folder), "synth:shapes?count=60&size=24&imbalance=3"]
+    kw = dict(image=ImageConfig(size_px=16), workers=1, balance=BalanceConfig(mode="oversample"))
+    build(_config(sources, tmp_path / "one", **kw))
+    monkeypatch.setattr(samples_index, "CHUNK_ROWS", 7)
+    build(_config(sources, tmp_path / "many", **kw))
+    one, many = pq.ParquetFile(tmp_path / "one" / "samples.parquet"), pq.ParquetFile(tmp_path / "many" / "samples.parquet")
+    assert one.metadata.num_row_groups == 1 and many.metadata.num_row_groups > 10
+    assert one.schema_arrow == many.schema_arrow
+    assert one.read().to_pylist() == many.read().to_pylist()
