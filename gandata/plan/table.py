@@ -25,6 +25,7 @@ from gandata.errors import BuildError
 from gandata.ingest.staging import META_FILE, read_meta
 from gandata.records import Rejection
 from gandata.util.arrow import numpy_column, string_column, to_numpy
+from gandata.util.writes import write_in_slices
 
 UNLABELED = -1
 
@@ -235,7 +236,7 @@ class _ThumbWriter:
     def add(self, column: pa.ChunkedArray | None, num_rows: int) -> None:
         if column is None or column.null_count:
             values = [None] * num_rows if column is None else column.to_pylist()
-            self.fh.write(b"".join(v if v is not None else bytes(THUMB_BYTES) for v in values))
+            write_in_slices(self.fh, b"".join(v if v is not None else bytes(THUMB_BYTES) for v in values))
             return
         written = 0
         for chunk in column.chunks:
@@ -243,9 +244,7 @@ class _ThumbWriter:
             # chunk's bytes in row order: written as is, no Python bytes per row.
             offsets = np.frombuffer(chunk.buffers()[1], np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
             if len(chunk):
-                data = memoryview(chunk.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
-                self.fh.write(data)
-                written += len(data)
+                written += write_in_slices(self.fh, memoryview(chunk.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
         if written != num_rows * THUMB_BYTES:
             raise BuildError(f"staged thumbnails are not {THUMB_BYTES} bytes each: delete OUTPUT/.staging and build again")
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save as safetensors_save
 
+from gandata.util.writes import write_in_slices
+
 __all__ = ["write_safetensors"]
 
 # safetensors orders tensors by dtype, the later members of its Dtype enum
@@ -31,10 +33,6 @@ _DTYPES: dict[np.dtype, tuple[str, int]] = {
     np.dtype("float32"): ("F32", 15),
     np.dtype("int64"): ("I64", 18),
 }
-
-
-# Bytes per write() call (see write_safetensors).
-_WRITE_SLICE = 1 << 20
 
 
 def _layout(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> tuple[bytes, list[np.ndarray]] | None:
@@ -76,10 +74,7 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict
     try:
         with open(path, "wb") as fh:  # buffered: a short write() is retried
             for chunk in chunks:
-                # In slices: on some VMs one write() of tens of MB runs at a
-                # tenth of the speed of the same bytes in 1 MiB writes.
-                for start in range(0, len(chunk), _WRITE_SLICE):
-                    fh.write(chunk[start : start + _WRITE_SLICE])
+                write_in_slices(fh, chunk)
             fh.flush()
             os.fsync(fh.fileno())
     finally:
