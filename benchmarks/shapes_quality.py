@@ -56,6 +56,9 @@ def main() -> int:
     parser.add_argument("--lr-g", type=float, default=2e-4)
     parser.add_argument("--lr-d", type=float, default=2e-4)
     parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--lr-decay", default="none", choices=["none", "linear"], help="Learning-rate schedule.")
+    parser.add_argument("--aux-weight", type=float, default=0.0, help="Auxiliary classifier on D's features (0 = off).")
+    parser.add_argument("--ndf", type=int, default=0, help="D width (0: --width).")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default).")
@@ -123,7 +126,7 @@ def main() -> int:
 
     config = TrainConfig(
         data=str(data), run_dir=str(run), steps=args.steps, batch_size=args.batch_size, conditional=not args.unconditional,
-        ngf=args.width, ndf=args.width, arch=args.arch, mismatch=args.mismatch, diversity=args.diversity, beta1=args.beta1, beta2=args.beta2, ema=True, ema_decay=args.ema_decay, seed=args.seed, loss=args.loss,
+        ngf=args.width, ndf=args.ndf or args.width, arch=args.arch, mismatch=args.mismatch, diversity=args.diversity, beta1=args.beta1, beta2=args.beta2, ema=True, ema_decay=args.ema_decay, lr_decay=args.lr_decay, aux_weight=args.aux_weight, seed=args.seed, loss=args.loss,
         spectral_norm=args.spectral_norm, diffaugment=tuple(p for p in args.diffaugment.split(",") if p),
         lr_g=args.lr_g, lr_d=args.lr_d, device=args.device, precision=args.precision, log_every=100,
         sample_every=500, checkpoint_every=500, eval_every=args.eval_every, eval_samples=2000,

@@ -23,6 +23,7 @@ from gantrain.config import (
     CPU_DEFAULTS,
     GPU_DEFAULTS,
     LOSSES,
+    LR_DECAYS,
     PLACEMENTS,
     PRECISIONS,
     TrainConfig,
@@ -142,7 +143,7 @@ def _hw(key: str) -> str:
 # Options of `train` and the TrainConfig field each one sets.
 _TRAIN_FIELDS = {
     "steps": "steps", "batch_size": "batch_size", "conditional": "conditional", "arch": "arch", "loss": "loss",
-    "spectral_norm": "spectral_norm", "ema": "ema", "ema_decay": "ema_decay", "mismatch": "mismatch", "diversity": "diversity", "diffaugment": "diffaugment",
+    "spectral_norm": "spectral_norm", "ema": "ema", "ema_decay": "ema_decay", "lr_decay": "lr_decay", "aux_weight": "aux_weight", "mismatch": "mismatch", "diversity": "diversity", "diffaugment": "diffaugment",
     "flip": "flip", "nz": "nz", "ngf": "ngf", "ndf": "ndf", "lr_g": "lr_g", "lr_d": "lr_d", "beta1": "beta1",
     "beta2": "beta2", "precision": "precision", "channels_last": "channels_last", "compile": "compile",
     "deterministic": "deterministic", "seed": "seed", "device": "device", "placement": "placement",
@@ -182,6 +183,8 @@ def _parse_augment(value: str | None) -> tuple[str, ...]:
 @click.option("--ndf", type=int, default=None, help=f"Discriminator width {_hw('ndf')}.")
 @click.option("--lr-g", type=float, default=2e-4, show_default=True)
 @click.option("--lr-d", type=float, default=2e-4, show_default=True)
+@click.option("--lr-decay", type=click.Choice(LR_DECAYS), default="none", show_default=True, help="Learning-rate schedule: none (constant) or linear (both rates fall linearly to 0 at --steps).")
+@click.option("--aux-weight", type=float, default=0.0, show_default=True, help="Conditional: weight of an auxiliary classifier on D's features (AC-GAN, trained with D on real images; G makes fakes it classifies as asked; 0 = off).")
 @click.option("--beta1", type=float, default=0.5, show_default=True)
 @click.option("--beta2", type=float, default=0.999, show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help="auto: bf16 on GPUs that support it, fp32 elsewhere.")
