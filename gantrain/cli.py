@@ -154,7 +154,7 @@ _TRAIN_FIELDS = {
 
 
 def _parse_augment(value: str | None) -> tuple[str, ...]:
-    if not value:
+    if not value or value.strip() == "none":
         return ()
     policies = tuple(p.strip() for p in value.split(",") if p.strip())
     for p in policies:
@@ -176,7 +176,7 @@ def _parse_augment(value: str | None) -> tuple[str, ...]:
 @click.option("--ema-decay", type=float, default=0.999, show_default=True)
 @click.option("--diversity", type=float, default=1.0, show_default=True, help="Weight of the mode-seeking term in G's loss: different noise, different images (0 = off).")
 @click.option("--mismatch", type=float, default=1.0, show_default=True, help="Conditional: weight of real images shown to D with a wrong class, as fakes (matching-aware D; 0 = off).")
-@click.option("--diffaugment", default="", metavar="POLICIES", help="DiffAugment policies, e.g. color,translation,cutout.")
+@click.option("--diffaugment", default="translation", show_default=True, metavar="POLICIES", help="DiffAugment policies applied to everything D sees, any of color,translation,cutout; none = off.")
 @click.option("--flip", is_flag=True, help="Random horizontal flips of real images.")
 @click.option("--nz", type=int, default=100, show_default=True, help="Noise dimension.")
 @click.option("--ngf", type=int, default=None, help=f"Generator width {_hw('ngf')}.")

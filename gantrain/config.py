@@ -101,7 +101,13 @@ class TrainConfig:
     diversity: float = 1.0
     # Data handling.
     flip: bool = False
-    diffaugment: tuple[str, ...] = ()
+    # DiffAugment policies applied to every image D sees (real and fake);
+    # () = off. Default: random translation by up to 1/8 of the size. On
+    # synth:shapes (CPU, width 32, 3,000 steps, issue 20) it took the best
+    # checkpoint from 86.7% classified as asked and FD 92x the real-vs-real
+    # floor to 92.5% and 42x (meant to keep D from memorising the 5,000
+    # images; the runs without it peaked and then lost variety).
+    diffaugment: tuple[str, ...] = ("translation",)
     weights: str = "sample"
     placement: str = "auto"
     # Runtime.
@@ -216,7 +222,7 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"config: unknown option(s) {', '.join(sorted(unknown))}")
         values = dict(data)
-        values["diffaugment"] = tuple(values.get("diffaugment", ()))
+        values["diffaugment"] = tuple(values.get("diffaugment", ()))  # saved by every version; () = none
         # Runs saved before "arch" existed trained the paper's network.
         values.setdefault("arch", "dcgan")
         values.setdefault("mismatch", 0.0)

@@ -140,3 +140,19 @@ def test_cli_flags_reach_the_config(tiny_dataset, tmp_path):
     assert resolved["model"]["aux_classifier"] is True
     bad = CliRunner().invoke(main, ["train", str(tiny_dataset), "-o", str(tmp_path / "x"), "--lr-decay", "cosine"])
     assert bad.exit_code == 2
+
+
+# --- DiffAugment translation by default --------------------------------------------------------------
+
+
+def test_translation_is_the_default_and_none_turns_it_off(tiny_dataset, tmp_path):
+    import json
+
+    assert TrainConfig(data="d", run_dir="r").diffaugment == ("translation",)
+    base = ["train", str(tiny_dataset), "--dry-run", "--device", "cpu"]
+    default = json.loads(CliRunner().invoke(main, [*base, "-o", str(tmp_path / "a")]).output)
+    assert default["train"]["diffaugment"] == ["translation"]
+    off = json.loads(CliRunner().invoke(main, [*base, "-o", str(tmp_path / "b"), "--diffaugment", "none"]).output)
+    assert off["train"]["diffaugment"] == []
+    saved = TrainConfig(data="d", run_dir="r", diffaugment=()).to_json()
+    assert TrainConfig.from_json(saved).diffaugment == ()  # a run saved without augmentation keeps none
