@@ -12,9 +12,15 @@ checkpoint with ``gantrain eval``'s protocol and checks the acceptance:
     PYTHONPATH=. python benchmarks/shapes_quality.py --out /tmp/shapes-quality --threads 2
 
 Defaults: 3,000 steps at width 32, batch 64, with gantrain's defaults (pool D,
-matching-aware D, mode-seeking term): on 2 shared CPU cores that run peaked at
-step 3,000 with 84.8% classified as asked and FD 105x the floor (docs/GANTRAIN.md),
-so it prints FAIL against the 95% / 10x acceptance.
+matching-aware D, mode-seeking term, DiffAugment translation), EMA 0.999: on one
+thread of a 2-core VM (10.7 CPU-minutes) the best checkpoint, step 3,000, had
+92.5% classified as asked and FD 42x the real-vs-real floor (without DiffAugment
+86.7% and 92x; docs/GANTRAIN.md), so it prints FAIL against the 95% / 10x
+acceptance. Training to 6,000 steps did not improve on step 3,000.
+
+Options beyond the defaults: --lr-decay linear, --aux-weight W (an auxiliary
+classifier on D's features), --ndf (D width other than --width),
+--diffaugment none (off); see docs/GANTRAIN.md for what they did.
 
 Also prints the time from the start of training (``train()``, dataset probe and
 evaluation classifier included) to the first training step, and how long the
@@ -52,10 +58,13 @@ def main() -> int:
     parser.add_argument("--loss", default="bce", choices=["bce", "hinge"])
     parser.add_argument("--unconditional", action="store_true", help="(diagnostics) train without labels")
     parser.add_argument("--spectral-norm", action="store_true")
-    parser.add_argument("--diffaugment", default="", help="e.g. translation,cutout")
+    parser.add_argument("--diffaugment", default="translation", help="DiffAugment policies, e.g. translation,cutout; none = off.")
     parser.add_argument("--lr-g", type=float, default=2e-4)
     parser.add_argument("--lr-d", type=float, default=2e-4)
     parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--lr-decay", default="none", choices=["none", "linear"], help="Learning-rate schedule.")
+    parser.add_argument("--aux-weight", type=float, default=0.0, help="Auxiliary classifier on D's features (0 = off).")
+    parser.add_argument("--ndf", type=int, default=0, help="D width (0: --width).")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default).")
@@ -123,8 +132,8 @@ def main() -> int:
 
     config = TrainConfig(
         data=str(data), run_dir=str(run), steps=args.steps, batch_size=args.batch_size, conditional=not args.unconditional,
-        ngf=args.width, ndf=args.width, arch=args.arch, mismatch=args.mismatch, diversity=args.diversity, beta1=args.beta1, beta2=args.beta2, ema=True, ema_decay=args.ema_decay, seed=args.seed, loss=args.loss,
-        spectral_norm=args.spectral_norm, diffaugment=tuple(p for p in args.diffaugment.split(",") if p),
+        ngf=args.width, ndf=args.ndf or args.width, arch=args.arch, mismatch=args.mismatch, diversity=args.diversity, beta1=args.beta1, beta2=args.beta2, ema=True, ema_decay=args.ema_decay, lr_decay=args.lr_decay, aux_weight=args.aux_weight, seed=args.seed, loss=args.loss,
+        spectral_norm=args.spectral_norm, diffaugment=tuple(p for p in args.diffaugment.split(",") if p and p != "none"),
         lr_g=args.lr_g, lr_d=args.lr_d, device=args.device, precision=args.precision, log_every=100,
         sample_every=500, checkpoint_every=500, eval_every=args.eval_every, eval_samples=2000,
         classifier_steps=args.classifier_steps, cache_dir=str(cache),

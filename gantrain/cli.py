@@ -23,6 +23,7 @@ from gantrain.config import (
     CPU_DEFAULTS,
     GPU_DEFAULTS,
     LOSSES,
+    LR_DECAYS,
     PLACEMENTS,
     PRECISIONS,
     TrainConfig,
@@ -142,7 +143,7 @@ def _hw(key: str) -> str:
 # Options of `train` and the TrainConfig field each one sets.
 _TRAIN_FIELDS = {
     "steps": "steps", "batch_size": "batch_size", "conditional": "conditional", "arch": "arch", "loss": "loss",
-    "spectral_norm": "spectral_norm", "ema": "ema", "ema_decay": "ema_decay", "mismatch": "mismatch", "diversity": "diversity", "diffaugment": "diffaugment",
+    "spectral_norm": "spectral_norm", "ema": "ema", "ema_decay": "ema_decay", "lr_decay": "lr_decay", "aux_weight": "aux_weight", "mismatch": "mismatch", "diversity": "diversity", "diffaugment": "diffaugment",
     "flip": "flip", "nz": "nz", "ngf": "ngf", "ndf": "ndf", "lr_g": "lr_g", "lr_d": "lr_d", "beta1": "beta1",
     "beta2": "beta2", "precision": "precision", "channels_last": "channels_last", "compile": "compile",
     "deterministic": "deterministic", "seed": "seed", "device": "device", "placement": "placement",
@@ -153,7 +154,7 @@ _TRAIN_FIELDS = {
 
 
 def _parse_augment(value: str | None) -> tuple[str, ...]:
-    if not value:
+    if not value or value.strip() == "none":
         return ()
     policies = tuple(p.strip() for p in value.split(",") if p.strip())
     for p in policies:
@@ -175,13 +176,15 @@ def _parse_augment(value: str | None) -> tuple[str, ...]:
 @click.option("--ema-decay", type=float, default=0.999, show_default=True)
 @click.option("--diversity", type=float, default=1.0, show_default=True, help="Weight of the mode-seeking term in G's loss: different noise, different images (0 = off).")
 @click.option("--mismatch", type=float, default=1.0, show_default=True, help="Conditional: weight of real images shown to D with a wrong class, as fakes (matching-aware D; 0 = off).")
-@click.option("--diffaugment", default="", metavar="POLICIES", help="DiffAugment policies, e.g. color,translation,cutout.")
+@click.option("--diffaugment", default="translation", show_default=True, metavar="POLICIES", help="DiffAugment policies applied to everything D sees, any of color,translation,cutout; none = off.")
 @click.option("--flip", is_flag=True, help="Random horizontal flips of real images.")
 @click.option("--nz", type=int, default=100, show_default=True, help="Noise dimension.")
 @click.option("--ngf", type=int, default=None, help=f"Generator width {_hw('ngf')}.")
 @click.option("--ndf", type=int, default=None, help=f"Discriminator width {_hw('ndf')}.")
 @click.option("--lr-g", type=float, default=2e-4, show_default=True)
 @click.option("--lr-d", type=float, default=2e-4, show_default=True)
+@click.option("--lr-decay", type=click.Choice(LR_DECAYS), default="none", show_default=True, help="Learning-rate schedule: none (constant) or linear (both rates fall linearly to 0 at --steps).")
+@click.option("--aux-weight", type=float, default=0.0, show_default=True, help="Conditional: weight of an auxiliary classifier on D's features (AC-GAN, trained with D on real images; G makes fakes it classifies as asked; 0 = off).")
 @click.option("--beta1", type=float, default=0.5, show_default=True)
 @click.option("--beta2", type=float, default=0.999, show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help="auto: bf16 on GPUs that support it, fp32 elsewhere.")

@@ -120,6 +120,21 @@ def _project(
     return logits, base + (embed(wrong_labels) * features).sum(dim=1)
 
 
+def _aux_head(config: ModelConfig, features: int) -> nn.Linear | None:
+    """The auxiliary classifier (AC-GAN) on D's pooled features, when asked for:
+    one linear layer to class logits, trained from scratch with D."""
+    return nn.Linear(features, config.num_classes) if config.aux_classifier else None
+
+
+def _with_aux(out, aux: nn.Linear | None, features: torch.Tensor, with_aux: bool):
+    """D's output, and with ``with_aux`` also the auxiliary class logits [B, K]."""
+    if not with_aux:
+        return out
+    if aux is None:
+        raise ValueError("with_aux: this discriminator has no auxiliary classifier (ModelConfig.aux_classifier)")
+    return out, aux(features)
+
+
 class Discriminator(nn.Module):
     """The paper's DCGAN discriminator (``arch="dcgan"``): strided 4x4 convolutions.
 
@@ -141,22 +156,27 @@ class Discriminator(nn.Module):
         self.norms = nn.ModuleList(norms)
         self.to_logit = nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)
         self.embed = nn.Embedding(config.num_classes, widths[-1]) if config.conditional else None
+        self.aux = _aux_head(config, widths[-1])
         init_weights(self)
         if config.spectral_norm:
-            for module in [*self.blocks, self.to_logit] + ([self.embed] if self.embed is not None else []):
+            heads = [m for m in (self.embed, self.aux) if m is not None]
+            for module in [*self.blocks, self.to_logit, *heads]:
                 parametrizations.spectral_norm(module)
 
     def forward(
-        self, x: torch.Tensor, labels: torch.Tensor | None = None, wrong_labels: torch.Tensor | None = None
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, wrong_labels: torch.Tensor | None = None,
+        with_aux: bool = False,
+    ):
         """Logits [B]; with ``wrong_labels`` also the logits of the same images
-        under those labels (one pass through the body, see ``_project``)."""
+        under those labels (one pass through the body, see ``_project``); with
+        ``with_aux`` a pair (that output, auxiliary class logits [B, K])."""
         h = x
         for block, norm in zip(self.blocks, self.norms):
             h = F.leaky_relu(norm(block(h)), 0.2)
         base = self.to_logit(h).flatten()
         # Projection: features summed over the 4x4 map, dotted with the class embedding.
-        return _project(base, h.sum(dim=(2, 3)), self.embed, labels, wrong_labels)
+        features = h.sum(dim=(2, 3))
+        return _with_aux(_project(base, features, self.embed, labels, wrong_labels), self.aux, features, with_aux)
 
 
 class PoolDiscriminator(nn.Module):
@@ -187,22 +207,24 @@ class PoolDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.to_logit = nn.Linear(features, 1)
         self.embed = nn.Embedding(config.num_classes, features) if config.conditional else None
+        self.aux = _aux_head(config, features)
         # PyTorch's default (He-style) initialisation for the body: with no
         # normalisation, N(0, 0.02) would shrink the signal at each of its layers.
         if self.embed is not None:
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
         if config.spectral_norm:
-            for module in [m for m in self.body if isinstance(m, nn.Conv2d)] + [self.to_logit] + (
-                [self.embed] if self.embed is not None else []
-            ):
+            heads = [m for m in (self.embed, self.aux) if m is not None]
+            for module in [m for m in self.body if isinstance(m, nn.Conv2d)] + [self.to_logit] + heads:
                 parametrizations.spectral_norm(module)
 
     def forward(
-        self, x: torch.Tensor, labels: torch.Tensor | None = None, wrong_labels: torch.Tensor | None = None
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Logits [B] (and, with ``wrong_labels``, those under the wrong labels)."""
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, wrong_labels: torch.Tensor | None = None,
+        with_aux: bool = False,
+    ):
+        """Logits [B] (and, with ``wrong_labels``, those under the wrong labels;
+        with ``with_aux``, paired with the auxiliary class logits)."""
         h = self.body(x).sum(dim=(2, 3))
-        return _project(self.to_logit(h).flatten(), h, self.embed, labels, wrong_labels)
+        return _with_aux(_project(self.to_logit(h).flatten(), h, self.embed, labels, wrong_labels), self.aux, h, with_aux)
 
 
 class _DownBlock(nn.Module):
@@ -253,6 +275,7 @@ class ResNetDiscriminator(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.to_logit = nn.Linear(width, 1)
         self.embed = nn.Embedding(config.num_classes, width) if config.conditional else None
+        self.aux = _aux_head(config, width)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(m.weight)
@@ -263,11 +286,13 @@ class ResNetDiscriminator(nn.Module):
                 parametrizations.spectral_norm(module)
 
     def forward(
-        self, x: torch.Tensor, labels: torch.Tensor | None = None, wrong_labels: torch.Tensor | None = None
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Logits [B] (and, with ``wrong_labels``, those under the wrong labels)."""
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, wrong_labels: torch.Tensor | None = None,
+        with_aux: bool = False,
+    ):
+        """Logits [B] (and, with ``wrong_labels``, those under the wrong labels;
+        with ``with_aux``, paired with the auxiliary class logits)."""
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))
-        return _project(self.to_logit(h).flatten(), h, self.embed, labels, wrong_labels)
+        return _with_aux(_project(self.to_logit(h).flatten(), h, self.embed, labels, wrong_labels), self.aux, h, with_aux)
 
 
 DISCRIMINATORS = {"dcgan": Discriminator, "pool": PoolDiscriminator, "resnet": ResNetDiscriminator}

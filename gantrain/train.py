@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from torch.nn import functional as F
 
 from gantrain import distributed
 from gantrain.augment import diff_augment
@@ -136,7 +137,8 @@ def resolve(config: TrainConfig) -> ResolvedRun:
         raise DataError(f"DATA: images are {h}x{w}; the DCGAN needs square images (rebuild with --resize crop)")
     model = ModelConfig(
         image_size=h, channels=c, num_classes=len(info.classes), conditional=config.conditional, arch=config.arch,
-        nz=config.nz, ngf=config.ngf, ndf=config.ndf, spectral_norm=config.spectral_norm, offset=info.offset,
+        nz=config.nz, ngf=config.ngf, ndf=config.ndf, spectral_norm=config.spectral_norm,
+        aux_classifier=config.conditional and config.aux_weight > 0, offset=info.offset,
         scale=info.scale, classes=info.classes,
     )
     model.validate()
@@ -152,7 +154,9 @@ def describe_config(config: TrainConfig, device: torch.device) -> str:
     hardware = "GPU" if device.type == "cuda" else "CPU"
     return (
         f"{config.steps} steps, batch {config.batch_size}, ngf {config.ngf}, ndf {config.ndf}, "
-        f"D {config.arch}, loss {config.loss}, eval samples {config.eval_samples} "
+        f"D {config.arch}, loss {config.loss}, lr decay {config.lr_decay}"
+        + (f", aux classifier {config.aux_weight}" if config.aux_weight else "")
+        + f", eval samples {config.eval_samples} "
         f"(unset sizes use the {hardware} defaults; see --dry-run for everything)"
     )
 
@@ -471,6 +475,7 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
     mismatch = cfg.mismatch if mcfg.conditional else 0.0
     local_batch = cfg.batch_size // ctx.world_size
     diversity = cfg.diversity if local_batch >= 2 else 0.0
+    aux = cfg.aux_weight if mcfg.aux_classifier else 0.0
 
     def augment(x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, cfg.diffaugment, noise_gen) if cfg.diffaugment else x
@@ -493,6 +498,12 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
     try:
         while s.step < cfg.steps:
             t0 = time.perf_counter()
+            # 0. The learning rates of this step (a function of the step alone, so resumes follow it).
+            if cfg.lr_decay != "none":
+                factor = cfg.lr_factor(s.step)
+                for opt, base in ((nets.opt_d, cfg.lr_d), (nets.opt_g, cfg.lr_g)):
+                    for group in opt.param_groups:
+                        group["lr"] = base * factor
             # 1. A batch of real images (drawn and normalized on the device) and fresh noise.
             real, labels = batches.next()
             y = labels if mcfg.conditional else None
@@ -508,16 +519,22 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
             nets.D.requires_grad_(True)
             with rt.autocast():
                 fake = nets.G_train(z, y_fake)
+                wrong = None
                 if mismatch:
                     # Real images under a wrong class count as fakes too (same body pass).
                     shift = torch.randint(1, mcfg.num_classes, y.shape, generator=noise_gen, device=device)
-                    logits_real, logits_wrong = nets.D_train(augment(real), y, (y + shift) % mcfg.num_classes)
-                else:
-                    logits_real = nets.D_train(augment(real), y)
+                    wrong = (y + shift) % mcfg.num_classes
+                out_real = nets.D_train(augment(real), y, wrong, with_aux=bool(aux))
+                if aux:
+                    # The auxiliary classifier learns the classes of real images only.
+                    out_real, aux_real = out_real
+                logits_real, logits_wrong = out_real if mismatch else (out_real, None)
                 logits_fake = nets.D_train(augment(fake.detach()), y_fake)
             loss_d = d_loss_fn(logits_real, logits_fake)
             if mismatch:
                 loss_d = loss_d + mismatch * fake_term(logits_wrong)
+            if aux:
+                loss_d = loss_d + aux * F.cross_entropy(aux_real.float(), y)
             nets.opt_d.zero_grad(set_to_none=True)
             nets.scaler_d.scale(loss_d).backward()
             nets.scaler_d.step(nets.opt_d)
@@ -526,8 +543,13 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
             # 3. Generator step: make the (just updated) D call the same fakes real.
             nets.D.requires_grad_(False)
             with rt.autocast():
-                logits_gen = nets.D_for_g(augment(fake), y_fake)
+                logits_gen = nets.D_for_g(augment(fake), y_fake, with_aux=bool(aux))
+                if aux:
+                    logits_gen, aux_gen = logits_gen
             loss_g = g_loss_fn(logits_gen)
+            if aux:
+                # ... and G makes its fakes classified as the class asked for.
+                loss_g = loss_g + aux * F.cross_entropy(aux_gen.float(), y_fake)
             if diversity:
                 loss_g = loss_g + diversity * mode_seeking_loss(fake, z)
             nets.opt_g.zero_grad(set_to_none=True)
