@@ -470,15 +470,15 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
     ckpt = _resume_point(run, rundir, resume)
     s = _Session(run, rundir, ckpt, reporter)
     nets, batches, noise_gen = s.nets, s.batches, s.noise_gen
-    d_loss_fn, g_loss_fn = get_losses(cfg.loss)
-    fake_term = D_FAKE_TERMS[cfg.loss]
-    mismatch = cfg.mismatch if mcfg.conditional else 0.0
     local_batch = cfg.batch_size // ctx.world_size
-    diversity = cfg.diversity if local_batch >= 2 else 0.0
-    aux = cfg.aux_weight if mcfg.aux_classifier else 0.0
-
-    def augment(x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, cfg.diffaugment, noise_gen) if cfg.diffaugment else x
+    d_loss_fn, g_loss_fn = get_losses(cfg.loss)
+    obj = _Objective(
+        d_loss=d_loss_fn, g_loss=g_loss_fn, fake_term=D_FAKE_TERMS[cfg.loss],
+        mismatch=cfg.mismatch if mcfg.conditional else 0.0,
+        diversity=cfg.diversity if local_batch >= 2 else 0.0,
+        aux=cfg.aux_weight if mcfg.aux_classifier else 0.0,
+        augment=lambda x: diff_augment(x, cfg.diffaugment, noise_gen) if cfg.diffaugment else x,
+    )
 
     # ---- Run directory, evaluation, fixed noise (rank 0) -------------------------------------
     if ctx.is_main:
@@ -499,63 +499,22 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
         while s.step < cfg.steps:
             t0 = time.perf_counter()
             # 0. The learning rates of this step (a function of the step alone, so resumes follow it).
-            if cfg.lr_decay != "none":
-                factor = cfg.lr_factor(s.step)
-                for opt, base in ((nets.opt_d, cfg.lr_d), (nets.opt_g, cfg.lr_g)):
-                    for group in opt.param_groups:
-                        group["lr"] = base * factor
+            _set_learning_rates(nets, cfg, s.step)
             # 1. A batch of real images (drawn and normalized on the device) and fresh noise.
             real, labels = batches.next()
             y = labels if mcfg.conditional else None
             z = torch.randn(local_batch, mcfg.nz, generator=noise_gen, device=device)
-
             y_fake = y
-            if diversity and y is not None:
+            if obj.diversity and y is not None:
                 # Pairs (i, i + B/2) share a class, so their difference is z's doing alone.
                 half = local_batch // 2
                 y_fake = torch.cat([y[:half], y[:half], y[2 * half:]])
-
             # 2. Discriminator step: real images up, generated images (detached) down.
-            nets.D.requires_grad_(True)
             with rt.autocast():
                 fake = nets.G_train(z, y_fake)
-                wrong = None
-                if mismatch:
-                    # Real images under a wrong class count as fakes too (same body pass).
-                    shift = torch.randint(1, mcfg.num_classes, y.shape, generator=noise_gen, device=device)
-                    wrong = (y + shift) % mcfg.num_classes
-                out_real = nets.D_train(augment(real), y, wrong, with_aux=bool(aux))
-                if aux:
-                    # The auxiliary classifier learns the classes of real images only.
-                    out_real, aux_real = out_real
-                logits_real, logits_wrong = out_real if mismatch else (out_real, None)
-                logits_fake = nets.D_train(augment(fake.detach()), y_fake)
-            loss_d = d_loss_fn(logits_real, logits_fake)
-            if mismatch:
-                loss_d = loss_d + mismatch * fake_term(logits_wrong)
-            if aux:
-                loss_d = loss_d + aux * F.cross_entropy(aux_real.float(), y)
-            nets.opt_d.zero_grad(set_to_none=True)
-            nets.scaler_d.scale(loss_d).backward()
-            nets.scaler_d.step(nets.opt_d)
-            nets.scaler_d.update()
-
+            loss_d, logits_real, logits_fake = _discriminator_step(nets, rt, obj, real, y, fake, y_fake, mcfg.num_classes, noise_gen)
             # 3. Generator step: make the (just updated) D call the same fakes real.
-            nets.D.requires_grad_(False)
-            with rt.autocast():
-                logits_gen = nets.D_for_g(augment(fake), y_fake, with_aux=bool(aux))
-                if aux:
-                    logits_gen, aux_gen = logits_gen
-            loss_g = g_loss_fn(logits_gen)
-            if aux:
-                # ... and G makes its fakes classified as the class asked for.
-                loss_g = loss_g + aux * F.cross_entropy(aux_gen.float(), y_fake)
-            if diversity:
-                loss_g = loss_g + diversity * mode_seeking_loss(fake, z)
-            nets.opt_g.zero_grad(set_to_none=True)
-            nets.scaler_g.scale(loss_g).backward()
-            nets.scaler_g.step(nets.opt_g)
-            nets.scaler_g.update()
+            loss_g = _generator_step(nets, rt, obj, fake, z, y_fake)
             if nets.ema is not None:
                 nets.ema.update(nets.G, s.step)
             s.step += 1
@@ -594,6 +553,83 @@ def _train(run: ResolvedRun, resume: bool, reporter: Reporter) -> TrainResult:
             s.logs.close()
     distributed.barrier(ctx)
     return s.finish(run_start)
+
+
+@dataclass(frozen=True)
+class _Objective:
+    """What D and G minimise: the adversarial losses, the optional terms'
+    weights (0 = off) and the DiffAugment applied to everything D sees."""
+
+    d_loss: Any
+    g_loss: Any
+    fake_term: Any
+    mismatch: float
+    diversity: float
+    aux: float
+    augment: Any
+
+
+def _set_learning_rates(nets: _Networks, cfg: TrainConfig, step: int) -> None:
+    if cfg.lr_decay == "none":
+        return
+    factor = cfg.lr_factor(step)
+    for opt, base in ((nets.opt_d, cfg.lr_d), (nets.opt_g, cfg.lr_g)):
+        for group in opt.param_groups:
+            group["lr"] = base * factor
+
+
+def _discriminator_step(
+    nets: _Networks, rt: Any, obj: _Objective, real: torch.Tensor, y: torch.Tensor | None, fake: torch.Tensor,
+    y_fake: torch.Tensor | None, num_classes: int, noise_gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One update of D: real images up, the (detached) fakes down, plus the
+    mismatch and auxiliary-classifier terms. Returns (loss, real logits, fake logits)."""
+    nets.D.requires_grad_(True)
+    with rt.autocast():
+        wrong = None
+        if obj.mismatch:
+            # Real images under a wrong class count as fakes too (same body pass).
+            shift = torch.randint(1, num_classes, y.shape, generator=noise_gen, device=y.device)
+            wrong = (y + shift) % num_classes
+        out_real = nets.D_train(obj.augment(real), y, wrong, with_aux=bool(obj.aux))
+        if obj.aux:
+            # The auxiliary classifier learns the classes of real images only.
+            out_real, aux_real = out_real
+        logits_real, logits_wrong = out_real if obj.mismatch else (out_real, None)
+        logits_fake = nets.D_train(obj.augment(fake.detach()), y_fake)
+    loss_d = obj.d_loss(logits_real, logits_fake)
+    if obj.mismatch:
+        loss_d = loss_d + obj.mismatch * obj.fake_term(logits_wrong)
+    if obj.aux:
+        loss_d = loss_d + obj.aux * F.cross_entropy(aux_real.float(), y)
+    nets.opt_d.zero_grad(set_to_none=True)
+    nets.scaler_d.scale(loss_d).backward()
+    nets.scaler_d.step(nets.opt_d)
+    nets.scaler_d.update()
+    return loss_d, logits_real, logits_fake
+
+
+def _generator_step(
+    nets: _Networks, rt: Any, obj: _Objective, fake: torch.Tensor, z: torch.Tensor, y_fake: torch.Tensor | None,
+) -> torch.Tensor:
+    """One update of G: make the just-updated D call the same fakes real (and,
+    with the auxiliary classifier, classify them as asked; with the
+    mode-seeking term, keep different noise apart). Returns the loss."""
+    nets.D.requires_grad_(False)
+    with rt.autocast():
+        logits_gen = nets.D_for_g(obj.augment(fake), y_fake, with_aux=bool(obj.aux))
+        if obj.aux:
+            logits_gen, aux_gen = logits_gen
+    loss_g = obj.g_loss(logits_gen)
+    if obj.aux:
+        loss_g = loss_g + obj.aux * F.cross_entropy(aux_gen.float(), y_fake)
+    if obj.diversity:
+        loss_g = loss_g + obj.diversity * mode_seeking_loss(fake, z)
+    nets.opt_g.zero_grad(set_to_none=True)
+    nets.scaler_g.scale(loss_g).backward()
+    nets.scaler_g.step(nets.opt_g)
+    nets.scaler_g.update()
+    return loss_g
 
 
 def _finite(value: float) -> bool:
