@@ -97,12 +97,16 @@ def bool_column(values: Sequence[bool | None]) -> pa.Array:
     return pa.Array.from_buffers(pa.bool_(), len(values), [validity, pa.py_buffer(bits)], null_count=nulls)
 
 
-def python_column(values: Sequence[Any]) -> pa.Array | None:
+def python_column(values: Sequence[Any], kinds: set[type] | None = None) -> pa.Array | None:
     """A column of plain Python scalars, typed as ``pyarrow.array`` would
     type them: all bool -> bool, all int -> int64, int and float -> double,
     all str -> string (None -> null; all None -> the null type). None for anything
-    else (mixed kinds, nested values), for the caller to handle."""
-    kinds = {type(v) for v in values if v is not None}
+    else (mixed kinds, nested values), for the caller to handle.
+
+    ``kinds`` (default: the types of ``values`` themselves) types the column
+    instead, so that chunks of one column written apart all get one type."""
+    if kinds is None:
+        kinds = {type(v) for v in values if v is not None}
     if not kinds:
         return pa.nulls(len(values))
     if kinds == {str}:

@@ -23,7 +23,6 @@ from gandata.plan.table import Plan, StagedTable
 from gandata.sources.base import Source
 from gandata.util.arrow import (
     bool_column,
-    numeric_column,
     numpy_column,
     python_column,
     string_column,
@@ -143,35 +142,13 @@ def _columns(
 def _typed(values: list[Any], kinds: set[type] | None) -> pa.Array:
     """A provenance column: typed from its own values (one chunk), or from
     the ``kinds`` its values take over all chunks, so every row group agrees."""
+    typed = python_column(values, kinds)
+    if typed is not None:
+        return typed
     if kinds is None:
-        typed = python_column(values)
-        if typed is not None:
-            return typed
         try:  # nested values: pyarrow infers lists and structs
             return pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return _as_text(values)
-    fixed = _fixed_type(kinds)
-    # Over several row groups, values no one plain type holds are kept as text.
-    return fixed(values) if fixed is not None else _as_text(values)
-
-
-def _as_text(values: list[Any]) -> pa.Array:
+            pass
+    # Values no one type holds (or, over several row groups, nested ones): as text.
     return string_column([None if v is None else str(v) for v in values])
-
-
-def _fixed_type(kinds: set[type]) -> Any:
-    """The column builder ``python_column`` picks for values of these kinds,
-    or None when it picks none (mixed kinds, nested values, or integers
-    outside int64, marked by ``_provenance_kinds`` as ``object``)."""
-    if not kinds:
-        return lambda values: pa.nulls(len(values))
-    if kinds == {str}:
-        return string_column
-    if kinds == {bool}:
-        return bool_column
-    if kinds == {int}:
-        return lambda values: numeric_column(values, "int64")
-    if kinds in ({int, float}, {float}):
-        return lambda values: numeric_column(values, "float64")
-    return None
