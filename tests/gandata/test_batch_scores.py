@@ -71,3 +71,31 @@ def test_channel_std_is_the_exact_population_std_of_each_channel() -> None:
     luma_std = luma(images).reshape(6, -1).std(axis=1).astype(np.float64)
     assert np.allclose(scores["std"], np.maximum(channel_std, luma_std), rtol=1e-12, atol=1e-9)
     assert scores["std"][2] == 0.0
+
+
+def test_phash_threshold_is_the_median_of_the_low_band() -> None:
+    """The low DCT band is thresholded at np.median of its 63 AC terms
+    (ties included), computed without np.median itself."""
+    from gandata.clean.phash import _dct_matrix, _phash_bits
+
+    rng = np.random.default_rng(3)
+    small = np.concatenate([rng.normal(size=(20, 32, 32)), np.round(rng.normal(size=(20, 32, 32)) * 2)]) * 50
+    d = _dct_matrix(32)[:8]
+    low = (d @ small @ d.T).reshape(len(small), 64)
+    assert np.array_equal(_phash_bits(small), low > np.median(low[:, 1:], axis=1)[:, None])
+
+
+def test_hashing_a_batch_imports_no_masked_arrays() -> None:
+    """np.median imports numpy.ma (about 16 ms) on its first call: every
+    freshly spawned ingest worker paid it on its first partition."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from gandata.clean.phash import phash_batch\n"
+        "phash_batch(np.random.default_rng(0).integers(0, 255, (4, 64, 64), dtype=np.uint8))\n"
+        "print('numpy.ma' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
