@@ -10,7 +10,6 @@ image being lost.
 
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 import numpy as np
@@ -19,6 +18,10 @@ from gandata.config import BuildConfig, SourceSpec
 from gandata.dataset.licenses import is_unknown, license_matches
 from gandata.plan.table import StagedTable
 from gandata.records import Rejection
+from gandata.util.json_rows import parse_json_rows
+
+# Rows whose provenance is parsed at a time.
+_CHUNK_ROWS = 65_536
 
 
 def license_refusal(name: str | None, allow: Sequence[str], deny: Sequence[str], require: bool) -> str | None:
@@ -57,15 +60,14 @@ def apply_license_policy(staged: StagedTable, keep: np.ndarray, rejections: list
     keys = staged.keys()
     locators = staged.table.column("locator").to_pylist()
     sources = staged.column("source_index")
-    provenance = staged.table.column("provenance").to_pylist() if "provenance" in staged.table.column_names else [None] * n
+    licences = _licence_names(staged)
     policies = [_policy_of(s, config) for s in config.sources]
     refused = np.zeros(n, dtype=bool)
     out_rejections: list[Rejection] = []
     for i in range(n):
         src = int(sources[i])
         allow, deny = policies[src] if src < len(policies) else ((), ())
-        name = json.loads(provenance[i]).get("license") if provenance[i] else None
-        why = license_refusal(name, allow, deny, config.licenses.require)
+        why = license_refusal(licences[i], allow, deny, config.licenses.require)
         if why is not None:
             refused[i] = True
             # Only samples still in the dataset get a license rejection; a
@@ -92,6 +94,18 @@ def apply_license_policy(staged: StagedTable, keep: np.ndarray, rejections: list
                               source=r.source, score=r.score, kept_key=keys[winner])
         out_rejections.append(r)
     return new_keep, out_rejections
+
+
+def _licence_names(staged: StagedTable) -> list[str | None]:
+    """The ``license`` provenance field of every staged row (None: none
+    given), parsed in chunks so the parsed provenance is never held whole."""
+    if "provenance" not in staged.table.column_names:
+        return [None] * staged.num_rows
+    column = staged.table.column("provenance")
+    names: list[str | None] = []
+    for start in range(0, staged.num_rows, _CHUNK_ROWS):
+        names.extend(p.get("license") if p else None for p in parse_json_rows(column.slice(start, _CHUNK_ROWS).to_pylist()))
+    return names
 
 
 def _rescue_duplicates(staged: StagedTable, keep: np.ndarray, refused: np.ndarray, hashes: list[bytes]) -> dict[bytes, int]:

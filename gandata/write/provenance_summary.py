@@ -4,7 +4,6 @@ per source, read from the ``license`` provenance field every sample carries
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any, Sequence
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from gandata.sources.provenance import UNKNOWN_LICENSE
 from gandata.util.arrow import numpy_column
+from gandata.util.json_rows import parse_json_rows
 
 # Samples whose provenance is read at a time.
 _CHUNK_ROWS = 65_536
@@ -22,8 +22,8 @@ def license_counts(provenance_json: Sequence[str], source_index: np.ndarray, num
     output samples, given their staged provenance JSON and source index."""
     overall: Counter[str] = Counter()
     per_source: list[Counter[str]] = [Counter() for _ in range(num_sources)]
-    for prov, src in zip(provenance_json, source_index):
-        name = str(json.loads(prov).get("license") or UNKNOWN_LICENSE)
+    for prov, src in zip(parse_json_rows(provenance_json), source_index):
+        name = str(prov.get("license") or UNKNOWN_LICENSE)
         overall[name] += 1
         per_source[int(src)][name] += 1
     return dict(sorted(overall.items())), [dict(sorted(c.items())) for c in per_source]

@@ -11,7 +11,6 @@ parses once.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,6 +26,7 @@ from gandata.util.arrow import (
     python_column,
     string_column,
 )
+from gandata.util.json_rows import parse_json_rows
 
 # Samples per row group (and per parsed batch of provenance).
 CHUNK_ROWS = 65_536
@@ -65,7 +65,7 @@ def _provenance(staged: StagedTable, plan: Plan, chunk: np.ndarray) -> list[dict
     if not len(chunk):
         return []
     texts = staged.table.column("provenance").take(numpy_column(plan.rows[chunk])).to_pylist()
-    parsed = [json.loads(text) for text in texts]
+    parsed = parse_json_rows(texts)
     # Every row says whether it is synthetic (a generator's sample), so
     # readers need not know which sources generate.
     for p in parsed:
