@@ -309,7 +309,10 @@ def _regroup_exact(state: _Cleaning, rejections: list[Rejection]) -> tuple[np.nd
     staged, keep = state.staged, state.keep
     uri_index = {u: i for i, u in enumerate(staged.source_uris)}
     wanted = [k for k, rej in enumerate(rejections) if rej.reason == "duplicate" and rej.source in uri_index]
-    row_of = _rows_of(staged, state.report.sources, [(uri_index[rejections[k].source], rejections[k].key) for k in wanted])
+    # Only rows exact dedup removed can hold them: searching those, not every
+    # key of the source, keeps this linear in the duplicates (10M keys in a
+    # hash set took seconds).
+    row_of = _rows_of(staged, state.report.sources, [(uri_index[rejections[k].source], rejections[k].key) for k in wanted], ~keep)
     # The holder of a content group: its first row still kept (n: none).
     n = len(keep)
     kept_rows = np.flatnonzero(keep)
@@ -326,13 +329,13 @@ def _regroup_exact(state: _Cleaning, rejections: list[Rejection]) -> tuple[np.nd
     return np.asarray(exact_i, np.int64), np.asarray(exact_j, np.int64), kept_rejections
 
 
-def _rows_of(staged: Any, sources: np.ndarray, wanted: list[tuple[int, str]]) -> list[int]:
-    """The staged row of each (source index, key), -1 when absent; the last
-    row wins if a source repeats a key."""
+def _rows_of(staged: Any, sources: np.ndarray, wanted: list[tuple[int, str]], among: np.ndarray) -> list[int]:
+    """The staged row of each (source index, key) among the rows ``among``
+    (a mask), -1 when absent; the last row wins if a source repeats a key."""
     out = [-1] * len(wanted)
     for source in sorted({s for s, _ in wanted}):
         asks = [k for k, (s, _) in enumerate(wanted) if s == source]
-        rows = np.flatnonzero(sources == source)[::-1]  # reversed: index_in finds the last row
+        rows = np.flatnonzero((sources == source) & among)[::-1]  # reversed: index_in finds the last row
         found = pc.index_in(string_column([wanted[k][1] for k in asks]), value_set=staged.table.column("key").take(numpy_column(rows)))
         for k, hit in zip(asks, found.to_pylist()):
             if hit is not None:

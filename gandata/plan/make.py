@@ -61,7 +61,10 @@ def make_plan(staged: StagedTable, config: BuildConfig, declared_classes: Sequen
     rng = np.random.default_rng(config.seed)
     rows = kept_rows[rng.permutation(len(kept_rows))] if len(kept_rows) else kept_rows
     labels = all_labels[rows]
-    splits = np.full(len(rows), "train", dtype=object)
+    # fill() stores one "train" object in every slot; np.full would make a
+    # string object per sample (0.7 s and 560 MB at 10M samples).
+    splits = np.empty(len(rows), dtype=object)
+    splits.fill("train")
     assigned = preassigned_splits(staged)
     if assigned is not None:
         # Splits a source assigned (a folder in the split layout) are kept;
