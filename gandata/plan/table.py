@@ -106,9 +106,13 @@ class StagedTable:
 
     def channel_sums(self, name: str) -> np.ndarray:
         """A per-channel list column (``channel_sum``/``channel_sumsq``) as float64 [n, C]."""
-        column = self.table.column(name).combine_chunks()
-        values = to_numpy(column.flatten()).astype(np.float64)
-        return values.reshape(self.num_rows, -1) if self.num_rows else values.reshape(0, 0)
+        if self.num_rows == 0:
+            return np.zeros((0, 0), np.float64)
+        # One copy: each chunk's values are viewed in place and concatenated
+        # (combining the chunks first, then copying and casting, made three:
+        # about 1.5 s at 10M rows).
+        chunks = [to_numpy(chunk.flatten(), copy=False) for chunk in self.table.column(name).chunks]
+        return np.concatenate(chunks).astype(np.float64, copy=False).reshape(self.num_rows, -1)
 
     def thumbnails(self, rows: np.ndarray) -> np.ndarray:
         """uint8 [len(rows), T] thumbnails of ``rows``, read partition by
@@ -352,12 +356,28 @@ def channel_stats(staged: StagedTable, rows: np.ndarray, size_px: int) -> tuple[
     from the per-sample sums computed at ingest (no pixel pass)."""
     if len(rows) == 0:
         return [], []
-    sums = staged.channel_sums("channel_sum")[rows]
-    sumsq = staged.channel_sums("channel_sumsq")[rows]
     count = len(rows) * size_px * size_px
-    mean = sums.sum(axis=0) / count
-    var = np.maximum(sumsq.sum(axis=0) / count - mean**2, 0.0)
+    mean = _sum_rows(staged.channel_sums("channel_sum"), rows) / count
+    var = np.maximum(_sum_rows(staged.channel_sums("channel_sumsq"), rows) / count - mean**2, 0.0)
     return [float(m) for m in mean], [float(math.sqrt(v)) for v in var]
+
+
+# Rows gathered at a time by _sum_rows.
+_SUM_BLOCK = 65_536
+
+
+def _sum_rows(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows].sum(axis=0)`` to the last bit, without gathering every
+    row into one array. numpy reduces axis 0 of a C-ordered array row after
+    row, so adding each gathered block onto the running total (as a first
+    row) takes the same steps in the same order; a block stays in cache,
+    where 10M gathered rows would not (1.2 s at 10M per column)."""
+    total: np.ndarray | None = None
+    for start in range(0, len(rows), _SUM_BLOCK):
+        block = values[rows[start : start + _SUM_BLOCK]]
+        total = block.sum(axis=0) if total is None else np.add.reduce(np.concatenate([total[None], block]), axis=0)
+    assert total is not None  # rows is not empty
+    return total
 
 
 # How assign_shards cuts splits; part of the build fingerprint, so that a build

@@ -121,12 +121,14 @@ def python_column(values: Sequence[Any], kinds: set[type] | None = None) -> pa.A
     return None
 
 
-def to_numpy(column: pa.Array | pa.ChunkedArray, null_as: bool | None = None) -> np.ndarray:
+def to_numpy(column: pa.Array | pa.ChunkedArray, null_as: bool | None = None, copy: bool = True) -> np.ndarray:
     """A column's values as a new numpy array, like ``to_numpy(zero_copy_only=False)``.
 
     Integer, floating-point and boolean columns without nulls are read from
     their buffers, as are boolean columns with nulls when ``null_as`` says
     what a null becomes; anything else (strings, nulls) goes through pyarrow.
+    With ``copy=False`` an integer or floating-point array without nulls is
+    a read-only view of its Arrow buffer instead of a copy.
     """
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     kind = array.type
@@ -141,7 +143,8 @@ def to_numpy(column: pa.Array | pa.ChunkedArray, null_as: bool | None = None) ->
         data = array.buffers()[1]
         if data is None or len(array) == 0:
             return np.zeros(0, dtype)
-        return np.frombuffer(data, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize).copy()
+        view = np.frombuffer(data, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+        return view.copy() if copy else view
     return array.to_numpy(zero_copy_only=False)
 
 

@@ -187,3 +187,17 @@ def test_staging_from_another_staging_version_is_not_reused(tmp_path: Path, monk
     monkeypatch.setattr(stages, "STAGING_VERSION", stages.STAGING_VERSION - 1)
     _, older = ingest_only(config, staging)
     assert set(older).isdisjoint(first)
+
+
+def test_rows_are_summed_in_blocks_to_the_last_bit() -> None:
+    """channel_stats sums the kept rows block by block: the same float64
+    result as gathering them all and summing, in their (shuffled) order."""
+    from gandata.plan.table import _SUM_BLOCK, _sum_rows
+
+    rng = np.random.default_rng(5)
+    values = rng.uniform(50, 200, (3 * _SUM_BLOCK + 11, 3)) * rng.choice([1.0, 1e-3, 1e6], (3 * _SUM_BLOCK + 11, 1))
+    for rows in (rng.permutation(len(values)), rng.integers(0, len(values), 2 * _SUM_BLOCK + 5), np.array([7])):
+        assert np.array_equal(_sum_rows(values, rows), values[rows].sum(axis=0))
+    # The naive sum in another order differs in its last bits, so the test can tell.
+    rows = rng.permutation(len(values))
+    assert not np.array_equal(values[np.sort(rows)].sum(axis=0), values[rows].sum(axis=0))
