@@ -40,8 +40,10 @@ from gandata.util.arrow import (
 # Part of every ingest key: raised when staged partitions gain or change
 # columns, so a build never mixes partitions staged by older code with new
 # ones (2: score_detail, score_jpeg_quality and split; 3: score_std from
-# exact channel moments, where a float32 std could differ in its low bits).
-STAGING_VERSION = 3
+# exact channel moments, where a float32 std could differ in its low bits;
+# 4: folder, archive and object-store sources cut their last partitions
+# smaller, so a partition index names other items than before).
+STAGING_VERSION = 4
 IMAGES_FILE = "images.npy"
 META_FILE = "meta.parquet"
 REJECTED_FILE = "rejected.jsonl"

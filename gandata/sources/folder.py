@@ -219,14 +219,25 @@ def partition_chunks(items: Sequence, size: int, describe, min_partitions: int =
     equal length (within one), at least ``min_partitions`` of them when there
     are MIN_PARTITION_ITEMS items for each; ``describe(chunk)`` names one.
 
+    Sources that ask for parallel partitions (``min_partitions`` > 1) get a
+    tapered end: the items of the last two partitions are cut again into
+    halves and quarters (1/2, 1/2, 1/2, 1/4, 1/4 of a partition). Whichever
+    process takes the last partition finishes it alone, so the tail of the
+    stage is a quarter partition instead of a whole one (at 6,000 images on
+    2 workers about 35 ms instead of 140).
+
     The cut depends only on the items, never on the number of workers, so
     staging (and resume) is the same whatever the parallelism.
     """
     n = len(items)
     count = max(math.ceil(n / size), min(min_partitions, n // MIN_PARTITION_ITEMS), 1 if n else 0)
+    bounds = [index * n // count for index in range(count + 1)] if count else [0]
+    if min_partitions > 1 and count >= 2 and n // count >= 4 * MIN_PARTITION_ITEMS:
+        start = bounds[-3]
+        bounds = bounds[:-3] + [start + (n - start) * eighths // 8 for eighths in (0, 2, 4, 6, 7, 8)]
     out = []
-    for index in range(count):
-        chunk = tuple(items[index * n // count:(index + 1) * n // count])
+    for index, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        chunk = tuple(items[a:b])
         out.append(Partition(index=index, items=chunk, description=describe(chunk), num_inputs=len(chunk)))
     return out
 

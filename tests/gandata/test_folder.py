@@ -329,13 +329,23 @@ def test_empty_folder(tmp_path):
         (5, [5]),
         (MIN_PARTITION_ITEMS * 3, [MIN_PARTITION_ITEMS] * 3),  # too few items for 16 partitions
         (PARALLEL_PARTITIONS * 40, [40] * PARALLEL_PARTITIONS),
-        (40 * PARTITION_SIZE - 80, [PARTITION_SIZE - 2] * 40),  # large: at most PARTITION_SIZE each
+        # large: at most PARTITION_SIZE each, the last two cut into halves and quarters
+        (40 * PARTITION_SIZE - 80, [PARTITION_SIZE - 2] * 38 + [127, 127, 127, 63, 64]),
+        (6000, [187, 188] * 15 + [93, 94, 94, 47, 47]),
     ],
 )
 def test_partition_chunks_are_balanced(n, expected_sizes):
     parts = partition_chunks(list(range(n)), PARTITION_SIZE, lambda c: "", min_partitions=PARALLEL_PARTITIONS)
     assert [len(p.items) for p in parts] == expected_sizes
     assert [x for p in parts for x in p.items] == list(range(n))
+    assert [p.index for p in parts] == list(range(len(parts)))
+
+
+def test_a_stream_is_not_tapered():
+    # A compressed stream decompresses from its start for every partition:
+    # no partitions beyond what the size needs.
+    parts = partition_chunks(list(range(6000)), 300, lambda c: "", min_partitions=1)
+    assert [len(p.items) for p in parts] == [300] * 20
 
 
 def test_a_folder_swapped_for_a_symlink_after_listing_is_not_followed(tmp_path: Path) -> None:
