@@ -9,9 +9,12 @@ A Ray or cluster executor implements the same one method.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.context
+import os
 import queue
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 
@@ -34,6 +37,43 @@ class SerialExecutor:
         pass
 
 
+# Thread pools a helper's libraries would start, each at one thread: the
+# build's parallelism is its processes. numpy's OpenBLAS starts a thread per
+# core when it loads, which spins on the other core for about 0.1 s (in a
+# 2-worker build: on the core where this process is working) and again after
+# every threaded call; Arrow sizes its pool from OMP_NUM_THREADS.
+_HELPER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set, restored afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class _HelperProcess(multiprocessing.context.SpawnProcess):
+    """A spawned helper whose thread pools start with one thread (a child
+    takes its environment from this process when it is started)."""
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        with _environment(_HELPER_ENV):
+            return multiprocessing.context.SpawnProcess._Popen(process_obj)
+
+
+class _HelperContext(multiprocessing.context.SpawnContext):
+    Process = _HelperProcess
+
+
 class ProcessExecutor:
     """``workers`` processes: this one and ``workers - 1`` spawned helpers,
     reused across the stages of one build.
@@ -54,7 +94,7 @@ class ProcessExecutor:
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers - 1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.workers - 1, mp_context=_HelperContext())
         return self._pool
 
     def imap(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[tuple[int, Any]]:

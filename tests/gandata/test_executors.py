@@ -72,3 +72,24 @@ def test_a_dead_helper_fails_the_stage_without_recursing():
                 pass
     finally:
         executor.close()
+
+
+def _blas_threads_setting(_: int) -> str | None:
+    return os.environ.get("OPENBLAS_NUM_THREADS")
+
+
+def test_helpers_start_single_threaded_pools_and_leave_this_environment_alone(monkeypatch):
+    # numpy's OpenBLAS starts (and spins) a thread per core when a helper
+    # imports it, on the core where this process is working.
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "8")
+    executor = ProcessExecutor(2)
+    try:
+        # Task 0 runs here; the others may run in the helper.
+        results = dict(executor.imap(_square_and_pid, list(range(20))))
+        helper = next(pid for _, pid in results.values() if pid != os.getpid())
+        settings = {value for value in dict(executor.imap(_blas_threads_setting, list(range(20)))).values()}
+    finally:
+        executor.close()
+    assert helper != os.getpid()
+    assert settings == {"8", "1"}  # this process: untouched; the helper: one thread
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "8"
