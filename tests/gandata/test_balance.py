@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from pathlib import Path
@@ -198,3 +199,19 @@ def test_process_workers_write_the_same_bytes_as_serial(folder: Path, tmp_path: 
         for f in files:
             if f.is_file():
                 assert f.read_bytes() == (b / f.relative_to(a) if a.is_dir() else b).read_bytes(), f.name
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float16"])
+def test_shards_are_the_same_whatever_the_write_block(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
+    """Shards are written a block of images at a time; one image per block
+    (augmented copies and normalized floats included) gives the same files."""
+    from gandata.config import OutputConfig
+    from gandata.write import shards
+
+    out_config = OutputConfig(shard_size=64, dtype=dtype, normalize="standardize" if dtype != "uint8" else "minus1-1")
+    config = BalanceConfig(mode="oversample", augment=True)
+    build(dataclasses.replace(folder_config(folder, tmp_path / "whole", config), out=out_config))
+    monkeypatch.setattr(shards, "BLOCK_BYTES", 1)
+    build(dataclasses.replace(folder_config(folder, tmp_path / "single", config), out=out_config))
+    whole, single = (sorted((tmp_path / name / "shards").iterdir()) for name in ("whole", "single"))
+    assert len(whole) == 2 and [p.read_bytes() for p in whole] == [p.read_bytes() for p in single]

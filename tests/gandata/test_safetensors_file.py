@@ -51,3 +51,28 @@ def test_non_ascii_metadata_is_written_as_the_library_does(tmp_path: Path) -> No
     path = tmp_path / "x.safetensors"
     write_safetensors(path, tensors, {"format": "gändata"})
     assert path.read_bytes() == safetensors_save(tensors, metadata={"format": "gändata"})
+
+
+@pytest.mark.parametrize("block", [1, 5, 64, 1000])
+def test_a_tensor_written_in_blocks_is_the_same_file(tmp_path: Path, block: int) -> None:
+    from gandata.write.safetensors_file import TensorBlocks
+
+    tensors = _tensors("float16", 64, True)
+    images = tensors["images"]
+    blocks = TensorBlocks(images.dtype, images.shape, (images[k : k + block] for k in range(0, len(images), block)))
+    path = tmp_path / "blocks.safetensors"
+    digest = write_safetensors(path, {**tensors, "images": blocks}, {"format": "gandata"})
+    expected = safetensors_save(tensors, metadata={"format": "gandata"})
+    assert path.read_bytes() == expected and digest == hashlib.sha256(expected).hexdigest()
+
+
+def test_blocks_that_do_not_make_the_declared_tensor_are_refused(tmp_path: Path) -> None:
+    from gandata.write.safetensors_file import TensorBlocks
+
+    images = np.zeros((4, 3, 2, 2), np.uint8)
+    short = TensorBlocks(images.dtype, (5, 3, 2, 2), iter([images]))
+    with pytest.raises(ValueError, match="blocks of 48 bytes for a tensor of 60"):
+        write_safetensors(tmp_path / "a.safetensors", {"images": short}, {})
+    other = TensorBlocks(np.dtype(np.uint8), (4, 3, 2, 2), iter([images.astype(np.float16)]))
+    with pytest.raises(ValueError, match="a block of float16"):
+        write_safetensors(tmp_path / "b.safetensors", {"images": other}, {})
