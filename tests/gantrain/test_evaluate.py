@@ -71,3 +71,25 @@ def test_inception_needs_the_extra(tiny_dataset, tmp_path):
     weights.write_bytes(b"")
     with pytest.raises(EvalError, match="torch-fidelity"):
         evaluate_run(run, config=_eval_config(tmp_path, inception_weights=str(weights)))
+
+
+def test_the_floor_is_the_mean_over_several_real_splits(tiny_dataset, tmp_path):
+    """One real-vs-real split's Frechet distance is noisy (0.05-0.19 over 20
+    splits of synth:shapes): the floor is the mean of floor_splits of them,
+    the first being R1 against R2, and the report says so."""
+    from gantrain.metrics import frechet_distance
+
+    one = Evaluator(tiny_dataset, _eval_config(tmp_path, floor_splits=1), torch.device("cpu"))
+    several = Evaluator(tiny_dataset, _eval_config(tmp_path, floor_splits=6), torch.device("cpu"))
+    own = frechet_distance(one.real_features, one.classifier.features_and_predictions(one._other_images)[0])
+    assert one.floor.fd == pytest.approx(own)
+    low, high = several.floor_fd_range
+    assert low <= own <= high and low < high
+    assert low <= several.floor.fd <= high
+    # KID, precision and recall of the floor stay those of R1 against R2.
+    assert (several.floor.kid, several.floor.precision) == (one.floor.kid, one.floor.precision)
+    report = several.evaluate(lambda n, labels: torch.zeros(n, *one.real_images.shape[1:], dtype=torch.uint8), conditional=False)
+    assert report.fd_ratio == pytest.approx(report.samples.fd / several.floor.fd)
+    assert "mean of 6 splits" in "\n".join(report.lines())
+    with pytest.raises(EvalError, match="floor_splits"):
+        Evaluator(tiny_dataset, _eval_config(tmp_path, floor_splits=0), torch.device("cpu"))
