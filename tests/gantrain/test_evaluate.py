@@ -73,23 +73,48 @@ def test_inception_needs_the_extra(tiny_dataset, tmp_path):
         evaluate_run(run, config=_eval_config(tmp_path, inception_weights=str(weights)))
 
 
-def test_the_floor_is_the_mean_over_several_real_splits(tiny_dataset, tmp_path):
-    """One real-vs-real split's Frechet distance is noisy (0.05-0.19 over 20
-    splits of synth:shapes): the floor is the mean of floor_splits of them,
-    the first being R1 against R2, and the report says so."""
+def test_floors_compare_real_sets_like_the_model_would_be_compared(tiny_dataset, tmp_path):
+    """A conditional model is asked for R1's labels, so its floor compares
+    real sets with R1's class counts; an unconditional model's compares
+    random real sets. Each floor is the mean of floor_splits pairs (one
+    pair's value is noisy), R1/R2 the first, and the report says which."""
+    import numpy as np
+
     from gantrain.metrics import frechet_distance
 
     one = Evaluator(tiny_dataset, _eval_config(tmp_path, floor_splits=1), torch.device("cpu"))
-    several = Evaluator(tiny_dataset, _eval_config(tmp_path, floor_splits=6), torch.device("cpu"))
+    other_labels = one.classifier.features_and_predictions(one._other_images)[1]
+    assert one.class_matched
     own = frechet_distance(one.real_features, one.classifier.features_and_predictions(one._other_images)[0])
-    assert one.floor.fd == pytest.approx(own)
-    low, high = several.floor_fd_range
-    assert low <= own <= high and low < high
-    assert low <= several.floor.fd <= high
-    # KID, precision and recall of the floor stay those of R1 against R2.
-    assert (several.floor.kid, several.floor.precision) == (one.floor.kid, one.floor.precision)
-    report = several.evaluate(lambda n, labels: torch.zeros(n, *one.real_images.shape[1:], dtype=torch.uint8), conditional=False)
-    assert report.fd_ratio == pytest.approx(report.samples.fd / several.floor.fd)
-    assert "mean of 6 splits" in "\n".join(report.lines())
+    matched, (low, high) = one.floors["matched"]
+    assert matched.fd == pytest.approx(own) and low == high
+    assert len(other_labels) == len(one.real_labels)
+    several = Evaluator(tiny_dataset, _eval_config(tmp_path, floor_splits=6), torch.device("cpu"))
+    assert np.array_equal(several.real_labels, one.real_labels)  # the same R1 whatever the number of pairs
+    for kind in ("matched", "random"):
+        floor, (low, high) = several.floors[kind]
+        assert low < high and low <= floor.fd <= high
+    blank = lambda n, labels: torch.zeros(n, *one.real_images.shape[1:], dtype=torch.uint8)  # noqa: E731
+    conditional = several.evaluate(blank, conditional=True)
+    unconditional = several.evaluate(blank, conditional=False)
+    assert conditional.floor.fd == several.floors["matched"][0].fd
+    assert unconditional.floor.fd == several.floors["random"][0].fd
+    assert conditional.fd_ratio == pytest.approx(conditional.samples.fd / conditional.floor.fd)
+    assert "mean of 6 pairs of real sets with R1's class counts" in "\n".join(conditional.lines())
+    assert "mean of 6 pairs of real sets drawn at random" in "\n".join(unconditional.lines())
     with pytest.raises(EvalError, match="floor_splits"):
         Evaluator(tiny_dataset, _eval_config(tmp_path, floor_splits=0), torch.device("cpu"))
+
+
+def test_r1_and_r2_hold_the_same_number_of_images_of_each_class() -> None:
+    import numpy as np
+
+    from gantrain.evaluate import _class_counts, _matched_pair
+
+    labels = np.random.default_rng(0).choice(4, size=400, p=[0.55, 0.25, 0.15, 0.05])
+    counts = _class_counts(labels, 150)
+    for rng in (None, np.random.default_rng(1)):
+        a, b = _matched_pair(labels, counts, rng)
+        assert not set(a) & set(b)
+        assert np.array_equal(np.bincount(labels[a], minlength=4), np.bincount(labels[b], minlength=4))
+        assert sum(counts.values()) == len(a) == 150
