@@ -17,12 +17,14 @@ from gandata.records import Rejection
 from gandata.util.arrow import numpy_column, to_numpy
 
 
-def source_key_order(staged: StagedTable) -> np.ndarray:
-    """Staged rows sorted by (source, key), ties in staged order. Arrow
-    compares strings as UTF-8 bytes, which is Python's code-point order."""
-    table = pa.table({"source": numpy_column(staged.column("source_index").astype(np.int64)),
-                      "key": staged.table.column("key")})
-    return to_numpy(pc.sort_indices(table, sort_keys=[("source", "ascending"), ("key", "ascending")])).astype(np.int64)
+def source_key_order(staged: StagedTable, rows: np.ndarray) -> np.ndarray:
+    """``rows`` (ascending staged rows) sorted by (source, key), ties in
+    staged order. Arrow compares strings as UTF-8 bytes, which is Python's
+    code-point order."""
+    take = numpy_column(rows)
+    table = pa.table({"source": numpy_column(staged.column("source_index")[rows].astype(np.int64)),
+                      "key": staged.table.column("key").take(take)})
+    return rows[to_numpy(pc.sort_indices(table, sort_keys=[("source", "ascending"), ("key", "ascending")])).astype(np.int64)]
 
 
 def find_exact_duplicates(staged: StagedTable) -> tuple[np.ndarray, list[Rejection]]:
@@ -34,12 +36,16 @@ def find_exact_duplicates(staged: StagedTable) -> tuple[np.ndarray, list[Rejecti
     if n == 0:
         return keep, []
     groups = staged.content_groups()
-    order = source_key_order(staged)
+    # Only rows of groups with two or more members are ordered: sorting the
+    # keys of every row (10M strings) took seconds for a few duplicates.
+    shared = np.flatnonzero(np.bincount(groups)[groups] > 1)
+    if not len(shared):
+        return keep, []
+    order = source_key_order(staged, shared)
     # The first row of each group in (source, key) order is its keeper: the
-    # smallest rank in that order per group.
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n, dtype=np.int64)
-    keeper = order[np.minimum(min_per_group(groups, rank, int(groups.max()) + 1, n), n - 1)]
+    # smallest position in that order per group.
+    positions = np.arange(len(order), dtype=np.int64)
+    keeper = order[np.minimum(min_per_group(groups[order], positions, int(groups.max()) + 1, len(order)), len(order) - 1)]
     dups = order[keeper[groups[order]] != order]
     keep[dups] = False
     kept = keeper[groups[dups]]

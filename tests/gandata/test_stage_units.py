@@ -201,3 +201,36 @@ def test_rows_are_summed_in_blocks_to_the_last_bit() -> None:
     # The naive sum in another order differs in its last bits, so the test can tell.
     rows = rng.permutation(len(values))
     assert not np.array_equal(values[np.sort(rows)].sum(axis=0), values[rows].sum(axis=0))
+
+
+def test_exact_duplicates_match_a_plain_sort_of_every_row() -> None:
+    """Only rows of shared content are sorted by (source, key); keepers and
+    rejections (their order included) are those of sorting every row."""
+    import pyarrow as pa
+
+    from gandata.plan.table import StagedTable
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    content = rng.integers(0, 900, n)  # about a third of the rows share their content
+    keys = [f"k{rng.integers(0, 10**6):06d}" for _ in range(n)]  # unsorted, some repeated
+    sources = rng.integers(0, 3, n)
+    hashes = np.zeros((n, 16), np.uint8)
+    hashes[:, :8] = content.astype(">u8").view(np.uint8).reshape(n, 8)
+    table = pa.table({
+        "key": pa.array(keys), "locator": pa.array([f"/x/{k}" for k in keys]),
+        "source_index": pa.array(sources.astype(np.int32)),
+        "content_hash": pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(hashes.tobytes())]),
+    })
+    staged = StagedTable(table=table, part_dirs=[], source_uris=["a", "b", "c"])
+    keep, rejections = find_exact_duplicates(staged)
+    order = sorted(range(n), key=lambda i: (int(sources[i]), keys[i], i))
+    keeper: dict[int, int] = {}
+    expected = []
+    for i in order:
+        if content[i] in keeper:
+            expected.append((keys[i], keys[keeper[content[i]]], "abc"[sources[i]]))
+        else:
+            keeper[content[i]] = i
+    assert [(r.key, r.kept_key, r.source) for r in rejections] == expected
+    assert keep.sum() == len(keeper) and sorted(np.flatnonzero(keep)) == sorted(keeper.values())
