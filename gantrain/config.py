@@ -69,14 +69,26 @@ class TrainConfig:
     nz: int = 100
     ngf: int | None = None
     ndf: int | None = None
-    spectral_norm: bool = False
-    # Optimisation (Radford et al. defaults: Adam 2e-4, betas 0.5/0.999).
-    loss: str = "bce"
+    # Spectral norm on every D layer and the hinge loss (both the default
+    # since issue 20's third session): on synth:shapes (CPU, width 32, 3,000
+    # steps, with the matching-aware D, the mode-seeking term and DiffAugment
+    # translation) they took the best checkpoint from 92.5% classified as
+    # asked and FD 42x the real-vs-real floor (BCE, no spectral norm) to
+    # 94.9% and 32x at seed 0, and from 91.1% / 36x to 94.9% / 29x at seed 1
+    # (judged with seed 0's floor), at the same CPU time.
+    spectral_norm: bool = True
+    # Optimisation (Radford et al.: Adam 2e-4, betas 0.5/0.999; the loss is
+    # hinge, see above, where the paper's is BCE).
+    loss: str = "hinge"
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
     ema: bool = False
+    # The decay used at step k is min(ema_decay, (1 + k) / (10 + k)) (ema.py):
+    # below 0.999 for the first 8,990 updates, so any ema_decay >= 0.999
+    # gives the same average up to there (issue 20: 0.9995 evaluated
+    # identically to 0.999).
     ema_decay: float = 0.999
     # "linear": both learning rates fall linearly from lr_g / lr_d at step 0
     # to 0 at ``steps`` (see ``lr_factor``); "none": constant.

@@ -156,3 +156,23 @@ def test_translation_is_the_default_and_none_turns_it_off(tiny_dataset, tmp_path
     assert off["train"]["diffaugment"] == []
     saved = TrainConfig(data="d", run_dir="r", diffaugment=()).to_json()
     assert TrainConfig.from_json(saved).diffaugment == ()  # a run saved without augmentation keeps none
+
+
+# --- Hinge loss and spectral norm by default ---------------------------------------------------------
+
+
+def test_hinge_and_spectral_norm_are_the_default_and_can_be_turned_off(tiny_dataset, tmp_path):
+    import json
+
+    config = TrainConfig(data="d", run_dir="r")
+    assert config.loss == "hinge" and config.spectral_norm is True
+    base = ["train", str(tiny_dataset), "--dry-run", "--device", "cpu"]
+    default = json.loads(CliRunner().invoke(main, [*base, "-o", str(tmp_path / "a")]).output)
+    assert default["train"]["loss"] == "hinge" and default["train"]["spectral_norm"] is True
+    assert default["model"]["spectral_norm"] is True
+    off = json.loads(CliRunner().invoke(main, [*base, "-o", str(tmp_path / "b"), "--loss", "bce", "--no-spectral-norm"]).output)
+    assert off["train"]["loss"] == "bce" and off["train"]["spectral_norm"] is False
+    assert off["model"]["spectral_norm"] is False
+    saved = TrainConfig(data="d", run_dir="r", loss="bce", spectral_norm=False).to_json()
+    old = TrainConfig.from_json(saved)  # a run saved with BCE and no spectral norm keeps them
+    assert old.loss == "bce" and old.spectral_norm is False

@@ -101,7 +101,7 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_
         return loss * math.nan if calls["n"] > 4 else loss
 
     monkeypatch.setitem(losses.LOSSES, "bce", (poisoned, g_loss))
-    config = tiny_config(tiny_dataset, tmp_path / "run", steps=8, checkpoint_every=4, log_every=2)
+    config = tiny_config(tiny_dataset, tmp_path / "run", steps=8, checkpoint_every=4, log_every=2, loss="bce")
     with pytest.raises(NonFiniteError, match="NaN/Inf") as info:
         train(config)
     last = tmp_path / "run" / "checkpoints" / "last.pt"
