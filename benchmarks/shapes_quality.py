@@ -14,13 +14,13 @@ checkpoint with ``gantrain eval``'s protocol and checks the acceptance:
 Defaults: 3,000 steps at width 32, batch 64, with gantrain's defaults (pool D,
 hinge loss, spectral norm in D, matching-aware D, mode-seeking term, DiffAugment
 translation), EMA 0.999: on one thread of a 2-core VM (10.7 CPU-minutes) the
-best checkpoint, step 3,000, had 94.9% classified as asked and FD 32x the
-real-vs-real floor (seed 1: 94.9% and 29x judged with seed 0's floor, 96.2% and
-10.2x with its own; with BCE and no spectral norm 92.5% and 42x; without
-DiffAugment too 86.7% and 92x; docs/GANTRAIN.md), so it prints FAIL against the
-95% / 10x acceptance. Training to 6,000 steps did not improve on step 3,000
-(best step 3,500, judged 94.5% and 32x). The floor comes from one split of the
-real images drawn with --seed: 0.070 at seed 0, 0.191 at seed 1.
+best checkpoint, step 3,000, had 94.9% classified as asked and an FD of 2.28,
+53x the class-matched real-vs-real floor (0.043, the mean of 20 pairs of real
+sets with R1's class counts); seed 1: 96.2% and 47x (with BCE and no spectral
+norm 92.4% / 69x and 92.2% / 55x; without DiffAugment too 86.4% / 151x;
+docs/GANTRAIN.md). So it prints FAIL against the 95% / 10x acceptance, which
+needs an FD of about 0.43. Training to 6,000 steps did not improve on step
+3,000 (best step 3,500, 94.5% / 53x).
 
 Options beyond the defaults: --loss bce --no-spectral-norm (the previous
 objective), --lr-decay linear, --aux-weight W (an auxiliary classifier on D's

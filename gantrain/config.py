@@ -72,10 +72,10 @@ class TrainConfig:
     # Spectral norm on every D layer and the hinge loss (both the default
     # since issue 20's third session): on synth:shapes (CPU, width 32, 3,000
     # steps, with the matching-aware D, the mode-seeking term and DiffAugment
-    # translation) they took the best checkpoint from 92.5% classified as
-    # asked and FD 42x the real-vs-real floor (BCE, no spectral norm) to
-    # 94.9% and 32x at seed 0, and from 91.1% / 36x to 94.9% / 29x at seed 1
-    # (judged with seed 0's floor), at the same CPU time.
+    # translation) they took the best checkpoint from 92.4% classified as
+    # asked and FD 69x the class-matched real-vs-real floor (BCE, no
+    # spectral norm) to 94.9% and 53x at seed 0, and from 92.2% / 55x to
+    # 96.2% / 47x at seed 1, at the same CPU time.
     spectral_norm: bool = True
     # Optimisation (Radford et al.: Adam 2e-4, betas 0.5/0.999; the loss is
     # hinge, see above, where the paper's is BCE).
@@ -116,8 +116,8 @@ class TrainConfig:
     # DiffAugment policies applied to every image D sees (real and fake);
     # () = off. Default: random translation by up to 1/8 of the size. On
     # synth:shapes (CPU, width 32, 3,000 steps, issue 20) it took the best
-    # checkpoint from 86.7% classified as asked and FD 92x the real-vs-real
-    # floor to 92.5% and 42x (meant to keep D from memorising the 5,000
+    # checkpoint from 86.4% classified as asked and FD 151x the class-matched
+    # real-vs-real floor to 92.4% and 69x (meant to keep D from memorising the 5,000
     # images; the runs without it peaked and then lost variety).
     diffaugment: tuple[str, ...] = ("translation",)
     weights: str = "sample"
