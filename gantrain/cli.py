@@ -173,7 +173,9 @@ def _parse_augment(value: str | None) -> tuple[str, ...]:
 @click.option("--loss", type=click.Choice(LOSSES), default="hinge", show_default=True, help="Hinge or non-saturating BCE-with-logits (the paper's).")
 @click.option("--spectral-norm/--no-spectral-norm", default=True, show_default=True, help="Spectral normalisation in D (replaces its BatchNorm).")
 @click.option("--ema/--no-ema", default=False, show_default=True, help="Keep an exponential moving average of G.")
-@click.option("--ema-decay", type=float, default=0.999, show_default=True)
+@click.option("--ema-decay", type=float, default=0.999, show_default=True,
+              help="Largest EMA decay: the decay at step k is min(this, (1 + k) / (10 + k)), below 0.999 for the "
+                   "first 8,990 steps, so values of 0.999 and above differ only in longer runs.")
 @click.option("--diversity", type=float, default=1.0, show_default=True, help="Weight of the mode-seeking term in G's loss: different noise, different images (0 = off).")
 @click.option("--mismatch", type=float, default=1.0, show_default=True, help="Conditional: weight of real images shown to D with a wrong class, as fakes (matching-aware D; 0 = off).")
 @click.option("--diffaugment", default="translation", show_default=True, metavar="POLICIES", help="DiffAugment policies applied to everything D sees, any of color,translation,cutout; none = off.")
