@@ -266,6 +266,15 @@ class Evaluator:
         """The floor of an unconditional model (random pairs of real sets)."""
         return self.floors["random"][0]
 
+    def perturbed_real_fd(self, perturb: Callable[[torch.Tensor], torch.Tensor]) -> float:
+        """The Frechet distance from R1 to the other real set R2 after
+        ``perturb`` (float pixels [N, C, H, W] in 0-255 -> the same; the
+        result is rounded and clipped to uint8). A yardstick for what a
+        distance means in this feature space: how far, say, slightly blurred
+        real images are from the real ones."""
+        pixels = perturb(self._other_images.float()).round().clamp(0, 255).to(torch.uint8)
+        return frechet_distance(self.real_features, self.classifier.features_and_predictions(pixels)[0])
+
     def _distances(self, features: np.ndarray) -> SetDistances:
         c = self.config
         return set_distances(

@@ -106,6 +106,16 @@ def test_floors_compare_real_sets_like_the_model_would_be_compared(tiny_dataset,
         Evaluator(tiny_dataset, _eval_config(tmp_path, floor_splits=0), torch.device("cpu"))
 
 
+def test_perturbed_real_fd_measures_r2_after_the_perturbation(tiny_dataset, tmp_path):
+    """The yardstick compares R1 with R2 perturbed: unperturbed it is R1/R2's
+    own distance (the first matched pair), and blanking R2 moves it away."""
+    evaluator = Evaluator(tiny_dataset, _eval_config(tmp_path, floor_splits=1), torch.device("cpu"))
+    pair = evaluator.floors["matched"][0].fd
+    assert evaluator.perturbed_real_fd(lambda x: x) == pytest.approx(pair)
+    assert evaluator.perturbed_real_fd(lambda x: x + 0.3) == pytest.approx(pair)  # rounded back to the same pixels
+    assert evaluator.perturbed_real_fd(lambda x: torch.zeros_like(x)) > pair
+
+
 def test_r1_and_r2_hold_the_same_number_of_images_of_each_class() -> None:
     import numpy as np
 
