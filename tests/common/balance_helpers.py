@@ -31,9 +31,13 @@ def make_folder(root: Path, counts: dict[str, int], copies: dict[str, int] | Non
     return root
 
 
-def folder_config(src: Path, out: Path, balance: BalanceConfig | None = None, **kw) -> BuildConfig:
+def folder_config(
+    src: Path, out: Path, balance: BalanceConfig | None = None, output_config: OutputConfig | None = None, **kw
+) -> BuildConfig:
+    """A serial build of the folder ``src`` into ``out`` at 16 px (shards of 64
+    unless ``output_config`` says otherwise)."""
     return BuildConfig(
         sources=(SourceSpec(str(src)),), output=str(out), image=ImageConfig(size_px=16),
-        out=kw.pop("out", OutputConfig(shard_size=64)), workers=1, executor="serial",
+        out=output_config or OutputConfig(shard_size=64), workers=1, executor="serial",
         balance=balance or BalanceConfig(), **kw,
     )

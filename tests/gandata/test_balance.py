@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import Counter
 from pathlib import Path
@@ -210,8 +209,8 @@ def test_shards_are_the_same_whatever_the_write_block(folder: Path, tmp_path: Pa
 
     out_config = OutputConfig(shard_size=64, dtype=dtype, normalize="standardize" if dtype != "uint8" else "minus1-1")
     config = BalanceConfig(mode="oversample", augment=True)
-    build(dataclasses.replace(folder_config(folder, tmp_path / "whole", config), out=out_config))
+    build(folder_config(folder, tmp_path / "whole", config, output_config=out_config))
     monkeypatch.setattr(shards, "BLOCK_BYTES", 1)
-    build(dataclasses.replace(folder_config(folder, tmp_path / "single", config), out=out_config))
+    build(folder_config(folder, tmp_path / "single", config, output_config=out_config))
     whole, single = (sorted((tmp_path / name / "shards").iterdir()) for name in ("whole", "single"))
     assert len(whole) == 2 and [p.read_bytes() for p in whole] == [p.read_bytes() for p in single]
