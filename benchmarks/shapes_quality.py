@@ -66,12 +66,6 @@ from pathlib import Path
 from gantrain.config import ARCHS, LOSSES, LR_DECAYS, TrainConfig
 
 
-def _default(name: str):
-    """gantrain's default for a TrainConfig field: the benchmark trains with
-    gantrain's defaults unless an option says otherwise."""
-    return TrainConfig.__dataclass_fields__[name].default
-
-
 def _yardsticks(evaluator, seed: int) -> dict[str, float]:
     """Frechet distances of perturbed real images, to read the model's by:
     the classifier's features weigh texture and edges heavily, so a small
@@ -110,20 +104,20 @@ def main() -> int:
     parser.add_argument("--classifier-steps", type=int, default=600)
     parser.add_argument("--max-fd-ratio", type=float, default=10.0)
     parser.add_argument("--min-class-accuracy", type=float, default=0.95)
-    parser.add_argument("--arch", default=_default("arch"), choices=ARCHS, help="Discriminator body.")
-    parser.add_argument("--mismatch", type=float, default=_default("mismatch"), help="Weight of real images with a wrong class as fakes.")
-    parser.add_argument("--diversity", type=float, default=_default("diversity"), help="Weight of the mode-seeking term in G's loss.")
-    parser.add_argument("--beta1", type=float, default=_default("beta1"))
-    parser.add_argument("--beta2", type=float, default=_default("beta2"))
-    parser.add_argument("--loss", default=_default("loss"), choices=LOSSES)
+    parser.add_argument("--arch", default=TrainConfig.default_of("arch"), choices=ARCHS, help="Discriminator body.")
+    parser.add_argument("--mismatch", type=float, default=TrainConfig.default_of("mismatch"), help="Weight of real images with a wrong class as fakes.")
+    parser.add_argument("--diversity", type=float, default=TrainConfig.default_of("diversity"), help="Weight of the mode-seeking term in G's loss.")
+    parser.add_argument("--beta1", type=float, default=TrainConfig.default_of("beta1"))
+    parser.add_argument("--beta2", type=float, default=TrainConfig.default_of("beta2"))
+    parser.add_argument("--loss", default=TrainConfig.default_of("loss"), choices=LOSSES)
     parser.add_argument("--unconditional", action="store_true", help="(diagnostics) train without labels")
-    parser.add_argument("--spectral-norm", action=argparse.BooleanOptionalAction, default=_default("spectral_norm"), help="Spectral norm in D.")
-    parser.add_argument("--diffaugment", default=",".join(_default("diffaugment")) or "none", help="DiffAugment policies, e.g. translation,cutout; none = off.")
-    parser.add_argument("--lr-g", type=float, default=_default("lr_g"))
-    parser.add_argument("--lr-d", type=float, default=_default("lr_d"))
-    parser.add_argument("--ema-decay", type=float, default=_default("ema_decay"))
-    parser.add_argument("--lr-decay", default=_default("lr_decay"), choices=LR_DECAYS, help="Learning-rate schedule.")
-    parser.add_argument("--aux-weight", type=float, default=_default("aux_weight"), help="Auxiliary classifier on D's features (0 = off).")
+    parser.add_argument("--spectral-norm", action=argparse.BooleanOptionalAction, default=TrainConfig.default_of("spectral_norm"), help="Spectral norm in D.")
+    parser.add_argument("--diffaugment", default=",".join(TrainConfig.default_of("diffaugment")) or "none", help="DiffAugment policies, e.g. translation,cutout; none = off.")
+    parser.add_argument("--lr-g", type=float, default=TrainConfig.default_of("lr_g"))
+    parser.add_argument("--lr-d", type=float, default=TrainConfig.default_of("lr_d"))
+    parser.add_argument("--ema-decay", type=float, default=TrainConfig.default_of("ema_decay"))
+    parser.add_argument("--lr-decay", default=TrainConfig.default_of("lr_decay"), choices=LR_DECAYS, help="Learning-rate schedule.")
+    parser.add_argument("--aux-weight", type=float, default=TrainConfig.default_of("aux_weight"), help="Auxiliary classifier on D's features (0 = off).")
     parser.add_argument("--ndf", type=int, default=0, help="D width (0: --width).")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")

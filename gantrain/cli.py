@@ -8,7 +8,6 @@ messages naming the option at fault, with gandata's exit statuses (0 done,
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -141,13 +140,6 @@ def _hw(key: str) -> str:
     return f"[default: {GPU_DEFAULTS[key]} on a GPU, {CPU_DEFAULTS[key]} on CPU]"
 
 
-def _field_default(name: str) -> Any:
-    """The default of TrainConfig's field ``name``: an option's default is
-    declared once, in the config, and the CLI shows it."""
-    field = TrainConfig.__dataclass_fields__[name]
-    return field.default_factory() if field.default is dataclasses.MISSING else field.default  # type: ignore[misc]
-
-
 # Options of `train` and the TrainConfig field each one sets.
 _TRAIN_FIELDS = {
     "steps": "steps", "batch_size": "batch_size", "conditional": "conditional", "arch": "arch", "loss": "loss",
@@ -177,41 +169,41 @@ def _parse_augment(value: str | None) -> tuple[str, ...]:
 @click.option("--steps", type=int, default=None, help=f"Total optimisation steps (a resumed run continues up to it) {_hw('steps')}.")
 @click.option("--batch-size", type=int, default=None, help=f"Global batch size (split across processes) {_hw('batch_size')}.")
 @click.option("--conditional", is_flag=True, help="Class-conditional DCGAN (conditional BatchNorm in G, projection D).")
-@click.option("--arch", type=click.Choice(ARCHS), default=_field_default("arch"), show_default=True, help="Discriminator body: pool (3x3 convs + max-pool, sees outlines), dcgan (the paper's), resnet (SNGAN-style; use with --spectral-norm --loss hinge).")
-@click.option("--loss", type=click.Choice(LOSSES), default=_field_default("loss"), show_default=True, help="Hinge or non-saturating BCE-with-logits (the paper's).")
-@click.option("--spectral-norm/--no-spectral-norm", default=_field_default("spectral_norm"), show_default=True, help="Spectral normalisation in D (replaces its BatchNorm).")
-@click.option("--ema/--no-ema", default=_field_default("ema"), show_default=True, help="Keep an exponential moving average of G.")
-@click.option("--ema-decay", type=float, default=_field_default("ema_decay"), show_default=True,
+@click.option("--arch", type=click.Choice(ARCHS), default=TrainConfig.default_of("arch"), show_default=True, help="Discriminator body: pool (3x3 convs + max-pool, sees outlines), dcgan (the paper's), resnet (SNGAN-style; use with --spectral-norm --loss hinge).")
+@click.option("--loss", type=click.Choice(LOSSES), default=TrainConfig.default_of("loss"), show_default=True, help="Hinge or non-saturating BCE-with-logits (the paper's).")
+@click.option("--spectral-norm/--no-spectral-norm", default=TrainConfig.default_of("spectral_norm"), show_default=True, help="Spectral normalisation in D (replaces its BatchNorm).")
+@click.option("--ema/--no-ema", default=TrainConfig.default_of("ema"), show_default=True, help="Keep an exponential moving average of G.")
+@click.option("--ema-decay", type=float, default=TrainConfig.default_of("ema_decay"), show_default=True,
               help="Largest EMA decay: the decay at step k is min(this, (1 + k) / (10 + k)), below 0.999 for the "
                    "first 8,990 steps, so values of 0.999 and above differ only in longer runs.")
-@click.option("--diversity", type=float, default=_field_default("diversity"), show_default=True, help="Weight of the mode-seeking term in G's loss: different noise, different images (0 = off).")
-@click.option("--mismatch", type=float, default=_field_default("mismatch"), show_default=True, help="Conditional: weight of real images shown to D with a wrong class, as fakes (matching-aware D; 0 = off).")
-@click.option("--diffaugment", default=",".join(_field_default("diffaugment")) or "none", show_default=True, metavar="POLICIES", help="DiffAugment policies applied to everything D sees, any of color,translation,cutout; none = off.")
+@click.option("--diversity", type=float, default=TrainConfig.default_of("diversity"), show_default=True, help="Weight of the mode-seeking term in G's loss: different noise, different images (0 = off).")
+@click.option("--mismatch", type=float, default=TrainConfig.default_of("mismatch"), show_default=True, help="Conditional: weight of real images shown to D with a wrong class, as fakes (matching-aware D; 0 = off).")
+@click.option("--diffaugment", default=",".join(TrainConfig.default_of("diffaugment")) or "none", show_default=True, metavar="POLICIES", help="DiffAugment policies applied to everything D sees, any of color,translation,cutout; none = off.")
 @click.option("--flip", is_flag=True, help="Random horizontal flips of real images.")
-@click.option("--nz", type=int, default=_field_default("nz"), show_default=True, help="Noise dimension.")
+@click.option("--nz", type=int, default=TrainConfig.default_of("nz"), show_default=True, help="Noise dimension.")
 @click.option("--ngf", type=int, default=None, help=f"Generator width {_hw('ngf')}.")
 @click.option("--ndf", type=int, default=None, help=f"Discriminator width {_hw('ndf')}.")
-@click.option("--lr-g", type=float, default=_field_default("lr_g"), show_default=True)
-@click.option("--lr-d", type=float, default=_field_default("lr_d"), show_default=True)
-@click.option("--lr-decay", type=click.Choice(LR_DECAYS), default=_field_default("lr_decay"), show_default=True, help="Learning-rate schedule: none (constant) or linear (both rates fall linearly to 0 at --steps).")
-@click.option("--aux-weight", type=float, default=_field_default("aux_weight"), show_default=True, help="Conditional: weight of an auxiliary classifier on D's features (AC-GAN, trained with D on real images; G makes fakes it classifies as asked; 0 = off).")
-@click.option("--beta1", type=float, default=_field_default("beta1"), show_default=True)
-@click.option("--beta2", type=float, default=_field_default("beta2"), show_default=True)
-@click.option("--precision", type=click.Choice(PRECISIONS), default=_field_default("precision"), show_default=True, help="auto: bf16 on GPUs that support it, fp32 elsewhere.")
+@click.option("--lr-g", type=float, default=TrainConfig.default_of("lr_g"), show_default=True)
+@click.option("--lr-d", type=float, default=TrainConfig.default_of("lr_d"), show_default=True)
+@click.option("--lr-decay", type=click.Choice(LR_DECAYS), default=TrainConfig.default_of("lr_decay"), show_default=True, help="Learning-rate schedule: none (constant) or linear (both rates fall linearly to 0 at --steps).")
+@click.option("--aux-weight", type=float, default=TrainConfig.default_of("aux_weight"), show_default=True, help="Conditional: weight of an auxiliary classifier on D's features (AC-GAN, trained with D on real images; G makes fakes it classifies as asked; 0 = off).")
+@click.option("--beta1", type=float, default=TrainConfig.default_of("beta1"), show_default=True)
+@click.option("--beta2", type=float, default=TrainConfig.default_of("beta2"), show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default=TrainConfig.default_of("precision"), show_default=True, help="auto: bf16 on GPUs that support it, fp32 elsewhere.")
 @click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory format [default: on for CUDA and CPU, off for MPS].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the networks.")
 @click.option("--deterministic", is_flag=True, help="Deterministic kernels: bit-exact runs and resumes (slower on GPU).")
-@click.option("--seed", type=int, default=_field_default("seed"), show_default=True)
-@click.option("--device", default=_field_default("device"), show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
-@click.option("--placement", type=click.Choice(PLACEMENTS), default=_field_default("placement"), show_default=True, help="Dataset on the device, or streamed from pinned host memory.")
-@click.option("--weights", type=click.Choice(["sample", "none"]), default=_field_default("weights"), show_default=True, help="Honour per-sample weights in the shards by weighted sampling.")
-@click.option("--split", default=_field_default("split"), show_default=True, help="Dataset split to train on.")
-@click.option("--log-every", type=int, default=_field_default("log_every"), show_default=True, help="Steps between metric rows (the only host syncs).")
-@click.option("--sample-every", type=int, default=_field_default("sample_every"), show_default=True, help="Steps between fixed-noise sample grids.")
-@click.option("--checkpoint-every", type=int, default=_field_default("checkpoint_every"), show_default=True)
+@click.option("--seed", type=int, default=TrainConfig.default_of("seed"), show_default=True)
+@click.option("--device", default=TrainConfig.default_of("device"), show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
+@click.option("--placement", type=click.Choice(PLACEMENTS), default=TrainConfig.default_of("placement"), show_default=True, help="Dataset on the device, or streamed from pinned host memory.")
+@click.option("--weights", type=click.Choice(["sample", "none"]), default=TrainConfig.default_of("weights"), show_default=True, help="Honour per-sample weights in the shards by weighted sampling.")
+@click.option("--split", default=TrainConfig.default_of("split"), show_default=True, help="Dataset split to train on.")
+@click.option("--log-every", type=int, default=TrainConfig.default_of("log_every"), show_default=True, help="Steps between metric rows (the only host syncs).")
+@click.option("--sample-every", type=int, default=TrainConfig.default_of("sample_every"), show_default=True, help="Steps between fixed-noise sample grids.")
+@click.option("--checkpoint-every", type=int, default=TrainConfig.default_of("checkpoint_every"), show_default=True)
 @click.option("--eval-every", type=int, default=None, help="Steps between evaluations (best checkpoint) [default: --checkpoint-every; 0: off].")
 @click.option("--eval-samples", type=int, default=None, help=f"Samples per evaluation during training {_hw('eval_samples')}.")
-@click.option("--classifier-steps", type=int, default=_field_default("classifier_steps"), show_default=True, help="Most training steps of the evaluation classifier (it stops early at 99% held-out accuracy).")
+@click.option("--classifier-steps", type=int, default=TrainConfig.default_of("classifier_steps"), show_default=True, help="Most training steps of the evaluation classifier (it stops early at 99% held-out accuracy).")
 @click.option("--cache-dir", default=None, help="Where evaluation classifiers are cached [default: $GANTRAIN_CACHE or ~/.cache/gantrain].")
 @click.option("--resume", is_flag=True, help="Continue the run in -o up to --steps, exactly where it stopped.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")

@@ -149,6 +149,13 @@ class TrainConfig:
     collapse_d_loss: float = 0.05
     collapse_windows: int = 10
 
+    @classmethod
+    def default_of(cls, name: str) -> Any:
+        """The default of field ``name``: each option's default is declared
+        once, here, and the CLI and the benchmarks read it."""
+        field_ = cls.__dataclass_fields__[name]
+        return field_.default_factory() if field_.default is dataclasses.MISSING else field_.default  # type: ignore[misc]
+
     def validate(self) -> None:
         """Check every option; raises ``ConfigError`` naming the CLI option."""
         if not self.data:
