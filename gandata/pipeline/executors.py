@@ -12,10 +12,48 @@ import multiprocessing
 import multiprocessing.context
 import os
 import queue
+import sys
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Protocol, Sequence
+
+from gandata.errors import BuildError
+
+HELPER_LOST = (
+    "a worker process of this build stopped unexpectedly (killed, e.g. by the out-of-memory killer: try fewer "
+    "--workers or a lower --max-pixels); nothing was published, and re-running the same command resumes"
+)
+
+MAIN_GUARD = (
+    "gandata: this spawned build helper re-ran the main script {script}, which starts a build at its top level; "
+    'put the script\'s build() call under `if __name__ == "__main__":` (every helper imports the main script)'
+)
+
+
+def stop_if_starting_helper() -> None:
+    """Ends this process when it is a spawned helper still importing the
+    main script (multiprocessing re-runs a script's top level in every
+    spawned process): a script that calls build() unguarded would otherwise
+    start a second build, on the same output, inside each helper. Exiting is
+    the only safe step at that point, and SystemExit prints its message
+    without a traceback; the parent then reports the lost helper."""
+    # _inheriting is how multiprocessing itself tells this phase apart
+    # (spawn._check_not_importing_main); no public API says it, and
+    # parent_process() is set only after the main script has run.
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # The script runs as __mp_main__ while a helper imports it.
+        main = sys.modules.get("__mp_main__") or sys.modules.get("__main__")
+        raise SystemExit(MAIN_GUARD.format(script=getattr(main, "__file__", None) or "(unknown)"))
+
+
+def _result(future: Future) -> Any:
+    """A helper's result; a pool broken by a helper that died (killed, out
+    of memory) becomes a BuildError that says so."""
+    try:
+        return future.result()
+    except BrokenExecutor:
+        raise BuildError(HELPER_LOST) from None
 
 
 class Executor(Protocol):
@@ -143,7 +181,7 @@ class ProcessExecutor:
                 while not finished.empty():
                     index, future = finished.get()
                     delivered += 1
-                    yield index, future.result()
+                    yield index, _result(future)
                 index = take()
                 if index is not None:
                     delivered += 1
@@ -151,7 +189,7 @@ class ProcessExecutor:
                 elif delivered < len(tasks):
                     index, future = finished.get()
                     delivered += 1
-                    yield index, future.result()
+                    yield index, _result(future)
         finally:
             with lock:
                 state["stop"] = True

@@ -21,7 +21,7 @@ from gandata.config import BuildConfig
 from gandata.dataset.manifest import CARD_FILE, REJECTED_FILE, SAMPLES_FILE, STAGING_DIR
 from gandata.dataset.normalize import normalization_for
 from gandata.errors import BuildError
-from gandata.pipeline.executors import Executor, make_executor
+from gandata.pipeline.executors import Executor, make_executor, stop_if_starting_helper
 from gandata.pipeline.fill import run_synthetic_fill
 from gandata.pipeline.inputs import BuildInputs, open_sources
 from gandata.pipeline.stages import run_ingest, run_write
@@ -137,6 +137,7 @@ def ingest_only(config: BuildConfig, staging: Path, progress: ProgressFn | None 
     """Run only the ingest stage into ``staging`` (for ``gandata clean``):
     the staged table and the staged partition directories. Partitions are
     keyed like a build's, so a later run with the same options reuses them."""
+    stop_if_starting_helper()
     config.validate()
     sources = open_sources(config)
     staging.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from gandata.config import BuildConfig
 from gandata.errors import BuildError, ConfigError
-from gandata.pipeline.executors import Executor
+from gandata.pipeline.executors import Executor, stop_if_starting_helper
 from gandata.pipeline.inputs import open_inputs
 from gandata.pipeline.local import build_local
 from gandata.pipeline.lock import output_lock
@@ -58,6 +58,7 @@ def build(config: BuildConfig, progress: ProgressFn | None = None, executor: Exe
     work), BuildError when a stage fails; a failed build leaves any previous
     dataset in the output untouched.
     """
+    stop_if_starting_helper()
     config.validate()
     inputs = open_inputs(config)
     remote = is_remote(config.output)
