@@ -24,6 +24,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from gandata.util.ordered_product import ordered_matmul
+
 __all__ = ["box_thumbnails", "dhash", "phash", "phash_batch", "to_signed", "to_unsigned"]
 
 
@@ -82,7 +84,13 @@ def box_thumbnails(gray8: np.ndarray, side: int) -> np.ndarray | None:
 def _phash_bits(small: np.ndarray) -> np.ndarray:
     """[N, 32, 32] float thumbnails -> [N, 64] bits (low DCT band > its median)."""
     d = _dct_matrix(32)[:8]  # only the lowest 8x8 frequencies are kept
-    low = (d @ small @ d.T).reshape(len(small), 64)
+    n = len(small)
+    # D @ small @ D.T summed in a fixed order (BLAS kernels differ by CPU, and
+    # a flat image's AC coefficients are nothing but rounding: their order
+    # decided its bits): rows of every image first, then columns.
+    rows = ordered_matmul(d, small.transpose(1, 0, 2).reshape(32, n * 32))  # [8, N*32]
+    rows = rows.reshape(8, n, 32).transpose(1, 0, 2).reshape(n * 8, 32)
+    low = ordered_matmul(rows, d.T).reshape(n, 64)
     # 63 values, an odd count: the median is the 32nd smallest itself, as
     # np.median computes it; np.median would import numpy.ma on first use
     # (16 ms in every fresh worker).
@@ -100,7 +108,7 @@ def phash_batch(gray8: np.ndarray) -> np.ndarray:
     """``phash`` of every image of a uint8 stack [N, H, W], as int64 [N]."""
     small = box_thumbnails(gray8, 32)
     if small is None:
-        return np.array([phash(g) for g in gray8], dtype=np.int64)
+        small = np.stack([_thumbnail(g, 32, 32) for g in gray8]) if len(gray8) else np.zeros((0, 32, 32))
     packed = np.packbits(_phash_bits(small.astype(np.float64)), axis=1)  # [N, 8], most significant first
     return packed.view(">u8").reshape(-1).astype(np.uint64).view(np.int64)
 

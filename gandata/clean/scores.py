@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from gandata.clean.phash import box_thumbnails, phash, phash_batch
+from gandata.util.ordered_product import ordered_matmul
 
 __all__ = [
     "BLUR_MIN_STRUCTURE", "THUMB_PX", "blur_score", "channel_moments", "detail_share", "detail_shares", "image_scores", "luma",
@@ -51,7 +52,13 @@ def luma(pixels: np.ndarray) -> np.ndarray:
     """HxWxC uint8 -> HxW float32 luma (0-255)."""
     if pixels.shape[-1] == 1:
         return pixels[..., 0].astype(np.float32)
-    return pixels[..., :3].astype(np.float32) @ _LUMA
+    # Elementwise, not ``@ _LUMA``: OpenBLAS's AVX-512 kernel fuses the
+    # multiply-adds, so the same pixels gave other last bits on other CPUs.
+    rgb = pixels[..., :3].astype(np.float32)
+    out = rgb[..., 0] * _LUMA[0]
+    out += rgb[..., 1] * _LUMA[1]
+    out += rgb[..., 2] * _LUMA[2]
+    return out
 
 
 def _pool2(gray: np.ndarray) -> np.ndarray:
@@ -156,7 +163,7 @@ def detail_shares(tiles: list[np.ndarray | None]) -> np.ndarray:
         for axis, lines in enumerate((g[:, ::2, :] * window, (g[:, :, ::2] * window[:, None]).transpose(0, 2, 1))):
             spectrum = np.fft.rfft(lines, axis=2)
             power = (spectrum.real**2 + spectrum.imag**2).sum(axis=1, dtype=np.float32)  # [k, bins]
-            fine[:, axis], reference[:, axis] = (power @ bands).T
+            fine[:, axis], reference[:, axis] = ordered_matmul(power, bands).T  # not BLAS: the same bits on every CPU
         with np.errstate(divide="ignore", invalid="ignore"):
             share = (fine / reference).mean(axis=1)
         # No structure to compare with (uniform, a smooth ramp): not judged.

@@ -42,8 +42,10 @@ from gandata.util.arrow import (
 # ones (2: score_detail, score_jpeg_quality and split; 3: score_std from
 # exact channel moments, where a float32 std could differ in its low bits;
 # 4: folder, archive and object-store sources cut their last partitions
-# smaller, so a partition index names other items than before).
-STAGING_VERSION = 4
+# smaller, so a partition index names other items than before; 5: luma,
+# pHash and detail scores summed in a fixed order instead of by BLAS, whose
+# kernels differ by CPU, util/ordered_product).
+STAGING_VERSION = 5
 IMAGES_FILE = "images.npy"
 META_FILE = "meta.parquet"
 REJECTED_FILE = "rejected.jsonl"

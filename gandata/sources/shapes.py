@@ -14,8 +14,12 @@ its circumscribed circle spans 45-85% of the image side, and it lies (almost)
 fully inside the image.
 
 Determinism: image ``i`` depends only on the seed, ``i``, its class and the
-image size, never on how the work is partitioned; which index gets which class
-is a seeded shuffle of the class counts, so classes are interleaved.
+image size, never on how the work is partitioned or which machine renders it;
+which index gets which class is a seeded shuffle of the class counts, so
+classes are interleaved. Matrix products are summed in a fixed order
+(``gandata.util.ordered_product``), since BLAS kernels round differently per
+CPU; numpy's float32 ``exp`` and ``sin`` agree on every x86-64 CPU with AVX2
+and FMA (2013 on), and older ones compute them without FMA.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from gandata.config import SourceSpec
 from gandata.errors import SourceError
 from gandata.records import Rejection, Sample
 from gandata.sources.base import Partition, SourceContext
+from gandata.util.ordered_product import ordered_matmul
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -48,7 +53,9 @@ __all__ = [
 
 # Bump whenever the drawing code changes what any image looks like: it is part
 # of the fingerprint, so staged partitions from an older generator are redone.
-GENERATOR_VERSION = 1
+# 2: the noise and shadow products are summed in a fixed order, not by BLAS
+# (whose kernels gave other pixels on other CPUs).
+GENERATOR_VERSION = 2
 
 KINDS = ("shapes",)
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross")
@@ -417,8 +424,8 @@ def _background(draws: _Draws, rng: np.random.Generator, size: int, colours: lis
         g2 = grids[(coarse + 3) ** 2 :].reshape(fine + 3, fine + 3)
         w1, w2 = _spline_matrix(cells, coarse), _spline_matrix(cells, fine)
         # Both octaves in one product with an inner dimension <= 18.
-        left = np.concatenate([w1 @ g1, (w2 @ g2) * np.float32(0.4)], axis=1)
-        t = _upsample(left @ np.concatenate([w1, w2], axis=1).T, size)
+        left = np.concatenate([ordered_matmul(w1, g1), ordered_matmul(w2, g2) * np.float32(0.4)], axis=1)
+        t = _upsample(ordered_matmul(left, np.concatenate([w1, w2], axis=1).T), size)
         lo, hi = float(t.min()), float(t.max())
         t = (t - lo) * (1.0 / max(hi - lo, 1e-6))
     else:
@@ -496,7 +503,7 @@ def render_shape(seed: int, index: int, shape: str, size: int) -> np.ndarray:
             coarse = coverage if cells == size else _mask([(x * k, y * k) for x, y in verts], cells, 2)
             my = _blur_matrix(cells, math.sin(angle) * distance * k, blur * k)
             mx = _blur_matrix(cells, math.cos(angle) * distance * k, blur * k)
-            shadow = _upsample(my @ coarse @ mx.T, size)
+            shadow = _upsample(ordered_matmul(ordered_matmul(my, coarse), mx.T), size)
             img *= 1.0 - np.minimum(shadow, 1.0) * strength
 
     colour = shape_rgb[:, None, None]
