@@ -5,7 +5,8 @@ Runs in the write workers, called by gandata.write.shards for augmented copies:
 into worker processes. ``spec`` names the transforms (``"hflip,affine,color"``)
 and is what samples.parquet records in ``augmentation`` together with the
 seed; the seed alone decides the random parameters, so a copy is reproduced
-byte for byte by the same build seed.
+byte for byte by the same build seed with the same albumentations and OpenCV
+(``library_versions``, recorded in the manifest).
 
 A copy must never equal its original (the point of augmenting is to not feed
 the GAN the same bytes twice): when a draw happens to be the identity (no flip,
@@ -57,6 +58,16 @@ def _transforms(spec: str) -> tuple[Any, ...]:
         elif name:
             raise ConfigError(f"balance.augmentations: unknown augmentation {name!r}")
     return tuple(made)
+
+
+def library_versions() -> dict[str, str]:
+    """The versions of the libraries that draw a copy's pixels. The same seed
+    gives the same copy only with the same versions (OpenCV 4.14 and 5.0
+    draw different affine copies), so a build records them in its manifest."""
+    import albumentations
+    import cv2
+
+    return {"albumentations": str(albumentations.__version__), "opencv": str(cv2.__version__)}
 
 
 def _apply(pixels: np.ndarray, spec: str, seed: int) -> np.ndarray:

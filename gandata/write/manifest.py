@@ -15,6 +15,7 @@ from gandata.config import BuildConfig
 from gandata.dataset.manifest import FORMAT_NAME, FORMAT_VERSION, SHARDS_DIR
 from gandata.dataset.normalize import Normalization
 from gandata.dataset.splits import SPLIT_ORDER
+from gandata.image.augment import library_versions
 from gandata.plan.split import preassigned_splits
 from gandata.plan.table import Plan, StagedTable
 from gandata.sources.base import Source
@@ -68,6 +69,7 @@ def assemble_manifest(
         "rejections": dict(sorted(Counter(r["reason"] for r in rejections).items())),
         "num_upscaled": upscaled,
         **({"clean": plan.clean_summary} if plan.clean_summary else {}),
+        **_augmented_by(plan),
         "build_fingerprint": fingerprint,
         "config": config.to_json(),
     }
@@ -85,3 +87,11 @@ def _preassigned(staged: StagedTable, plan: Plan) -> dict[str, Any]:
     counts = {name: int(((codes == code) & original & (plan.splits == name)).sum()) for code, name in enumerate(SPLIT_ORDER)}
     counts = {name: n for name, n in counts.items() if n}
     return {"preassigned_splits": counts} if counts else {}
+
+
+def _augmented_by(plan: Plan) -> dict[str, Any]:
+    """``{"augmented_by": {library: version}}`` when the build wrote augmented
+    copies, whose pixels those versions drew; empty (no key) otherwise."""
+    if plan.augmentation is None or all(spec is None for spec in plan.augmentation):
+        return {}
+    return {"augmented_by": library_versions()}

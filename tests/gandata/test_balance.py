@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -115,6 +116,16 @@ def test_oversample_brings_every_class_to_the_majority_and_records_copies(folder
             assert copy["augmentation"].startswith("hflip,affine,color@seed=")
         else:
             assert same and copy["augmentation"] is None
+    # The copies' pixels are drawn by albumentations through OpenCV, whose versions move them
+    # (OpenCV 4.14 and 5.0 draw different affine copies): the manifest names the versions that drew them.
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    if augment:
+        import albumentations
+        import cv2
+
+        assert manifest["augmented_by"] == {"albumentations": albumentations.__version__, "opencv": cv2.__version__}
+    else:
+        assert "augmented_by" not in manifest
     # Copies spread over the originals: d (4 originals, 26 copies) copies each 6 or 7 times.
     per_original = Counter(c["derived_from"] for c in copies if c["class_name"] == "d")
     assert sorted(set(per_original.values())) == [6, 7]

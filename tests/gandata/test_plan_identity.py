@@ -12,7 +12,10 @@ quality 55-80) the PNG is now kept where the old rule kept the JPEG (larger
 by a pixel or two, or sharper by its compression artefacts). Re-recorded
 again when shards became even-sized (``SHARD_LAYOUT`` 2, issue 16): the same
 samples in the same order, cut into shards of equal size; rejected.jsonl did
-not change.
+not change. The digests of shards with augmented copies and of manifests were
+redefined when a fresh install's OpenCV (4.14 against 5.0) was found to draw
+other copies (``dataset_digest``); recorded by the code that still gave every
+earlier digest in the same run.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
+from safetensors.numpy import load_file
 
 from gandata.config import (
     BalanceConfig,
@@ -62,7 +67,15 @@ def make_messy_folder(root: Path) -> Path:
 def dataset_digest(out: Path, config_reset: dict | None = None) -> dict[str, str]:
     """sha256 of every published file; the manifest without ``created_by``
     and ``build_fingerprint`` (a folder source's fingerprint hashes file
-    mtimes, which differ between runs; it is not the plan's output)."""
+    mtimes, which differ between runs; it is not the plan's output) and
+    ``augmented_by`` (the library versions of the environment).
+
+    Augmented copies' pixels are drawn by albumentations through OpenCV, and
+    OpenCV 4.x and 5.0 draw different ones: a shard is digested with its
+    copies' images zeroed, and the manifest without the shards' file hashes.
+    Which samples are copied, from which original, with which seed, is in
+    samples.parquet, digested whole."""
+    copies = _augmented_rows(out)
     digests: dict[str, str] = {}
     for path in sorted(out.rglob("*")):
         if not path.is_file() or ".staging" in path.parts or path.name.startswith("."):
@@ -73,14 +86,31 @@ def dataset_digest(out: Path, config_reset: dict | None = None) -> dict[str, str
         data = path.read_bytes()
         if rel == "manifest.json":
             manifest = json.loads(data)
-            manifest.pop("created_by", None)
-            manifest.pop("build_fingerprint", None)
+            for key in ("created_by", "build_fingerprint", "augmented_by"):
+                manifest.pop(key, None)
+            for shard in manifest["shards"]:
+                shard.pop("sha256")
             # Run options a test changed (--keep-staging, --executor) are
             # saved in the config: digest it as the build without them.
             manifest["config"].update(config_reset or {})
             data = json.dumps(manifest, sort_keys=True).encode()
+        elif rel in copies:
+            tensors = load_file(str(path))
+            tensors["images"][copies[rel]] = 0
+            data = b"".join(name.encode() + tensors[name].tobytes() for name in sorted(tensors))
         digests[rel] = hashlib.sha256(data).hexdigest()[:16]
     return digests
+
+
+def _augmented_rows(out: Path) -> dict[str, list[int]]:
+    """Shard path -> the rows of its augmented copies."""
+    paths = [shard["path"] for shard in json.loads((out / "manifest.json").read_text(encoding="utf-8"))["shards"]]
+    rows = pq.read_table(out / "samples.parquet", columns=["shard", "row", "augmentation"]).to_pylist()
+    copies: dict[str, list[int]] = {}
+    for row in rows:
+        if row["augmentation"] is not None:
+            copies.setdefault(paths[row["shard"]], []).append(row["row"])
+    return copies
 
 
 def _config(case: str, out: str) -> BuildConfig:
