@@ -82,7 +82,7 @@ def box_thumbnails(gray8: np.ndarray, side: int) -> np.ndarray | None:
 
 
 def _phash_bits(small: np.ndarray) -> np.ndarray:
-    """[N, 32, 32] float thumbnails -> [N, 64] bits (low DCT band > its median)."""
+    """[N, 32, 32] thumbnails (uint8 or float) -> [N, 64] bits (low DCT band > its median)."""
     d = _dct_matrix(32)[:8].astype(np.float32)  # only the lowest 8x8 frequencies are kept
     n = len(small)
     # D @ small @ D.T summed in a fixed order (BLAS kernels differ by CPU, and
@@ -111,8 +111,8 @@ def phash_batch(gray8: np.ndarray) -> np.ndarray:
     """``phash`` of every image of a uint8 stack [N, H, W], as int64 [N]."""
     small = box_thumbnails(gray8, 32)
     if small is None:
-        small = np.stack([_thumbnail(g, 32, 32) for g in gray8]) if len(gray8) else np.zeros((0, 32, 32))
-    packed = np.packbits(_phash_bits(small.astype(np.float64)), axis=1)  # [N, 8], most significant first
+        small = np.stack([_thumbnail(g, 32, 32) for g in gray8]) if len(gray8) else np.zeros((0, 32, 32), np.float32)
+    packed = np.packbits(_phash_bits(small), axis=1)  # [N, 8], most significant first
     return packed.view(">u8").reshape(-1).astype(np.uint64).view(np.int64)
 
 
