@@ -14,7 +14,8 @@ again when shards became even-sized (``SHARD_LAYOUT`` 2, issue 16): the same
 samples in the same order, cut into shards of equal size; rejected.jsonl did
 not change. The digests of shards with augmented copies and of manifests were
 redefined when a fresh install's OpenCV (4.14 against 5.0) was found to draw
-other copies (``dataset_digest``); recorded by the code that still gave every
+other copies (``dataset_digest``), and samples.parquet's by its rows (the file
+records the pyarrow version); recorded by the code that still gave every
 earlier digest in the same run.
 """
 
@@ -74,7 +75,7 @@ def dataset_digest(out: Path, config_reset: dict | None = None) -> dict[str, str
     OpenCV 4.x and 5.0 draw different ones: a shard is digested with its
     copies' images zeroed, and the manifest without the shards' file hashes.
     Which samples are copied, from which original, with which seed, is in
-    samples.parquet, digested whole."""
+    samples.parquet, whose rows are digested."""
     copies = _augmented_rows(out)
     digests: dict[str, str] = {}
     for path in sorted(out.rglob("*")):
@@ -94,6 +95,10 @@ def dataset_digest(out: Path, config_reset: dict | None = None) -> dict[str, str
             # saved in the config: digest it as the build without them.
             manifest["config"].update(config_reset or {})
             data = json.dumps(manifest, sort_keys=True).encode()
+        elif rel == "samples.parquet":
+            # Its rows, not its bytes: the file records the pyarrow version that wrote it.
+            rows = pq.read_table(path).to_pylist()
+            data = json.dumps(rows, sort_keys=True, default=str).encode()
         elif rel in copies:
             tensors = load_file(str(path))
             tensors["images"][copies[rel]] = 0
