@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -55,14 +56,23 @@ for part in parts:
 """
 
 
-@pytest.mark.skipif(not {"avx2", "fma"} <= FLAGS, reason="needs an x86-64 CPU with AVX2 and FMA to run several OpenBLAS kernels")
-def test_pixels_luma_and_hashes_are_the_same_under_every_blas_kernel() -> None:
+NEEDS_KERNELS = pytest.mark.skipif(not {"avx2", "fma"} <= FLAGS, reason="needs an x86-64 CPU with AVX2 and FMA to run several OpenBLAS kernels")
+
+
+def _under_each_kernel(code: str, arg: Callable[[str], str] = lambda core: "") -> dict[str, str]:
+    """What ``python -c code arg(core)`` prints with each OpenBLAS kernel forced."""
     outputs = {}
     for core in CORES:
         env = {**os.environ, "OPENBLAS_CORETYPE": core}
-        done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run([sys.executable, "-c", code, arg(core)], env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        outputs[core] = done.stdout.split()
+        outputs[core] = done.stdout
+    return outputs
+
+
+@NEEDS_KERNELS
+def test_pixels_luma_and_hashes_are_the_same_under_every_blas_kernel() -> None:
+    outputs = {core: text.split() for core, text in _under_each_kernel(PROBE).items()}
     names = ("shapes pixels", "luma", "phash_batch", "phash", "batch scores", "batch hashes", "thumbnails", "detail shares", "image_scores")
     for core in CORES[1:]:
         differing = [name for name, x, y in zip(names, outputs[CORES[0]], outputs[core]) if x != y]
@@ -88,13 +98,7 @@ print(json.dumps([manifest["shards"], manifest["mean"], manifest["std"], manifes
 """
 
 
-@pytest.mark.skipif(not {"avx2", "fma"} <= FLAGS, reason="needs an x86-64 CPU with AVX2 and FMA to run several OpenBLAS kernels")
+@NEEDS_KERNELS
 def test_a_cleaned_balanced_build_is_the_same_under_every_blas_kernel(tmp_path: Path) -> None:
-    outputs = {}
-    for core in CORES:
-        env = {**os.environ, "OPENBLAS_CORETYPE": core}
-        out = tmp_path / core
-        done = subprocess.run([sys.executable, "-c", BUILD, str(out)], env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        outputs[core] = done.stdout.strip().splitlines()[-1]
+    outputs = {core: text.strip().splitlines()[-1] for core, text in _under_each_kernel(BUILD, lambda core: str(tmp_path / core)).items()}
     assert len(set(outputs.values())) == 1, {core: text[:200] for core, text in outputs.items()}
