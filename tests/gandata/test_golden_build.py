@@ -27,6 +27,7 @@ from gandata.config import (
     SourceSpec,
 )
 from gandata.pipeline import build
+from tests.common.digests import samples_digest
 
 # The default --max-pixels was 90,000,000 when these hashes were recorded (the
 # config is part of the manifest); the same config must give the same bytes.
@@ -82,13 +83,6 @@ def manifest_digest(out: Path) -> str:
     manifest.pop("created_by", None)
     manifest["config"].pop("output", None)
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
-
-
-def samples_digest(out: Path) -> str:
-    """The hash of samples.parquet's rows (not its bytes, which also record the
-    pyarrow version that wrote them)."""
-    rows = pq.read_table(out / "samples.parquet").to_pylist()
-    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
