@@ -117,6 +117,7 @@ def main() -> int:
     parser.add_argument("--lr-d", type=float, default=TrainConfig.default_of("lr_d"))
     parser.add_argument("--ema-decay", type=float, default=TrainConfig.default_of("ema_decay"))
     parser.add_argument("--lr-decay", default=TrainConfig.default_of("lr_decay"), choices=LR_DECAYS, help="Learning-rate schedule.")
+    parser.add_argument("--skip-z", action=argparse.BooleanOptionalAction, default=TrainConfig.default_of("skip_z"), help="z and the class in every BatchNorm of G (BigGAN).")
     parser.add_argument("--aux-weight", type=float, default=TrainConfig.default_of("aux_weight"), help="Auxiliary classifier on D's features (0 = off).")
     parser.add_argument("--ndf", type=int, default=0, help="D width (0: --width).")
     parser.add_argument("--device", default="auto")
@@ -187,7 +188,7 @@ def main() -> int:
     config = TrainConfig(
         data=str(data), run_dir=str(run), steps=args.steps, batch_size=args.batch_size, conditional=not args.unconditional,
         ngf=args.width, ndf=args.ndf or args.width, arch=args.arch, mismatch=args.mismatch, diversity=args.diversity, beta1=args.beta1, beta2=args.beta2, ema=True, ema_decay=args.ema_decay, lr_decay=args.lr_decay, aux_weight=args.aux_weight, seed=args.seed, loss=args.loss,
-        spectral_norm=args.spectral_norm, diffaugment=tuple(p for p in args.diffaugment.split(",") if p and p != "none"),
+        spectral_norm=args.spectral_norm, skip_z=args.skip_z, diffaugment=tuple(p for p in args.diffaugment.split(",") if p and p != "none"),
         lr_g=args.lr_g, lr_d=args.lr_d, device=args.device, precision=args.precision, log_every=100,
         sample_every=500, checkpoint_every=500, eval_every=args.eval_every, eval_samples=2000,
         classifier_steps=args.classifier_steps, cache_dir=str(cache),

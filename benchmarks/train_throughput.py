@@ -183,11 +183,12 @@ def run_gantrain(data_dir: Path, work: Path, batch_size: int, warmup: int, steps
     parity = mode == "parity"
     # The paper's network at the paper's width on any hardware (gantrain's
     # defaults are the pool D, and width 32 on a CPU), and the paper's plain
-    # objective (BCE, no spectral norm, no DiffAugment, no mode-seeking term,
-    # which the recipe does not have): the comparison is per network.
+    # objective and generator (BCE, no spectral norm, no DiffAugment, no
+    # mode-seeking term, no skip-z, which the recipe does not have): the
+    # comparison is per network.
     config = TrainConfig(
         data=str(data_dir), run_dir=str(run_dir), steps=warmup + steps, batch_size=batch_size, seed=seed,
-        arch="dcgan", ngf=64, ndf=64, nz=100, loss="bce", spectral_norm=False, diffaugment=(), diversity=0.0,
+        arch="dcgan", ngf=64, ndf=64, nz=100, loss="bce", spectral_norm=False, diffaugment=(), diversity=0.0, skip_z=False,
         device=str(device), precision="fp32" if parity else "auto", channels_last=False if parity else None,
         compile=compile_ and not parity, sample_every=10**9, checkpoint_every=10**9, eval_every=0,
     )

@@ -143,7 +143,7 @@ def _hw(key: str) -> str:
 # Options of `train` and the TrainConfig field each one sets.
 _TRAIN_FIELDS = {
     "steps": "steps", "batch_size": "batch_size", "conditional": "conditional", "arch": "arch", "loss": "loss",
-    "spectral_norm": "spectral_norm", "ema": "ema", "ema_decay": "ema_decay", "lr_decay": "lr_decay", "aux_weight": "aux_weight", "mismatch": "mismatch", "diversity": "diversity", "diffaugment": "diffaugment",
+    "spectral_norm": "spectral_norm", "skip_z": "skip_z", "ema": "ema", "ema_decay": "ema_decay", "lr_decay": "lr_decay", "aux_weight": "aux_weight", "mismatch": "mismatch", "diversity": "diversity", "diffaugment": "diffaugment",
     "flip": "flip", "nz": "nz", "ngf": "ngf", "ndf": "ndf", "lr_g": "lr_g", "lr_d": "lr_d", "beta1": "beta1",
     "beta2": "beta2", "precision": "precision", "channels_last": "channels_last", "compile": "compile",
     "deterministic": "deterministic", "seed": "seed", "device": "device", "placement": "placement",
@@ -172,6 +172,7 @@ def _parse_augment(value: str | None) -> tuple[str, ...]:
 @click.option("--arch", type=click.Choice(ARCHS), default=TrainConfig.default_of("arch"), show_default=True, help="Discriminator body: pool (3x3 convs + max-pool, sees outlines), dcgan (the paper's), resnet (SNGAN-style; use with --spectral-norm --loss hinge).")
 @click.option("--loss", type=click.Choice(LOSSES), default=TrainConfig.default_of("loss"), show_default=True, help="Hinge or non-saturating BCE-with-logits (the paper's).")
 @click.option("--spectral-norm/--no-spectral-norm", default=TrainConfig.default_of("spectral_norm"), show_default=True, help="Spectral normalisation in D (replaces its BatchNorm).")
+@click.option("--skip-z/--no-skip-z", default=TrainConfig.default_of("skip_z"), show_default=True, help="BigGAN's skip-z: every BatchNorm of G takes its scale and shift from z and the class.")
 @click.option("--ema/--no-ema", default=TrainConfig.default_of("ema"), show_default=True, help="Keep an exponential moving average of G.")
 @click.option("--ema-decay", type=float, default=TrainConfig.default_of("ema_decay"), show_default=True,
               help="Largest EMA decay: the decay at step k is min(this, (1 + k) / (10 + k)), below 0.999 for the "

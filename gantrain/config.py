@@ -77,6 +77,14 @@ class TrainConfig:
     # spectral norm) to 94.9% and 53x at seed 0, and from 92.2% / 55x to
     # 96.2% / 47x at seed 1, at the same CPU time.
     spectral_norm: bool = True
+    # BigGAN's skip-z: every BatchNorm of G takes its scale and shift from z
+    # and the class (gantrain.models.LatentBatchNorm2d), instead of from the
+    # class alone. The default since issue 20's seventh session: on
+    # synth:shapes (CPU, width 32, batch 64, 3,000 steps) the best checkpoint
+    # went from FD 2.72 (63x the class-matched floor) to 1.88 (43x) at seed 0
+    # and to 1.84 (33x) at seed 1, and on MNIST-style digits from 0.398 to
+    # 0.370 at 99.8% classified as asked, at the same CPU time.
+    skip_z: bool = True
     # Optimisation (Radford et al.: Adam 2e-4, betas 0.5/0.999; the loss is
     # hinge, see above, where the paper's is BCE).
     loss: str = "hinge"
@@ -253,6 +261,7 @@ class TrainConfig:
         values.setdefault("diversity", 0.0)
         values.setdefault("lr_decay", "none")
         values.setdefault("aux_weight", 0.0)
+        values.setdefault("skip_z", False)
         return cls(**values)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "TrainConfig":
@@ -299,6 +308,7 @@ class ModelConfig:
     ngf: int = 64
     ndf: int = 64
     spectral_norm: bool = False
+    skip_z: bool = False
     # An auxiliary classifier head on D's features (TrainConfig.aux_weight > 0).
     aux_classifier: bool = False
     offset: tuple[float, ...] = field(default_factory=tuple)
@@ -340,6 +350,7 @@ class ModelConfig:
         values = dict(data)
         # Checkpoints written before "arch" existed hold the paper's network.
         values.setdefault("arch", "dcgan")
+        values.setdefault("skip_z", False)
         for key in ("offset", "scale", "classes"):
             values[key] = tuple(values.get(key, ()))
         return cls(**values)

@@ -16,6 +16,11 @@ same image, Frechet distance 93 -- while the one-hot code kept z in use
 discriminator gets the label through a projection (Miyato & Koyama 2018): the
 logit gets an extra term <embed(y), phi(x)>. The discriminator always returns logits, so the
 losses can use numerically stable, autocast-safe formulations.
+
+With ``skip_z`` (the training default) every BatchNorm of G takes its scale
+and shift from z and the one-hot class (BigGAN's skip-z) instead of from the
+class alone: choices a sample shares across its area, like a shape's colour,
+then reach every layer (docs/GANTRAIN.md, Measured numbers).
 """
 
 from __future__ import annotations
@@ -50,6 +55,24 @@ class ConditionalBatchNorm2d(nn.Module):
         return self.norm(x) * gain + bias
 
 
+class LatentBatchNorm2d(nn.Module):
+    """BatchNorm without its own affine, followed by a scale and shift
+    computed from G's whole input code (z and the one-hot class): BigGAN's
+    skip-z conditional BatchNorm. Global choices drawn from z (a shape's
+    colour, its size) then reach every layer directly instead of having to
+    survive the upsampling path."""
+
+    def __init__(self, num_features: int, code_size: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(num_features, affine=False)
+        self.gain = nn.Linear(code_size, num_features)
+        self.bias = nn.Linear(code_size, num_features)
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        gain = 1.0 + self.gain(code)[:, :, None, None]
+        return self.norm(x) * gain + self.bias(code)[:, :, None, None]
+
+
 class Generator(nn.Module):
     """z [B, nz] (and labels [B] when conditional) -> images [B, C, H, W].
 
@@ -70,7 +93,9 @@ class Generator(nn.Module):
         layers = [nn.ConvTranspose2d(z_channels, widths[0], 4, 1, 0, bias=False)]
         layers += [nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1, bias=False) for i in range(n_up - 1)]
         self.blocks = nn.ModuleList(layers)
-        if config.conditional:
+        if config.skip_z:
+            self.norms = nn.ModuleList(LatentBatchNorm2d(w, z_channels) for w in widths)
+        elif config.conditional:
             self.norms = nn.ModuleList(ConditionalBatchNorm2d(w, config.num_classes) for w in widths)
         else:
             self.norms = nn.ModuleList(nn.BatchNorm2d(w) for w in widths)
@@ -92,9 +117,15 @@ class Generator(nn.Module):
         if self.num_classes:
             code = F.one_hot(labels, self.num_classes).to(h.dtype).view(h.shape[0], -1, 1, 1)
             h = torch.cat([h, code], dim=1)
+        code = h.flatten(1)
         for block, norm in zip(self.blocks, self.norms):
             h = block(h)
-            h = norm(h, labels) if self.num_classes else norm(h)
+            if self.config.skip_z:
+                h = norm(h, code)
+            elif self.num_classes:
+                h = norm(h, labels)
+            else:
+                h = norm(h)
             h = F.relu(h)
         x = torch.tanh(self.to_image(h))
         if not self._identity_output:
@@ -306,6 +337,10 @@ def init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+        elif isinstance(m, LatentBatchNorm2d):
+            for linear in (m.gain, m.bias):
+                nn.init.normal_(linear.weight, 0.0, 0.02)
+                nn.init.zeros_(linear.bias)
         elif isinstance(m, ConditionalBatchNorm2d):
             nn.init.normal_(m.gain.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias.weight)

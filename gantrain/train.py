@@ -137,7 +137,7 @@ def resolve(config: TrainConfig) -> ResolvedRun:
         raise DataError(f"DATA: images are {h}x{w}; the DCGAN needs square images (rebuild with --resize crop)")
     model = ModelConfig(
         image_size=h, channels=c, num_classes=len(info.classes), conditional=config.conditional, arch=config.arch,
-        nz=config.nz, ngf=config.ngf, ndf=config.ndf, spectral_norm=config.spectral_norm,
+        nz=config.nz, ngf=config.ngf, ndf=config.ndf, spectral_norm=config.spectral_norm, skip_z=config.skip_z,
         aux_classifier=config.conditional and config.aux_weight > 0, offset=info.offset,
         scale=info.scale, classes=info.classes,
     )
@@ -155,6 +155,7 @@ def describe_config(config: TrainConfig, device: torch.device) -> str:
     return (
         f"{config.steps} steps, batch {config.batch_size}, ngf {config.ngf}, ndf {config.ndf}, "
         f"D {config.arch}, loss {config.loss}, lr decay {config.lr_decay}"
+        + (", G skip-z" if config.skip_z else "")
         + (f", aux classifier {config.aux_weight}" if config.aux_weight else "")
         + f", eval samples {config.eval_samples} "
         f"(unset sizes use the {hardware} defaults; see --dry-run for everything)"

@@ -23,8 +23,9 @@ def _config(size=32, channels=3, conditional=False, sn=False, width=4, **kw) -> 
 @pytest.mark.parametrize("conditional", [False, True])
 @pytest.mark.parametrize("sn", [False, True])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_shapes_of_every_size_and_variant(size, channels, conditional, sn, arch):
-    G, D = build_models(_config(size, channels, conditional, sn, arch=arch))
+@pytest.mark.parametrize("skip_z", [False, True])
+def test_shapes_of_every_size_and_variant(size, channels, conditional, sn, arch, skip_z):
+    G, D = build_models(_config(size, channels, conditional, sn, arch=arch, skip_z=skip_z))
     z = torch.randn(3, 8)
     y = torch.tensor([0, 4, 2]) if conditional else None
     x = G(z, y)

@@ -176,3 +176,51 @@ def test_hinge_and_spectral_norm_are_the_default_and_can_be_turned_off(tiny_data
     saved = TrainConfig(data="d", run_dir="r", loss="bce", spectral_norm=False).to_json()
     old = TrainConfig.from_json(saved)  # a run saved with BCE and no spectral norm keeps them
     assert old.loss == "bce" and old.spectral_norm is False
+
+
+# --- skip-z: z and the class in every BatchNorm of G ---------------------------------------------------
+
+
+def _skip_z_model(**kw) -> ModelConfig:
+    values = dict(image_size=32, channels=3, num_classes=3, conditional=True, nz=16, ngf=4, ndf=4, skip_z=True,
+                  offset=(0.5,) * 3, scale=(0.5,) * 3, classes=("a", "b", "c"))
+    values.update(kw)
+    return ModelConfig(**values)
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+def test_skip_z_lets_z_set_every_batchnorm(conditional):
+    from gantrain.models import LatentBatchNorm2d
+
+    torch.manual_seed(0)
+    classes = ("a", "b", "c") if conditional else ()
+    G, _ = build_models(_skip_z_model(conditional=conditional, num_classes=len(classes), classes=classes))
+    assert all(isinstance(norm, LatentBatchNorm2d) for norm in G.norms)
+    G.eval()
+    y = torch.tensor([1, 1]) if conditional else None
+    z = torch.randn(2, 16)
+    with torch.no_grad():
+        G.blocks[0].weight.zero_()  # the first layer no longer passes z on: only the norms can
+        for norm in G.norms:
+            norm.gain.weight.normal_(0.0, 0.5)
+            norm.bias.weight.normal_(0.0, 0.5)
+        x = G(z, y)
+    assert not torch.allclose(x[0], x[1])
+
+
+def test_skip_z_is_the_default_trains_samples_and_is_off_in_old_runs(tiny_dataset, tmp_path):
+    import json
+
+    from gantrain.sample import load_generator
+
+    assert TrainConfig(data="d", run_dir="r").skip_z is True
+    train(tiny_config(tiny_dataset, tmp_path / "run", conditional=True, ema=True, steps=6), reporter=SilentReporter())
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["model"]["skip_z"] is True
+    images, _ = load_generator(tmp_path / "run", checkpoint="last").generate_uint8(4, labels=1, seed=0)
+    assert images.shape == (4, 3, 32, 32)
+    base = ["train", str(tiny_dataset), "--dry-run", "--device", "cpu"]
+    off = json.loads(CliRunner().invoke(main, [*base, "-o", str(tmp_path / "b"), "--no-skip-z"]).output)
+    assert off["train"]["skip_z"] is False and off["model"]["skip_z"] is False
+    saved, model = TrainConfig(data="d", run_dir="r", skip_z=True).to_json(), _skip_z_model().to_json()
+    del saved["skip_z"], model["skip_z"]
+    assert TrainConfig.from_json(saved).skip_z is False and ModelConfig.from_json(model).skip_z is False
