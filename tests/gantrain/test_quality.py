@@ -51,3 +51,19 @@ def test_the_benchmark_trains_on_any_labelled_source(tmp_path):
     assert results["steps"] == 2 and set(results["yardsticks_fd"]) == {
         "noise sd 4", "noise sd 8", "3x3 box blur at half strength"}
     assert "for scale, real images perturbed" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_benchmark_reports_an_unconditional_run(tmp_path):
+    """--unconditional (a diagnostic) has no class score: the verdict is on the
+    Frechet distance alone, and the run ends with FAIL or PASS, not a traceback."""
+    out = tmp_path / "quality"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "shapes_quality.py"), "--out", str(out), "--count", "200",
+         "--unconditional", "--steps", "2", "--eval-every", "0", "--samples", "40", "--classifier-steps", "5",
+         "--threads", "1"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "classified as asked n/a (unconditional)" in proc.stdout
+    assert json.loads((out / "results.json").read_text())["verdict"] in ("PASS", "FAIL")
