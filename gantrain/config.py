@@ -82,8 +82,8 @@ class TrainConfig:
     # class alone. The default since issue 20's seventh session: on
     # synth:shapes (CPU, width 32, batch 64, 3,000 steps) the best checkpoint
     # went from FD 2.72 (63x the class-matched floor) to 1.88 (43x) at seed 0
-    # and to 1.84 (33x) at seed 1, and on MNIST-style digits from 0.398 to
-    # 0.370 at 99.8% classified as asked, at the same CPU time.
+    # and from 2.88 (52x) to 1.84 (33x) at seed 1, and on MNIST-style digits
+    # from 0.398 to 0.370 at 99.8% classified as asked, at the same CPU time.
     skip_z: bool = True
     # Optimisation (Radford et al.: Adam 2e-4, betas 0.5/0.999; the loss is
     # hinge, see above, where the paper's is BCE).
