@@ -115,9 +115,9 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = z.view(z.shape[0], -1, 1, 1)
         if self.num_classes:
-            code = F.one_hot(labels, self.num_classes).to(h.dtype).view(h.shape[0], -1, 1, 1)
-            h = torch.cat([h, code], dim=1)
-        code = h.flatten(1)
+            one_hot = F.one_hot(labels, self.num_classes).to(h.dtype).view(h.shape[0], -1, 1, 1)
+            h = torch.cat([h, one_hot], dim=1)
+        code = h.flatten(1)  # [z, one-hot class]: what skip-z's norms read
         for block, norm in zip(self.blocks, self.norms):
             h = block(h)
             if self.config.skip_z:
