@@ -16,6 +16,7 @@ from gantrain.train import SilentReporter, resolve, resume_config, train
 
 from .conftest import tiny_config
 from .test_checkpoint import _assert_same_state
+from .test_models import _config as model_config
 
 # --- learning-rate schedule ----------------------------------------------------------------------
 
@@ -181,24 +182,16 @@ def test_hinge_and_spectral_norm_are_the_default_and_can_be_turned_off(tiny_data
 # --- skip-z: z and the class in every BatchNorm of G ---------------------------------------------------
 
 
-def _skip_z_model(**kw) -> ModelConfig:
-    values = dict(image_size=32, channels=3, num_classes=3, conditional=True, nz=16, ngf=4, ndf=4, skip_z=True,
-                  offset=(0.5,) * 3, scale=(0.5,) * 3, classes=("a", "b", "c"))
-    values.update(kw)
-    return ModelConfig(**values)
-
-
 @pytest.mark.parametrize("conditional", [True, False])
 def test_skip_z_lets_z_set_every_batchnorm(conditional):
     from gantrain.models import LatentBatchNorm2d
 
     torch.manual_seed(0)
-    classes = ("a", "b", "c") if conditional else ()
-    G, _ = build_models(_skip_z_model(conditional=conditional, num_classes=len(classes), classes=classes))
+    G, _ = build_models(model_config(conditional=conditional, skip_z=True))
     assert all(isinstance(norm, LatentBatchNorm2d) for norm in G.norms)
     G.eval()
     y = torch.tensor([1, 1]) if conditional else None
-    z = torch.randn(2, 16)
+    z = torch.randn(2, 8)
     with torch.no_grad():
         G.blocks[0].weight.zero_()  # the first layer no longer passes z on: only the norms can
         for norm in G.norms:
@@ -221,6 +214,6 @@ def test_skip_z_is_the_default_trains_samples_and_is_off_in_old_runs(tiny_datase
     base = ["train", str(tiny_dataset), "--dry-run", "--device", "cpu"]
     off = json.loads(CliRunner().invoke(main, [*base, "-o", str(tmp_path / "b"), "--no-skip-z"]).output)
     assert off["train"]["skip_z"] is False and off["model"]["skip_z"] is False
-    saved, model = TrainConfig(data="d", run_dir="r", skip_z=True).to_json(), _skip_z_model().to_json()
+    saved, model = TrainConfig(data="d", run_dir="r", skip_z=True).to_json(), model_config(conditional=True, skip_z=True).to_json()
     del saved["skip_z"], model["skip_z"]
     assert TrainConfig.from_json(saved).skip_z is False and ModelConfig.from_json(model).skip_z is False
